@@ -1,0 +1,38 @@
+// `vfio-hook check`: what prepare would do for a domain, and every refusal, changing nothing.
+
+#include "cli/commands.hpp"
+#include "core/domain_xml.hpp"
+
+namespace vfio_hook {
+
+int run_check(Host& host, const std::string& domain_xml, const std::string& source, std::ostream& out) {
+    auto domain = parse_domain_xml(domain_xml);
+    if (!domain) {
+        out << source << ": " << domain.error() << "\n";
+        return 2;
+    }
+    out << "domain '" << domain->name << "' (uuid " << domain->uuid.str() << "): "
+        << domain->pci_devices.size() << " host PCI device(s)\n";
+    if (domain->pci_devices.empty()) return 0;
+    // Looking may load the vfio-pci module (harmless); it moves no device.
+    HostView view = look_before_prepare(host, *domain);
+    PreparePlan plan = plan_with(host, *domain, domain->uuid.str(), view);
+    for (const auto& move : plan.moves) {
+        const PciDevice* device = view.bus.find(move.address);
+        out << "  move  " << move.address.str() << " (" << (device ? device->kind() : "?") << ", "
+            << (device ? device->vendor_device() : "?") << ", group "
+            << (move.group ? std::to_string(*move.group) : "?") << "): "
+            << move.from.value_or("no driver") << " -> vfio-pci"
+            << (move.requested ? "" : "  [group companion]")
+            << (move.already_on_vfio ? "  [already there, ours]" : "") << "\n";
+    }
+    for (const auto& address : plan.left_on_vfio) {
+        out << "  keep  " << address.str() << ": already on vfio-pci before us; left alone\n";
+    }
+    for (const auto& warning : plan.warnings) out << "  warning: " << warning.line() << "\n";
+    for (const auto& refusal : plan.refusals) out << "  refused: " << refusal.line() << "\n";
+    out << (plan.refused() ? "would refuse to start\n" : "ready to start\n");
+    return plan.refused() ? 1 : 0;
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,87 @@
+// libvirt's QEMU hook: prepare begin moves the domain's devices to vfio-pci, release end gives
+// them back. Nothing is ever printed on stdout: for migrate/restore libvirt would parse it as a
+// replacement domain XML.
+
+#include <optional>
+
+#include "cli/commands.hpp"
+#include "core/domain_xml.hpp"
+#include "host/log.hpp"
+
+namespace vfio_hook {
+namespace {
+
+// Finishes what an earlier run for this domain left (a crash mid-move, a failed release).
+void finish_unfinished(Host& host, const Domain& domain) {
+    auto report = release_owner(host, domain.uuid.str());
+    for (const auto& line : report.restored) logger().info("unfinished earlier run: {}", line);
+    for (const auto& line : report.problems) logger().warn("unfinished earlier run: {}", line);
+    for (const auto& line : report.kept) logger().warn("unfinished earlier run: {}", line);
+}
+
+int prepare(Host& host, const Domain& domain) {
+    StateJournal journal(host.paths);
+    // VMs without host PCI devices never wait on the lock.
+    if (domain.pci_devices.empty() && !journal.has_record(domain.uuid.str())) return 0;
+    auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+    if (!lock) {
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name + "': " + lock.error());
+        return 1;
+    }
+    finish_unfinished(host, domain);
+    if (domain.pci_devices.empty()) return 0;
+
+    HostView view = look_before_prepare(host, domain);
+    PreparePlan plan = plan_with(host, domain, domain.uuid.str(), view);
+    for (const auto& warning : plan.warnings) {
+        tell_user(spdlog::level::warn, "vfio-hook: warning: " + warning.line());
+    }
+    if (plan.refused()) {
+        for (const auto& refusal : plan.refusals) {
+            tell_user(spdlog::level::err, "vfio-hook: refused: " + refusal.line());
+        }
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name +
+                                          "' not started; nothing was changed");
+        return 1;
+    }
+    auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);
+    for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    return failure.empty() ? 0 : 1;
+}
+
+int release(Host& host, const Domain& domain) {
+    StateJournal journal(host.paths);
+    if (!journal.has_record(domain.uuid.str())) return 0;  // nothing of this domain's moved
+    auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+    if (!lock) {
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name + "': " + lock.error() +
+                                          "; its devices stay recorded for `vfio-hook recover`");
+        return 0;
+    }
+    auto report = release_owner(host, domain.uuid.str());
+    for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
+    for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    // libvirt ignores release's exit status: the record keeps what failed for `recover`.
+    return 0;
+}
+
+}  // namespace
+
+int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {
+    set_log_context({call.domain, "", call.operation});
+    auto domain = parse_domain_xml(domain_xml);
+    if (!domain) {
+        if (call.operation == "prepare") {
+            tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + domain.error());
+            return 1;
+        }
+        logger().error("domain '{}': {}", call.domain, domain.error());
+        return 0;
+    }
+    set_log_context({domain->name, domain->uuid.str(), call.operation});
+    if (call.operation == "prepare") return prepare(host, *domain);
+    if (call.operation == "release") return release(host, *domain);
+    return 0;
+}
+
+}  // namespace vfio_hook

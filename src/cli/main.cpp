@@ -1,0 +1,20 @@
+// vfio-hook's entry point: answers libvirt's hook calls it has nothing to do for before touching
+// anything else (it runs for every lifecycle event of every VM), and wires the real host for the
+// rest.
+
+#include <cstring>
+#include <iostream>
+
+#include "cli/cli.hpp"
+
+int main(int argc, char** argv) {
+    if (argc > 0 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
+        (argc < 4 || !vfio_hook::hook_acts_on(argv[2], argv[3])))
+        return 0;
+    vfio_hook::CliEnvironment environment{
+        [](const vfio_hook::Settings& settings) {
+            return std::make_unique<vfio_hook::RealKernel>(settings.write_deadline);
+        },
+        vfio_hook::read_all_stdin, std::cout, std::cerr};
+    return vfio_hook::run_cli(std::vector<std::string>(argv, argv + argc), environment);
+}

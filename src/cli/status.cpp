@@ -1,0 +1,169 @@
+// `vfio-hook status`: the host's readiness for GPU passthrough, as a table or JSON; exit 0 when
+// ready, 1 when something needs fixing (each problem printed with its fix).
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "core/host_report.hpp"
+#include "host/kernel_log_reader.hpp"
+#include "host/pci_bus.hpp"
+
+namespace vfio_hook {
+namespace fs = std::filesystem;
+namespace {
+
+std::string read_text(const fs::path& file) {
+    std::ifstream stream(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(stream), {});
+}
+
+DriverHolds read_driver_holds(const HostPaths& paths, const std::string& cmdline) {
+    DriverHolds holds;
+    for (const char* dir : {"etc/modprobe.d", "usr/lib/modprobe.d", "lib/modprobe.d", "run/modprobe.d"}) {
+        std::error_code error;
+        for (const auto& entry : fs::directory_iterator(paths.root / dir, error)) {
+            if (entry.path().extension() == ".conf") read_modprobe_config(read_text(entry.path()), holds);
+        }
+    }
+    read_kernel_cmdline(cmdline, holds);
+    return holds;
+}
+
+bool vfio_pci_installed(const HostPaths& paths) {
+    std::string release = read_small_file(paths.proc() / "sys/kernel/osrelease");
+    fs::path modules = paths.root / "lib/modules" / release;
+    for (const char* index : {"modules.dep", "modules.builtin"}) {
+        if (read_text(modules / index).find("vfio-pci.ko") != std::string::npos) return true;
+    }
+    return false;
+}
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char escaped[8];
+                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+                    out += escaped;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
+}
+
+template <typename Container, typename Render>
+std::string json_array(const Container& items, Render render) {
+    std::string out = "[";
+    for (const auto& item : items) {
+        if (out.size() > 1) out += ',';
+        out += render(item);
+    }
+    return out + "]";
+}
+
+std::string json_device(const PciDevice& device) {
+    std::ostringstream out;
+    out << "{\"address\":" << json_string(device.address.str())
+        << ",\"kind\":" << json_string(device.kind())
+        << ",\"vendor_device\":" << json_string(device.vendor_device())
+        << ",\"driver\":" << (device.driver ? json_string(*device.driver) : "null")
+        << ",\"driver_override\":" << json_string(device.driver_override)
+        << ",\"iommu_group\":" << (device.iommu_group ? std::to_string(*device.iommu_group) : "null")
+        << ",\"boot_vga\":" << (device.boot_vga ? "true" : "false")
+        << ",\"power_state\":" << json_string(device.power_state)
+        << ",\"reset_methods\":" << json_string(device.reset_methods) << "}";
+    return out.str();
+}
+
+void render_json(const HostReport& report, std::ostream& out) {
+    auto quoted = [](const std::string& text) { return json_string(text); };
+    out << "{\"ready\":" << (report.ready() ? "true" : "false")
+        << ",\"iommu\":{\"enabled\":" << (report.iommu_enabled ? "true" : "false")
+        << ",\"groups\":" << report.group_count
+        << ",\"kernel_parameters\":" << json_array(report.iommu_parameters, quoted) << "}"
+        << ",\"vfio_pci_loaded\":" << (report.vfio_pci_present ? "true" : "false")
+        << ",\"blacklisted\":" << json_array(report.holds.blacklisted, quoted)
+        << ",\"vfio_pci_ids\":" << json_array(report.holds.vfio_pci_ids, quoted)
+        << ",\"gpus\":" << json_array(report.gpus, [&](const GpuReport& gpu) {
+               std::string text = json_device(gpu.gpu);
+               text.pop_back();
+               return text + ",\"companions\":" + json_array(gpu.companions, json_device) +
+                      ",\"vm\":" + json_string(gpu.owner) +
+                      ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted) + "}";
+           })
+        << ",\"problems\":" << json_array(report.problems, [&](const Refusal& problem) {
+               return "{\"address\":" + (problem.address ? json_string(problem.address->str()) : std::string("null")) +
+                      ",\"problem\":" + json_string(problem.reason) + ",\"fix\":" + json_string(problem.fix) + "}";
+           })
+        << "}\n";
+}
+
+std::string list_or_none(const std::set<std::string>& items) {
+    std::string text;
+    for (const auto& item : items) text += (text.empty() ? "" : ", ") + item;
+    return text.empty() ? "none" : text;
+}
+
+void render_device_row(const PciDevice& device, const std::string& indent, std::ostream& out) {
+    out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]"
+        << "  driver " << device.driver.value_or("none")
+        << (device.boot_vga ? "  boot_vga" : "")
+        << (device.power_state.empty() ? "" : "  " + device.power_state)
+        << "  reset " << (device.reset_methods.empty() ? "none" : device.reset_methods) << "\n";
+}
+
+void render_table(const HostReport& report, std::ostream& out) {
+    out << "IOMMU:      " << (report.iommu_enabled ? "enabled, " + std::to_string(report.group_count) + " groups" : "OFF");
+    std::string parameters;
+    for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
+    out << (parameters.empty() ? "  (no IOMMU kernel parameters)" : "  (kernel:" + parameters + ")") << "\n";
+    out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : "not loaded (vfio-hook loads it on demand)") << "\n";
+    out << "blacklisted modules: " << list_or_none(report.holds.blacklisted)
+        << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";
+    out << "GPUs:\n";
+    if (report.gpus.empty()) out << "  none found\n";
+    for (const auto& gpu : report.gpus) {
+        out << "  group " << (gpu.gpu.iommu_group ? std::to_string(*gpu.gpu.iommu_group) : "none")
+            << (gpu.owner.empty() ? "" : "  given to " + gpu.owner) << "\n";
+        render_device_row(gpu.gpu, "    ", out);
+        for (const auto& companion : gpu.companions) render_device_row(companion, "    + ", out);
+        for (const auto& line : gpu.log_problems) out << "    kernel log: " << line << "\n";
+    }
+    if (report.ready()) {
+        out << "ready\n";
+        return;
+    }
+    out << "not ready:\n";
+    for (const auto& problem : report.problems) out << "  " << problem.line() << "\n";
+}
+
+}  // namespace
+
+int run_status(Host& host, bool json, std::ostream& out) {
+    BusSnapshot bus = read_whole_bus(host.paths);
+    auto records = StateJournal(host.paths).load_all();
+    auto kernel_log = read_kernel_log(host.paths);
+    std::string cmdline = read_small_file(host.paths.proc() / "cmdline");
+    std::error_code error;
+    HostReport report = assess_host({bus, records, kernel_log, cmdline, read_driver_holds(host.paths, cmdline),
+                                     fs::exists(host.paths.pci_driver("vfio-pci"), error),
+                                     vfio_pci_installed(host.paths)});
+    if (json) {
+        render_json(report, out);
+    } else {
+        render_table(report, out);
+    }
+    return report.ready() ? 0 : 1;
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,242 @@
+#include "core/domain_xml.hpp"
+
+#include <libxml/xmlreader.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+
+namespace vfio_hook {
+namespace {
+
+using Reader = std::unique_ptr<xmlTextReader, decltype(&xmlFreeTextReader)>;
+
+std::string to_string(const xmlChar* text) {
+    return text ? std::string(reinterpret_cast<const char*>(text)) : std::string();
+}
+
+std::string owned_string(xmlChar* text) {
+    std::string result = to_string(text);
+    xmlFree(text);
+    return result;
+}
+
+bool is(const xmlChar* name, std::string_view expected) {
+    return name && std::string_view(reinterpret_cast<const char*>(name)) == expected;
+}
+
+std::optional<std::string> attribute(xmlNodePtr node, const char* name) {
+    xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
+    if (!value) return std::nullopt;
+    return owned_string(value);
+}
+
+xmlNodePtr child_element(xmlNodePtr node, std::string_view name) {
+    for (xmlNodePtr child = node->children; child; child = child->next) {
+        if (child->type == XML_ELEMENT_NODE && is(child->name, name)) return child;
+    }
+    return nullptr;
+}
+
+// libvirt reads these attributes with base 0 (virStrToLong_uip): "0x1f", "31" and "037" all work.
+std::optional<unsigned long> parse_number(const std::string& text) {
+    if (text.empty() || text[0] == '-' || text[0] == '+' || text[0] == ' ') return std::nullopt;
+    errno = 0;
+    char* end = nullptr;
+    unsigned long value = std::strtoul(text.c_str(), &end, 0);
+    if (errno != 0 || *end != '\0') return std::nullopt;
+    return value;
+}
+
+Expected<PciAddress> parse_source_address(xmlNodePtr address, const std::string& where) {
+    unsigned long parts[4] = {0, 0, 0, 0};
+    const char* names[4] = {"domain", "bus", "slot", "function"};
+    for (int i = 0; i < 4; ++i) {
+        auto text = attribute(address, names[i]);
+        if (!text) {
+            if (i == 0) continue;  // libvirt defaults the PCI domain to 0
+            return Error{where + ": <source><address> has no '" + names[i] + "' attribute"};
+        }
+        auto number = parse_number(*text);
+        if (!number) {
+            return Error{where + ": <source><address " + names[i] + "='" + *text +
+                         "'> is not a number"};
+        }
+        parts[i] = *number;
+    }
+    auto parsed = PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
+    if (!parsed) {
+        return Error{where + ": <source><address> is out of range (domain ≤ 0xffff, bus ≤ 0xff, "
+                             "slot ≤ 0x1f, function ≤ 7)"};
+    }
+    return *parsed;
+}
+
+// <hostdev mode='subsystem' type='pci'> and <interface type='hostdev'>: the host address is the
+// one under <source>; the element's own <address type='pci'> is where the guest sees the device.
+std::optional<Expected<HostPciDevice>> parse_device_element(xmlNodePtr node) {
+    std::string element = to_string(node->name);
+    auto type = attribute(node, "type").value_or("");
+    if (element == "hostdev" && (type != "pci" || attribute(node, "mode").value_or("subsystem") !=
+                                                      "subsystem")) {
+        return std::nullopt;
+    }
+    if (element == "interface" && type != "hostdev") return std::nullopt;
+    std::string where = "<" + element + "> on line " + std::to_string(xmlGetLineNo(node));
+    xmlNodePtr source = child_element(node, "source");
+    xmlNodePtr address = source ? child_element(source, "address") : nullptr;
+    if (!address) return Expected<HostPciDevice>(Error{where + " has no <source><address>"});
+    auto address_type = attribute(address, "type");
+    if (address_type && *address_type != "pci") return std::nullopt;  // e.g. a USB hostdev
+    auto parsed = parse_source_address(address, where);
+    if (!parsed) return Expected<HostPciDevice>(Error{parsed.error()});
+    return Expected<HostPciDevice>(
+        HostPciDevice{*parsed, attribute(node, "managed").value_or("no") == "yes", element});
+}
+
+std::optional<bool> parse_yes_no(const std::string& text) {
+    if (text == "yes" || text == "true" || text == "1") return true;
+    if (text == "no" || text == "false" || text == "0") return false;
+    return std::nullopt;
+}
+
+Expected<DomainSettings> parse_settings(xmlNodePtr node) {
+    DomainSettings settings;
+    for (xmlNodePtr child = node->children; child; child = child->next) {
+        if (child->type != XML_ELEMENT_NODE) continue;
+        std::string name = to_string(child->name);
+        std::string value = owned_string(xmlNodeGetContent(child));
+        std::string where = "<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" +
+                            name + ">" + value + "</" + name + ">";
+        if (name == "allow-boot-vga") {
+            settings.allow_boot_vga = parse_yes_no(value);
+            if (!settings.allow_boot_vga) return Error{where + ": expected yes or no"};
+        } else if (name == "firmware-errors") {
+            if (value != "warn" && value != "refuse") return Error{where + ": expected warn or refuse"};
+            settings.refuse_on_firmware_errors = value == "refuse";
+        } else {
+            return Error{where + ": unknown setting (known: allow-boot-vga, firmware-errors)"};
+        }
+    }
+    return settings;
+}
+
+struct ParseErrors {
+    std::string first;
+};
+
+void remember_first_error(void* arg, const char* message, xmlParserSeverities severity,
+                          xmlTextReaderLocatorPtr locator) {
+    auto* errors = static_cast<ParseErrors*>(arg);
+    if (severity != XML_PARSER_SEVERITY_ERROR && severity != XML_PARSER_SEVERITY_VALIDITY_ERROR)
+        return;
+    if (!errors->first.empty()) return;
+    std::string text = message ? message : "unknown error";
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    errors->first = "line " + std::to_string(xmlTextReaderLocatorLineNumber(locator)) + ": " + text;
+}
+
+class DomainReader {
+public:
+    explicit DomainReader(std::string_view xml)
+        : reader_(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
+                                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+                                         XML_PARSE_NOCDATA),
+                  &xmlFreeTextReader) {
+        if (reader_) xmlTextReaderSetErrorHandler(reader_.get(), remember_first_error, &errors_);
+    }
+
+    Expected<Domain> read() {
+        if (!reader_) return Error{"domain XML: the XML reader could not be created"};
+        std::vector<std::string> path;
+        int status;
+        while ((status = xmlTextReaderRead(reader_.get())) == 1) {
+            int type = xmlTextReaderNodeType(reader_.get());
+            if (type == XML_READER_TYPE_DOCUMENT_TYPE) {
+                return Error{"domain XML declares a DOCTYPE; libvirt never writes one, refusing"};
+            }
+            if (type != XML_READER_TYPE_ELEMENT) continue;
+            int depth = xmlTextReaderDepth(reader_.get());
+            path.resize(static_cast<std::size_t>(depth));
+            std::string name = to_string(xmlTextReaderConstLocalName(reader_.get()));
+            if (auto problem = visit(path, name)) return Error{*problem};
+            if (!xmlTextReaderIsEmptyElement(reader_.get())) path.push_back(name);
+        }
+        if (status < 0 || !errors_.first.empty()) {
+            return Error{"domain XML is not well-formed: " +
+                         (errors_.first.empty() ? std::string("parse error") : errors_.first)};
+        }
+        return finish();
+    }
+
+private:
+    std::optional<std::string> visit(const std::vector<std::string>& path, const std::string& name) {
+        if (path.empty()) {
+            if (name != "domain") return "domain XML: root element is <" + name + ">, expected <domain>";
+            seen_root_ = true;
+            return std::nullopt;
+        }
+        if (path.size() == 1 && (name == "name" || name == "uuid")) {
+            std::string text = owned_string(xmlTextReaderReadString(reader_.get()));
+            (name == "name" ? name_ : uuid_text_) = text;
+            return std::nullopt;
+        }
+        if (path.size() == 2 && path[1] == "devices" && (name == "hostdev" || name == "interface")) {
+            xmlNodePtr node = xmlTextReaderExpand(reader_.get());
+            if (!node) return std::nullopt;  // the reader reports the parse error
+            auto device = parse_device_element(node);
+            if (!device) return std::nullopt;
+            if (!*device) return "domain XML: " + device->error();
+            add_device(device->value());
+            return std::nullopt;
+        }
+        if (path.size() == 2 && path[1] == "metadata" &&
+            is(xmlTextReaderConstNamespaceUri(reader_.get()), metadata_namespace)) {
+            xmlNodePtr node = xmlTextReaderExpand(reader_.get());
+            if (!node) return std::nullopt;
+            auto settings = parse_settings(node);
+            if (!settings) return "domain XML: " + settings.error();
+            settings_ = *settings;
+        }
+        return std::nullopt;
+    }
+
+    void add_device(const HostPciDevice& device) {
+        auto same = [&](const HostPciDevice& d) { return d.address == device.address; };
+        if (std::none_of(devices_.begin(), devices_.end(), same)) devices_.push_back(device);
+    }
+
+    Expected<Domain> finish() {
+        if (!seen_root_) return Error{"domain XML is empty: expected a <domain> document on stdin"};
+        auto uuid = DomainUuid::parse(uuid_text_);
+        if (!uuid) {
+            return Error{"domain XML: <uuid> is missing or invalid ('" + uuid_text_.substr(0, 64) +
+                         "')"};
+        }
+        return Domain{name_, *uuid, devices_, settings_};
+    }
+
+    Reader reader_;
+    ParseErrors errors_;
+    bool seen_root_ = false;
+    std::string name_;
+    std::string uuid_text_;
+    std::vector<HostPciDevice> devices_;
+    DomainSettings settings_;
+};
+
+}  // namespace
+
+Expected<Domain> parse_domain_xml(std::string_view xml) {
+    if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+        return Error{"domain XML is empty: expected a <domain> document on stdin"};
+    }
+    if (xml.size() > max_domain_xml_bytes) {
+        return Error{"domain XML is " + std::to_string(xml.size() >> 20) +
+                     " MiB, over the 64 MiB limit: refusing"};
+    }
+    return DomainReader(xml).read();
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,44 @@
+#pragma once
+// The parts of a libvirt domain definition the hook acts on: identity, the host PCI devices it is
+// given, and our per-VM settings in <metadata>.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/domain_uuid.hpp"
+#include "core/expected.hpp"
+#include "core/pci_address.hpp"
+
+namespace vfio_hook {
+
+// The XML namespace of our per-VM settings inside the domain's <metadata>.
+inline constexpr std::string_view metadata_namespace = "https://vfio-hook.org/xmlns/domain/1";
+
+struct HostPciDevice {
+    PciAddress address;
+    bool managed = false;       // libvirt detaches/reattaches managed='yes' devices itself
+    std::string element;        // "hostdev" or "interface", for messages
+};
+
+struct DomainSettings {
+    std::optional<bool> allow_boot_vga;
+    std::optional<bool> refuse_on_firmware_errors;
+};
+
+struct Domain {
+    std::string name;
+    DomainUuid uuid;
+    std::vector<HostPciDevice> pci_devices;  // host addresses, each once, in document order
+    DomainSettings settings;
+};
+
+// Largest domain XML we read; libvirt's own definitions are kilobytes.
+inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
+
+// Parses without network access, without DTDs and without entity expansion; a document that
+// declares a DOCTYPE is refused outright (libvirt never writes one).
+Expected<Domain> parse_domain_xml(std::string_view xml);
+
+}  // namespace vfio_hook

@@ -1,0 +1,136 @@
+#include "core/host_report.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace vfio_hook {
+namespace {
+
+std::vector<std::string> words(std::string_view text) {
+    std::istringstream stream{std::string(text)};
+    std::vector<std::string> result;
+    std::string word;
+    while (stream >> word) result.push_back(word);
+    return result;
+}
+
+void add_comma_list(std::string_view list, std::set<std::string>& into) {
+    std::string item;
+    std::istringstream stream{std::string(list)};
+    while (std::getline(stream, item, ',')) {
+        if (!item.empty()) into.insert(item);
+    }
+}
+
+std::string module_name(std::string name) {
+    std::replace(name.begin(), name.end(), '-', '_');
+    return name;
+}
+
+}  // namespace
+
+void read_modprobe_config(std::string_view text, DriverHolds& holds) {
+    std::istringstream lines{std::string(text)};
+    std::string line;
+    while (std::getline(lines, line)) {
+        auto fields = words(line.substr(0, line.find('#')));
+        if (fields.size() >= 2 && fields[0] == "blacklist") holds.blacklisted.insert(module_name(fields[1]));
+        // "install nouveau /bin/false" is the other common way to keep a module out.
+        if (fields.size() >= 3 && fields[0] == "install" &&
+            (fields[2] == "/bin/false" || fields[2] == "/bin/true" || fields[2] == "/usr/bin/false"))
+            holds.blacklisted.insert(module_name(fields[1]));
+        if (fields.size() >= 3 && fields[0] == "options" && module_name(fields[1]) == "vfio_pci") {
+            for (std::size_t i = 2; i < fields.size(); ++i) {
+                if (fields[i].starts_with("ids=")) add_comma_list(fields[i].substr(4), holds.vfio_pci_ids);
+            }
+        }
+    }
+}
+
+void read_kernel_cmdline(std::string_view cmdline, DriverHolds& holds) {
+    for (const auto& word : words(cmdline)) {
+        if (word.starts_with("vfio-pci.ids=") || word.starts_with("vfio_pci.ids="))
+            add_comma_list(word.substr(13), holds.vfio_pci_ids);
+        for (std::string_view key : {"modprobe.blacklist=", "module_blacklist=", "rd.driver.blacklist="}) {
+            if (word.starts_with(key)) {
+                std::set<std::string> names;
+                add_comma_list(word.substr(key.size()), names);
+                for (const auto& name : names) holds.blacklisted.insert(module_name(name));
+            }
+        }
+    }
+}
+
+std::vector<std::string> iommu_parameters(std::string_view cmdline) {
+    std::vector<std::string> found;
+    for (const auto& word : words(cmdline)) {
+        if (word.starts_with("intel_iommu=") || word.starts_with("amd_iommu=") ||
+            word.starts_with("iommu=") || word.starts_with("iommu.") ||
+            word.starts_with("pcie_acs_override=") || word.starts_with("vfio-pci.") ||
+            word.starts_with("vfio_pci."))
+            found.push_back(word);
+    }
+    return found;
+}
+
+HostReport assess_host(const HostFacts& facts) {
+    HostReport report;
+    report.iommu_enabled = facts.bus.iommu_enabled;
+    report.group_count = facts.bus.groups.size();
+    report.iommu_parameters = iommu_parameters(facts.cmdline);
+    report.vfio_pci_present = facts.vfio_pci_present;
+    report.holds = facts.holds;
+    if (!facts.bus.iommu_enabled) {
+        report.problems.push_back(
+            {std::nullopt, "the IOMMU is off: /sys/kernel/iommu_groups is empty",
+             "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
+             "amd_iommu=on (AMD), plus iommu=pt"});
+    }
+    if (!facts.vfio_pci_present && !facts.vfio_pci_loadable) {
+        report.problems.push_back({std::nullopt, "the vfio-pci driver is neither loaded nor installed",
+                                   "install the kernel's vfio modules (modprobe vfio-pci must work)"});
+    }
+    for (const auto& [address, device] : facts.bus.devices) {
+        if (!device.is_display()) continue;
+        GpuReport gpu{device, {}, "", {}};
+        if (device.iommu_group) {
+            auto members = facts.bus.groups.find(*device.iommu_group);
+            if (members != facts.bus.groups.end()) {
+                for (const auto& member : members->second) {
+                    const PciDevice* companion = facts.bus.find(member);
+                    if (companion && member != address) gpu.companions.push_back(*companion);
+                }
+            }
+        }
+        for (const auto& record : facts.records) {
+            if (record.find(address)) gpu.owner = record.owner_label();
+        }
+        std::vector<const PciDevice*> functions{&gpu.gpu};
+        for (const auto& companion : gpu.companions) functions.push_back(&companion);
+        for (const PciDevice* function : functions) {
+            for (const auto& line : problems_about(facts.kernel_log, function->address, function->driver)) {
+                gpu.log_problems.push_back(function->address.str() + ": " + line.message);
+                report.problems.push_back(
+                    {function->address, "kernel log: \"" + line.message + "\"",
+                     "the driver may fail to take the device back after a VM; check its firmware "
+                     "package and `dmesg | grep " + function->address.str() + "`"});
+            }
+        }
+        report.gpus.push_back(std::move(gpu));
+    }
+    for (const auto& record : facts.records) {
+        for (const auto& moved : record.devices) {
+            const PciDevice* device = facts.bus.find(moved.address);
+            if (device && !device->on_vfio() && device->driver != moved.original_driver) {
+                report.problems.push_back(
+                    {moved.address,
+                     "recorded as moved by " + record.owner_label() + " but is on " +
+                         device->driver.value_or("no driver"),
+                     "run `vfio-hook recover`"});
+            }
+        }
+    }
+    return report;
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,61 @@
+#pragma once
+// The judgement behind `vfio-hook status`: is this host ready to pass a GPU to a VM, and if not,
+// what exactly to fix. Pure: it reads a snapshot, the records, the kernel log, the kernel
+// command line and the modprobe configuration, all as plain data.
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/kernel_log.hpp"
+#include "core/pci_device.hpp"
+#include "core/refusal.hpp"
+#include "core/state_record.hpp"
+
+namespace vfio_hook {
+
+// What keeps host GPU drivers off the cards: blacklists and vfio-pci IDs, from modprobe.d and
+// the kernel command line.
+struct DriverHolds {
+    std::set<std::string> blacklisted;   // module names
+    std::set<std::string> vfio_pci_ids;  // "10de:2684"
+};
+
+void read_modprobe_config(std::string_view text, DriverHolds& holds);
+void read_kernel_cmdline(std::string_view cmdline, DriverHolds& holds);
+// The IOMMU-related kernel parameters in effect (intel_iommu=on, iommu=pt, ...).
+std::vector<std::string> iommu_parameters(std::string_view cmdline);
+
+struct GpuReport {
+    PciDevice gpu;
+    std::vector<PciDevice> companions;  // the rest of its IOMMU group
+    std::string owner;                  // who has it per the records ("" when nobody)
+    std::vector<std::string> log_problems;
+};
+
+struct HostReport {
+    bool iommu_enabled = false;
+    std::size_t group_count = 0;
+    std::vector<std::string> iommu_parameters;
+    bool vfio_pci_present = false;
+    DriverHolds holds;
+    std::vector<GpuReport> gpus;
+    std::vector<Refusal> problems;  // each with its fix; empty means ready
+
+    bool ready() const { return problems.empty(); }
+};
+
+struct HostFacts {
+    const BusSnapshot& bus;
+    const std::vector<StateRecord>& records;
+    const std::vector<KernelLogLine>& kernel_log;
+    std::string cmdline;
+    DriverHolds holds;
+    bool vfio_pci_present = false;
+    bool vfio_pci_loadable = false;
+};
+
+HostReport assess_host(const HostFacts& facts);
+
+}  // namespace vfio_hook

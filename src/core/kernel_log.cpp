@@ -1,0 +1,93 @@
+#include "core/kernel_log.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+
+namespace vfio_hook {
+namespace {
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// Module names use '_' where driver names use '-' and the other way round (snd_hda_intel).
+std::string normalised_driver(std::string_view name) {
+    std::string out = lower(name);
+    std::replace(out.begin(), out.end(), '-', '_');
+    return out;
+}
+
+}  // namespace
+
+std::optional<KernelLogLine> parse_kmsg_record(std::string_view record) {
+    auto semicolon = record.find(';');
+    if (semicolon == std::string_view::npos || record.empty() || record[0] == ' ') return std::nullopt;
+    std::string_view prefix = record.substr(0, semicolon);
+    unsigned priority_facility = 0;
+    std::uint64_t sequence = 0;
+    auto comma = prefix.find(',');
+    if (comma == std::string_view::npos) return std::nullopt;
+    if (std::from_chars(prefix.data(), prefix.data() + comma, priority_facility).ec != std::errc{})
+        return std::nullopt;
+    auto rest = prefix.substr(comma + 1);
+    auto comma2 = rest.find(',');
+    if (std::from_chars(rest.data(), rest.data() + std::min(comma2, rest.size()), sequence).ec !=
+        std::errc{})
+        return std::nullopt;
+    std::string_view message = record.substr(semicolon + 1);
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    return KernelLogLine{sequence, static_cast<int>(priority_facility & 7), std::string(message)};
+}
+
+std::vector<KernelLogLine> parse_kmsg(std::string_view text) {
+    std::vector<KernelLogLine> lines;
+    while (!text.empty()) {
+        auto end = text.find('\n');
+        std::string_view record = text.substr(0, end);
+        if (auto line = parse_kmsg_record(record)) lines.push_back(std::move(*line));
+        if (end == std::string_view::npos) break;
+        text.remove_prefix(end + 1);
+    }
+    return lines;
+}
+
+bool mentions_device(const KernelLogLine& line, const PciAddress& address,
+                     const std::optional<DriverName>& driver) {
+    if (lower(line.message).find(address.str()) != std::string::npos) return true;
+    if (!driver) return false;
+    std::string prefix = normalised_driver(*driver);
+    std::string head = normalised_driver(line.message.substr(0, prefix.size() + 1));
+    return head == prefix + ":" || head == prefix + " ";
+}
+
+bool reports_driver_problem(std::string_view message) {
+    static constexpr std::array patterns = {
+        "firmware unavailable",     "failed to load firmware",  "direct firmware load",
+        "rminitadapter failed",     "probe with driver",        "probe failed",
+        "failed to probe",          "unable to change power state", "aer:",
+        "not ready",                "init failed",              "failed to initialize",
+    };
+    std::string text = lower(message);
+    if (text.find("probe") != std::string::npos && text.find("failed") != std::string::npos)
+        return true;
+    return std::any_of(patterns.begin(), patterns.end(),
+                       [&](const char* pattern) { return text.find(pattern) != std::string::npos; });
+}
+
+std::vector<KernelLogLine> problems_about(const std::vector<KernelLogLine>& lines,
+                                          const PciAddress& address,
+                                          const std::optional<DriverName>& driver) {
+    std::vector<KernelLogLine> found;
+    for (const auto& line : lines) {
+        if (mentions_device(line, address, driver) && reports_driver_problem(line.message))
+            found.push_back(line);
+    }
+    return found;
+}
+
+}  // namespace vfio_hook

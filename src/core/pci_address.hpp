@@ -1,0 +1,28 @@
+#pragma once
+// A PCI function's host address as the kernel names it in sysfs: 0000:01:00.0.
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vfio_hook {
+
+struct PciAddress {
+    std::uint16_t domain = 0;
+    std::uint8_t bus = 0;
+    std::uint8_t slot = 0;
+    std::uint8_t function = 0;
+
+    // Accepts "0000:01:00.0" and the short "01:00.0", any case; nothing else.
+    static std::optional<PciAddress> parse(std::string_view text);
+    // Range-checked construction from numbers (libvirt's domain/bus/slot/function attributes).
+    static std::optional<PciAddress> from_parts(unsigned long domain, unsigned long bus,
+                                                unsigned long slot, unsigned long function);
+
+    std::string str() const;  // always the canonical, lower-case, 4-digit-domain form
+    auto operator<=>(const PciAddress&) const = default;
+};
+
+}  // namespace vfio_hook

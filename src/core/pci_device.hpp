@@ -1,0 +1,50 @@
+#pragma once
+// What the host knows about one PCI function and its IOMMU group at one instant: a snapshot read
+// from sysfs by the boundary, planned on by the core.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/pci_address.hpp"
+
+namespace vfio_hook {
+
+using DriverName = std::string;
+using GroupId = unsigned;
+
+inline constexpr std::string_view vfio_pci = "vfio-pci";
+
+struct PciDevice {
+    PciAddress address;
+    std::uint16_t vendor = 0;
+    std::uint16_t device = 0;
+    std::uint32_t class_code = 0;  // 0xCCSSPP: class, subclass, programming interface
+    std::optional<DriverName> driver;
+    std::string driver_override;  // empty when none
+    std::optional<GroupId> iommu_group;
+    bool boot_vga = false;
+    std::vector<std::string> device_nodes;  // /dev/dri/card1, /dev/snd/controlC0, /dev/nvidia0, ...
+    std::string power_state;                // D0, D3hot, ... (empty when the kernel has no file)
+    std::string reset_methods;              // "flr bus", empty when the device has no reset
+
+    bool is_bridge() const;         // PCI-to-PCI / CardBus bridge, root port: never moved
+    bool is_host_bridge() const;    // the CPU's host bridge: the host cannot live without it
+    bool is_display() const;        // VGA, 3D or other display controller
+    bool is_storage() const;        // mass-storage controller: the host's disks may hang off it
+    bool on_vfio() const { return driver && *driver == vfio_pci; }
+    std::string kind() const;       // "VGA controller", "audio device", ... for messages
+    std::string vendor_device() const;  // "10de:2684"
+};
+
+struct BusSnapshot {
+    bool iommu_enabled = false;                          // any /sys/kernel/iommu_groups/N exists
+    std::map<PciAddress, PciDevice> devices;             // the devices asked about and their groups
+    std::map<GroupId, std::vector<PciAddress>> groups;   // members of each group read
+
+    const PciDevice* find(const PciAddress& address) const;
+};
+
+}  // namespace vfio_hook

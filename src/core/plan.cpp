@@ -1,0 +1,236 @@
+#include "core/plan.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace vfio_hook {
+namespace {
+
+std::string describe(const PciDevice& device) {
+    return device.address.str() + " (" + device.kind() + ", " + device.driver.value_or("no driver") +
+           ")";
+}
+
+std::vector<const Holder*> holders_of(const std::vector<Holder>& holders, const std::string& node) {
+    std::vector<const Holder*> found;
+    for (const auto& holder : holders) {
+        if (holder.node == node) found.push_back(&holder);
+    }
+    return found;
+}
+
+const StateRecord* owner_of(const std::vector<StateRecord>& records, const PciAddress& address) {
+    for (const auto& record : records) {
+        if (record.find(address)) return &record;
+    }
+    return nullptr;
+}
+
+class PreparePlanner {
+public:
+    explicit PreparePlanner(const PrepareInput& input) : in_(input) {}
+
+    PreparePlan plan() {
+        if (!in_.bus.iommu_enabled && !in_.domain.pci_devices.empty()) {
+            plan_.refusals.push_back(
+                {std::nullopt,
+                 "the IOMMU is off: /sys/kernel/iommu_groups is empty, so no device can be given "
+                 "to a VM",
+                 "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
+                 "amd_iommu=on (AMD), plus iommu=pt"});
+            return plan_;
+        }
+        std::set<GroupId> groups;
+        for (const auto& wanted : in_.domain.pci_devices) {
+            if (auto group = check_requested(wanted)) groups.insert(*group);
+        }
+        for (GroupId group : groups) plan_group(group);
+        order_moves();
+        return plan_;
+    }
+
+private:
+    std::optional<GroupId> check_requested(const HostPciDevice& wanted) {
+        const PciDevice* device = in_.bus.find(wanted.address);
+        if (!device) {
+            refuse(wanted.address,
+                   "no such PCI device on this host (domain '" + in_.domain.name +
+                       "' asks for it in <" + wanted.element + ">)",
+                   "check the address with `lspci -D` and fix the <source><address> of the VM");
+            return std::nullopt;
+        }
+        if (!device->iommu_group) {
+            refuse(wanted.address, "has no IOMMU group, so it cannot be given to a VM",
+                   "check that the IOMMU covers this slot (dmesg | grep -i -e DMAR -e IOMMU)");
+            return std::nullopt;
+        }
+        if (device->is_bridge()) {
+            refuse(wanted.address, "is a " + device->kind() + ", which cannot be passed through",
+                   "give the VM the devices behind it instead");
+            return std::nullopt;
+        }
+        requested_.insert(wanted.address);
+        return device->iommu_group;
+    }
+
+    void plan_group(GroupId group) {
+        auto members = in_.bus.groups.find(group);
+        if (members == in_.bus.groups.end()) return;
+        for (const auto& address : members->second) {
+            const PciDevice* device = in_.bus.find(address);
+            if (!device || device->is_bridge()) continue;  // bridges stay; vfio accepts them
+            plan_member(*device, group);
+        }
+    }
+
+    void plan_member(const PciDevice& device, GroupId group) {
+        bool requested = requested_.count(device.address) > 0;
+        std::string via = requested ? "" : "shares IOMMU group " + std::to_string(group) +
+                                               " with the VM's device and ";
+        if (device.boot_vga && !allow_boot_vga()) {
+            refuse(device.address,
+                   via + "is the host's boot display (boot_vga=1): giving it to the VM would take "
+                         "the host's console and screen",
+                   "give the VM the other GPU, or allow it for this VM with <allow-boot-vga>yes"
+                   "</allow-boot-vga> in its vfio-hook metadata (single-GPU setups)");
+            return;
+        }
+        if (!requested && !device.on_vfio() && device.driver &&
+            (device.is_storage() || device.is_host_bridge())) {
+            refuse(device.address,
+                   "IOMMU group " + std::to_string(group) + " also holds " + describe(device) +
+                       ", which the host needs; passing the group would take it from the host",
+                   "move the card to a slot with its own IOMMU group");
+            return;
+        }
+        if (device.on_vfio()) {
+            plan_device_on_vfio(device, group);
+            return;
+        }
+        check_holders(device, device.device_nodes);
+        check_kernel_log(device);
+        plan_.moves.push_back(Move{device.address, device.driver, group, requested, false});
+    }
+
+    void plan_device_on_vfio(const PciDevice& device, GroupId group) {
+        const StateRecord* owner = owner_of(in_.records, device.address);
+        bool ours = owner && owner->owner == in_.owner;
+        std::string node = vfio_group_node(group);
+        auto users = holders_of(in_.holders, node);
+        for (const Holder* holder : users) {
+            refuse(device.address,
+                   "is in use by pid " + std::to_string(holder->pid) + " (" + holder->command +
+                       ") through " + node +
+                       (owner && !ours ? ", given to " + owner->owner_label() : std::string()),
+                   "stop that VM first");
+        }
+        if (!users.empty()) return;
+        if (owner && !ours) {
+            refuse(device.address, "is already given to " + owner->owner_label(),
+                   "stop that VM first, or run `vfio-hook recover` if it is not running");
+            return;
+        }
+        if (ours) {
+            plan_.moves.push_back(Move{device.address, owner->find(device.address)->original_driver,
+                                       group, requested_.count(device.address) > 0, true});
+            return;
+        }
+        plan_.left_on_vfio.push_back(device.address);
+    }
+
+    void check_holders(const PciDevice& device, const std::vector<std::string>& nodes) {
+        for (const auto& node : nodes) {
+            for (const Holder* holder : holders_of(in_.holders, node)) {
+                refuse(device.address,
+                       "is held open by pid " + std::to_string(holder->pid) + " (" +
+                           holder->command + ") on " + node,
+                       "close that program (or stop the display manager/sound server using "
+                       "it), then start the VM again");
+            }
+        }
+    }
+
+    void check_kernel_log(const PciDevice& device) {
+        auto problems = problems_about(in_.kernel_log, device.address, device.driver);
+        if (problems.empty()) return;
+        bool refuse_it = in_.domain.settings.refuse_on_firmware_errors.value_or(
+            in_.settings.refuse_on_firmware_errors);
+        Refusal problem{device.address,
+                        "the kernel log shows " + device.driver.value_or("driver") +
+                            " errors for it: \"" + problems.back().message + "\"",
+                        "the device may not come back after the VM stops; check the driver's "
+                        "firmware package (dmesg | grep " + device.address.str() + ")"};
+        (refuse_it ? plan_.refusals : plan_.warnings).push_back(problem);
+    }
+
+    bool allow_boot_vga() const {
+        return in_.domain.settings.allow_boot_vga.value_or(in_.settings.allow_boot_vga);
+    }
+
+    void refuse(const PciAddress& address, std::string reason, std::string fix) {
+        plan_.refusals.push_back({address, std::move(reason), std::move(fix)});
+    }
+
+    // The GPU's audio (and USB) functions are runtime-PM consumers of the GPU function: they
+    // leave their drivers before it does.
+    void order_moves() {
+        auto is_display = [&](const Move& move) {
+            const PciDevice* device = in_.bus.find(move.address);
+            return device && device->is_display();
+        };
+        std::stable_sort(plan_.moves.begin(), plan_.moves.end(),
+                         [&](const Move& a, const Move& b) {
+                             return !is_display(a) && is_display(b);
+                         });
+    }
+
+    const PrepareInput& in_;
+    std::set<PciAddress> requested_;
+    PreparePlan plan_;
+};
+
+}  // namespace
+
+bool PreparePlan::has_writes() const {
+    return std::any_of(moves.begin(), moves.end(),
+                       [](const Move& move) { return !move.already_on_vfio; });
+}
+
+std::string vfio_group_node(GroupId group) { return "/dev/vfio/" + std::to_string(group); }
+
+PreparePlan plan_prepare(const PrepareInput& input) { return PreparePlanner(input).plan(); }
+
+ReleasePlan plan_release(const StateRecord& record, const BusSnapshot& bus,
+                         const std::vector<Holder>& holders, bool force) {
+    ReleasePlan plan;
+    for (const auto& recorded : record.devices) {
+        const PciDevice* device = bus.find(recorded.address);
+        if (!device) {
+            plan.gone.push_back(recorded.address);
+            continue;
+        }
+        auto group = device->iommu_group ? device->iommu_group : recorded.group;
+        if (!force && group && device->on_vfio()) {
+            auto users = holders_of(holders, vfio_group_node(*group));
+            if (!users.empty()) {
+                plan.kept.push_back(
+                    {recorded.address,
+                     "still in use by pid " + std::to_string(users.front()->pid) + " (" +
+                         users.front()->command + ") through " + vfio_group_node(*group) +
+                         "; left on vfio-pci",
+                     "stop that VM, then run `vfio-hook recover`"});
+                continue;
+            }
+        }
+        plan.restores.push_back({recorded.address, recorded.original_driver});
+    }
+    // The GPU function comes back first: its audio function's driver resumes through it.
+    std::stable_sort(plan.restores.begin(), plan.restores.end(), [&](const Restore& a, const Restore& b) {
+        const PciDevice* da = bus.find(a.address);
+        const PciDevice* db = bus.find(b.address);
+        return (da && da->is_display()) && !(db && db->is_display());
+    });
+    return plan;
+}
+
+}  // namespace vfio_hook

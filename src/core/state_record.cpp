@@ -1,0 +1,119 @@
+#include "core/state_record.hpp"
+
+#include <charconv>
+#include <sstream>
+
+#include "core/domain_uuid.hpp"
+
+namespace vfio_hook {
+namespace {
+
+constexpr std::string_view header = "vfio-hook-record 1";
+
+// Domain names may hold spaces and newlines; the record is line-based, so escape them.
+std::string escape(std::string_view text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (c <= ' ' || c == '%' || c >= 0x7f) {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%%%02X", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+std::string unescape(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        unsigned value = 0;
+        if (text[i] == '%' && i + 2 < text.size() + 0 &&
+            std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16).ec == std::errc{}) {
+            out += static_cast<char>(value);
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+bool is_valid_owner(std::string_view owner) {
+    if (owner == manual_owner) return true;
+    auto uuid = DomainUuid::parse(owner);
+    return uuid && uuid->str() == owner;
+}
+
+const RecordedDevice* StateRecord::find(const PciAddress& address) const {
+    for (const auto& device : devices) {
+        if (device.address == address) return &device;
+    }
+    return nullptr;
+}
+
+std::string StateRecord::owner_label() const {
+    if (owner == manual_owner) return "a manual `vfio-hook bind`";
+    return "domain '" + domain_name + "' (uuid " + owner + ")";
+}
+
+std::string serialize_record(const StateRecord& record) {
+    std::string text(header);
+    text += "\nowner " + record.owner + "\ndomain " + escape(record.domain_name) + "\n";
+    for (const auto& device : record.devices) {
+        text += "device " + device.address.str() + " " + device.original_driver.value_or("-") + " " +
+                (device.group ? std::to_string(*device.group) : std::string("-")) + "\n";
+    }
+    return text;
+}
+
+Expected<StateRecord> parse_record(std::string_view text, const std::string& source) {
+    std::istringstream lines{std::string(text)};
+    std::string line;
+    int number = 0;
+    auto fail = [&](const std::string& what) {
+        return Error{source + ":" + std::to_string(number) + ": " + what};
+    };
+    StateRecord record;
+    while (std::getline(lines, line)) {
+        ++number;
+        if (number == 1) {
+            if (line != header) return fail("not a vfio-hook record (expected '" + std::string(header) + "')");
+            continue;
+        }
+        std::istringstream words(line);
+        std::string key;
+        words >> key;
+        if (key == "owner") {
+            words >> record.owner;
+            if (!is_valid_owner(record.owner)) return fail("invalid owner '" + record.owner + "'");
+        } else if (key == "domain") {
+            std::string name;
+            words >> name;
+            record.domain_name = unescape(name);
+        } else if (key == "device") {
+            std::string address_text, driver, group_text;
+            words >> address_text >> driver >> group_text;
+            auto address = PciAddress::parse(address_text);
+            if (!address) return fail("invalid PCI address '" + address_text + "'");
+            if (driver.empty()) return fail("device line without a driver field");
+            RecordedDevice device{*address, std::nullopt, std::nullopt};
+            if (driver != "-") device.original_driver = driver;
+            unsigned group = 0;
+            if (std::from_chars(group_text.data(), group_text.data() + group_text.size(), group).ec ==
+                std::errc{})
+                device.group = group;
+            record.devices.push_back(device);
+        } else if (!key.empty()) {
+            return fail("unknown field '" + key + "'");
+        }
+    }
+    if (number == 0) return Error{source + ": empty record"};
+    if (record.owner.empty()) return Error{source + ": record has no owner"};
+    return record;
+}
+
+}  // namespace vfio_hook

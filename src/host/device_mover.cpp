@@ -1,0 +1,114 @@
+#include "host/device_mover.hpp"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "host/pci_bus.hpp"
+
+namespace vfio_hook {
+
+namespace {
+
+MoveError describe_failure(const PciAddress& address, const std::string& step,
+                           const std::filesystem::path& file, const WriteResult& result,
+                           std::chrono::milliseconds deadline) {
+    if (result.status == WriteResult::Status::timed_out) {
+        return MoveError{address.str() + ": " + step + " hung: the write to " + file.string() +
+               " did not return within " + std::to_string(deadline.count()) +
+               " ms (a driver or a process still holds the device)", true};
+    }
+    return MoveError{address.str() + ": " + step + " failed: writing " + file.string() + ": " +
+                         result.describe()};
+}
+
+}  // namespace
+
+std::optional<MoveError> DeviceMover::write(const PciAddress& address, const std::string& step,
+                                              const std::filesystem::path& file,
+                                              std::string_view value) {
+    WriteResult result = kernel_.write(file, value);
+    if (result.ok()) return std::nullopt;
+    return describe_failure(address, step, file, result, kernel_.deadline());
+}
+
+// The kernel binds synchronously for most drivers, but some probe asynchronously: poll the link
+// with a deadline, never a fixed sleep.
+bool DeviceMover::wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver) {
+    auto deadline = std::chrono::steady_clock::now() + settle_deadline_;
+    auto pause = std::chrono::microseconds(200);
+    for (;;) {
+        if (current_driver(paths_, address) == driver) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+}
+
+std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
+    const std::string vfio(vfio_pci);
+    if (auto error = write(address, "setting driver_override to vfio-pci",
+                           paths_.pci_device(address) / "driver_override", vfio))
+        return error;
+    auto driver = current_driver(paths_, address);
+    if (driver == vfio) return std::nullopt;
+    if (driver) {
+        if (auto error = write(address, "unbind from " + *driver,
+                               paths_.pci_driver(*driver) / "unbind", address.str()))
+            return error;
+    }
+    if (auto error = write(address, "drivers_probe", paths_.drivers_probe(), address.str()))
+        return error;
+    if (!wait_for_driver(address, vfio)) {
+        return MoveError{address.str() + ": did not bind to vfio-pci (driver now: " +
+                         current_driver(paths_, address).value_or("none") + ")"};
+    }
+    return std::nullopt;
+}
+
+std::optional<MoveError> DeviceMover::home(const PciAddress& address,
+                                             const std::optional<DriverName>& driver) {
+    // An empty line clears the override; it survives unbind and would send the reprobe back
+    // to vfio-pci.
+    if (auto error = write(address, "clearing driver_override",
+                           paths_.pci_device(address) / "driver_override", "\n"))
+        return error;
+    auto current = current_driver(paths_, address);
+    if (current == driver) return std::nullopt;
+    if (current) {
+        if (auto error = write(address, "unbind from " + *current,
+                               paths_.pci_driver(*current) / "unbind", address.str()))
+            return error;
+    }
+    if (!driver) return std::nullopt;  // it had no driver before: it stays driverless
+    // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
+    // vfio-pci ID added by driverctl, say). Fall back to the reprobe if the name no longer binds.
+    auto bind_file = paths_.pci_driver(*driver) / "bind";
+    WriteResult bound = kernel_.write(bind_file, address.str());
+    if (bound.status == WriteResult::Status::timed_out)
+        return describe_failure(address, "bind to " + *driver, bind_file, bound, kernel_.deadline());
+    if (!bound.ok()) {
+        if (auto error = write(address, "drivers_probe", paths_.drivers_probe(), address.str()))
+            return error;
+    }
+    if (!wait_for_driver(address, driver)) {
+        return MoveError{address.str() + ": did not come back to " + *driver + " (driver now: " +
+                         current_driver(paths_, address).value_or("none") + ")" +
+                         (bound.ok() ? std::string() : "; bind said: " + bound.describe())};
+    }
+    return std::nullopt;
+}
+
+std::optional<MoveError> DeviceMover::reprobe(const PciAddress& address) {
+    if (auto error = write(address, "clearing driver_override",
+                           paths_.pci_device(address) / "driver_override", "\n"))
+        return error;
+    if (auto current = current_driver(paths_, address)) {
+        if (auto error = write(address, "unbind from " + *current,
+                               paths_.pci_driver(*current) / "unbind", address.str()))
+            return error;
+    }
+    return write(address, "drivers_probe", paths_.drivers_probe(), address.str());
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,44 @@
+#pragma once
+// Moves one PCI function between drivers through sysfs — to vfio-pci, or home to a named driver —
+// and verifies the result, each step under a deadline. The sequences follow the kernel's rules:
+// driver_override survives unbind and beats dynamic IDs; drivers_probe reports success even when
+// nothing bound, so the driver link is what tells.
+
+#include <optional>
+#include <string>
+
+#include "core/pci_device.hpp"
+#include "host/host_paths.hpp"
+#include "host/sysfs.hpp"
+
+namespace vfio_hook {
+
+struct MoveError {
+    std::string message;  // one line naming the device, the step and the file
+    bool hung = false;    // a write is still stuck in the kernel: further writes would block too
+};
+
+class DeviceMover {
+public:
+    DeviceMover(const HostPaths& paths, KernelInterface& kernel,
+                std::chrono::milliseconds settle_deadline)
+        : paths_(paths), kernel_(kernel), settle_deadline_(settle_deadline) {}
+
+    // Each returns nullopt on success.
+    std::optional<MoveError> to_vfio(const PciAddress& address);
+    // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
+    std::optional<MoveError> home(const PciAddress& address, const std::optional<DriverName>& driver);
+    // Off vfio-pci to whichever host driver claims it (for devices we have no record of).
+    std::optional<MoveError> reprobe(const PciAddress& address);
+
+private:
+    std::optional<MoveError> write(const PciAddress& address, const std::string& step,
+                                     const std::filesystem::path& file, std::string_view value);
+    bool wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver);
+
+    const HostPaths& paths_;
+    KernelInterface& kernel_;
+    std::chrono::milliseconds settle_deadline_;
+};
+
+}  // namespace vfio_hook

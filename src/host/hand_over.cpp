@@ -1,0 +1,204 @@
+#include "host/hand_over.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "host/device_mover.hpp"
+#include "host/holders.hpp"
+#include "host/kernel_log_reader.hpp"
+#include "host/log.hpp"
+#include "host/modules.hpp"
+#include "host/pci_bus.hpp"
+
+namespace vfio_hook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+long elapsed_ms(Clock::time_point start) {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
+
+std::vector<PciAddress> addresses_of(const Domain& domain) {
+    std::vector<PciAddress> addresses;
+    for (const auto& device : domain.pci_devices) addresses.push_back(device.address);
+    return addresses;
+}
+
+std::set<std::string> nodes_to_check(const BusSnapshot& bus) {
+    std::set<std::string> nodes;
+    for (const auto& [address, device] : bus.devices) {
+        nodes.insert(device.device_nodes.begin(), device.device_nodes.end());
+        if (device.iommu_group) nodes.insert(vfio_group_node(*device.iommu_group));
+    }
+    return nodes;
+}
+
+std::uint64_t last_sequence(const std::vector<KernelLogLine>& lines) {
+    return lines.empty() ? 0 : lines.back().sequence;
+}
+
+StateRecord merged_record(const StateRecord* existing, const Domain& domain,
+                          const std::string& owner, const PreparePlan& plan) {
+    StateRecord record{owner, domain.name, {}};
+    if (existing) record.devices = existing->devices;
+    for (const auto& move : plan.moves) {
+        if (record.find(move.address)) continue;
+        record.devices.push_back({move.address, move.from, move.group});
+    }
+    return record;
+}
+
+}  // namespace
+
+HostView look_before_prepare(Host& host, const Domain& domain) {
+    HostView view;
+    view.bus = read_bus(host.paths, addresses_of(domain));
+    view.holders = find_holders(host.paths, nodes_to_check(view.bus));
+    view.records = StateJournal(host.paths).load_all();
+    view.kernel_log = read_kernel_log(host.paths);
+    if (!domain.pci_devices.empty() && view.bus.iommu_enabled)
+        view.vfio_pci_problem = ensure_vfio_pci(host.paths, host.kernel);
+    return view;
+}
+
+PreparePlan plan_with(const Host& host, const Domain& domain, const std::string& owner,
+                      const HostView& view) {
+    PreparePlan plan = plan_prepare(
+        {domain, owner, view.bus, view.holders, view.records, view.kernel_log, host.settings});
+    if (view.vfio_pci_problem && plan.has_writes())
+        plan.refusals.push_back({std::nullopt, *view.vfio_pci_problem, ""});
+    return plan;
+}
+
+std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
+                                           const std::string& owner, const PreparePlan& plan) {
+    StateJournal journal(host.paths);
+    auto existing = journal.load(owner);
+    if (!existing) return {"cannot read the state record: " + existing.error() + "; nothing was moved"};
+    StateRecord record = merged_record(existing->has_value() ? &**existing : nullptr, domain, owner, plan);
+    if (plan.moves.empty()) return {};
+    if (auto problem = journal.save(record)) return {"cannot write the state record: " + *problem + "; nothing was moved"};
+
+    DeviceMover mover(host.paths, host.kernel, host.settings.settle_deadline);
+    std::vector<const Move*> moved;
+    for (const auto& move : plan.moves) {
+        if (move.already_on_vfio) continue;
+        DeviceLogFields fields(move.address, move.from, std::string(vfio_pci));
+        auto start = Clock::now();
+        moved.push_back(&move);
+        auto failure = mover.to_vfio(move.address);
+        if (!failure) {
+            logger().info("{}: {} → vfio-pci in {} ms", move.address.str(),
+                          move.from.value_or("no driver"), elapsed_ms(start));
+            continue;
+        }
+        std::vector<std::string> lines{failure->message};
+        // All or nothing: put back, in reverse, everything this run touched.
+        std::vector<RecordedDevice> stranded;
+        for (auto it = moved.rbegin(); it != moved.rend(); ++it) {
+            const Move& undo = **it;
+            if (failure->hung && undo.address == move.address) {
+                stranded.push_back({undo.address, undo.from, undo.group});
+                continue;  // its write is still stuck in the kernel: more writes would block too
+            }
+            if (auto undo_failure = mover.home(undo.address, undo.from)) {
+                lines.push_back("rollback: " + undo_failure->message);
+                stranded.push_back({undo.address, undo.from, undo.group});
+            }
+        }
+        StateRecord rest = existing->value_or(StateRecord{owner, domain.name, {}});
+        for (const auto& device : stranded) {
+            if (!rest.find(device.address)) rest.devices.push_back(device);
+        }
+        if (rest.devices.empty()) {
+            journal.remove(owner);
+            lines.push_back("every device was put back where it was");
+        } else {
+            journal.save(rest);
+            lines.push_back("devices not yet home stay recorded in " + journal.file_of(owner).string() +
+                            "; run `vfio-hook recover` once the cause is fixed");
+        }
+        return lines;
+    }
+    return {};
+}
+
+ReleaseReport release_owner(Host& host, const std::string& owner,
+                            const std::optional<std::set<PciAddress>>& only, bool force) {
+    ReleaseReport report;
+    StateJournal journal(host.paths);
+    auto loaded = journal.load(owner);
+    if (!loaded) {
+        report.problems.push_back(loaded.error());
+        return report;
+    }
+    if (!loaded->has_value()) return report;
+    StateRecord record = **loaded;
+    StateRecord selected{record.owner, record.domain_name, {}};
+    for (const auto& device : record.devices) {
+        if (!only || only->count(device.address)) selected.devices.push_back(device);
+    }
+    std::vector<PciAddress> addresses;
+    for (const auto& device : selected.devices) addresses.push_back(device.address);
+    BusSnapshot bus = read_bus(host.paths, addresses);
+    std::set<std::string> vfio_nodes;
+    for (const auto& device : selected.devices) {
+        if (device.group) vfio_nodes.insert(vfio_group_node(*device.group));
+    }
+    auto holders = find_holders(host.paths, vfio_nodes);
+    ReleasePlan plan = plan_release(selected, bus, holders, force);
+    auto log_before = last_sequence(read_kernel_log(host.paths));
+
+    DeviceMover mover(host.paths, host.kernel, host.settings.settle_deadline);
+    std::set<PciAddress> still_ours;
+    for (const auto& kept : plan.kept) {
+        report.kept.push_back(kept.line());
+        still_ours.insert(*kept.address);
+    }
+    for (const auto& restore : plan.restores) {
+        DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
+        auto start = Clock::now();
+        auto failure = mover.home(restore.address, restore.to);
+        if (!failure) {
+            logger().info("{}: vfio-pci → {} in {} ms", restore.address.str(),
+                          restore.to.value_or("no driver"), elapsed_ms(start));
+            report.restored.push_back(restore.address.str() + ": back on " +
+                                      restore.to.value_or("no driver"));
+            continue;
+        }
+        still_ours.insert(restore.address);
+        std::string line = failure->message;
+        // A device that did not come home goes back to vfio-pci, a known and safe state —
+        // unless a write is stuck, when any further write would block as well.
+        if (!failure->hung && !mover.to_vfio(restore.address)) line += "; left on vfio-pci";
+        line += "; still recorded, retry with `vfio-hook recover`";
+        report.problems.push_back(line);
+    }
+    for (const auto& gone : plan.gone) {
+        logger().warn("{}: no longer on the bus; dropped from the record", gone.str());
+    }
+    // What the drivers said while taking the devices back.
+    auto log_after = read_kernel_log(host.paths);
+    for (const auto& restore : plan.restores) {
+        std::vector<KernelLogLine> fresh;
+        std::copy_if(log_after.begin(), log_after.end(), std::back_inserter(fresh),
+                     [&](const KernelLogLine& line) { return line.sequence > log_before; });
+        for (const auto& line : problems_about(fresh, restore.address, restore.to)) {
+            report.problems.push_back(restore.address.str() + ": kernel log after giving it back to " +
+                                      restore.to.value_or("no driver") + ": \"" + line.message + "\"");
+        }
+    }
+
+    StateRecord rest{record.owner, record.domain_name, {}};
+    for (const auto& device : record.devices) {
+        bool selected_device = !only || only->count(device.address);
+        if (!selected_device || still_ours.count(device.address)) rest.devices.push_back(device);
+    }
+    auto problem = rest.devices.empty() ? journal.remove(owner) : journal.save(rest);
+    if (problem) report.problems.push_back(*problem);
+    return report;
+}
+
+}  // namespace vfio_hook

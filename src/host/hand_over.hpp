@@ -1,0 +1,57 @@
+#pragma once
+// Carries out the core's plans on the host: look (snapshot, holders, records, kernel log), then
+// record, move, verify — and roll back or keep the record when something fails. Shared by the
+// hook and the admin commands.
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/plan.hpp"
+#include "core/settings.hpp"
+#include "host/host_paths.hpp"
+#include "host/state_journal.hpp"
+#include "host/sysfs.hpp"
+
+namespace vfio_hook {
+
+struct Host {
+    HostPaths paths;
+    KernelInterface& kernel;
+    Settings settings;
+};
+
+// Everything plan_prepare reads about the host.
+struct HostView {
+    BusSnapshot bus;
+    std::vector<Holder> holders;
+    std::vector<StateRecord> records;
+    std::vector<KernelLogLine> kernel_log;
+    std::optional<std::string> vfio_pci_problem;
+};
+
+HostView look_before_prepare(Host& host, const Domain& domain);
+PreparePlan plan_with(const Host& host, const Domain& domain, const std::string& owner,
+                      const HostView& view);
+
+// Records the plan (merged with the owner's existing record) before the first write, then moves
+// each device; on a failure puts back every device already moved and returns the failure lines.
+std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
+                                           const std::string& owner, const PreparePlan& plan);
+
+struct ReleaseReport {
+    std::vector<std::string> restored;  // "0000:01:00.0: vfio-pci → bochs-drm"
+    std::vector<std::string> problems;  // one line each; devices involved are still recorded
+    std::vector<std::string> kept;      // left on vfio-pci on purpose, with why
+};
+
+// Logs each device it moves; returns failures for the caller to tell the user.
+// Gives back the devices of `owner`'s record (all, or only those in `only`), verifies them, reads
+// the kernel log about them, and rewrites the record to hold exactly what is not home.
+ReleaseReport release_owner(Host& host, const std::string& owner,
+                            const std::optional<std::set<PciAddress>>& only = std::nullopt,
+                            bool force = false);
+
+}  // namespace vfio_hook

@@ -1,0 +1,31 @@
+#include "host/host_paths.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <optional>
+
+namespace vfio_hook {
+
+std::string read_small_file(const std::filesystem::path& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    char buffer[4096];
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    ::close(fd);
+    if (n <= 0) return {};
+    std::string text(buffer, static_cast<std::size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+}
+
+std::optional<std::string> link_name(const std::filesystem::path& link) {
+    char target[4096];
+    ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) return std::nullopt;
+    std::string text(target, static_cast<std::size_t>(n));
+    auto slash = text.find_last_of('/');
+    return slash == std::string::npos ? text : text.substr(slash + 1);
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,15 @@
+#pragma once
+// Makes sure the vfio-pci driver is there before anything moves to it.
+
+#include <optional>
+#include <string>
+
+#include "host/host_paths.hpp"
+#include "host/sysfs.hpp"
+
+namespace vfio_hook {
+
+// nullopt when vfio-pci is present (built in, already loaded, or loaded now), else the problem.
+std::optional<std::string> ensure_vfio_pci(const HostPaths& paths, KernelInterface& kernel);
+
+}  // namespace vfio_hook

@@ -1,0 +1,141 @@
+#include "host/pci_bus.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <system_error>
+
+namespace vfio_hook {
+namespace fs = std::filesystem;
+namespace {
+
+std::uint32_t read_hex(const fs::path& file) {
+    std::string text = read_small_file(file);
+    std::string_view digits = text;
+    if (digits.starts_with("0x")) digits.remove_prefix(2);
+    std::uint32_t value = 0;
+    std::from_chars(digits.data(), digits.data() + digits.size(), value, 16);
+    return value;
+}
+
+std::vector<std::string> entries(const fs::path& dir) {
+    std::vector<std::string> names;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(dir, error)) {
+        names.push_back(entry.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+bool starts_with_any(const std::string& name, std::initializer_list<std::string_view> prefixes) {
+    return std::any_of(prefixes.begin(), prefixes.end(),
+                       [&](std::string_view prefix) { return name.starts_with(prefix); });
+}
+
+// The device nodes through which host programs hold this function: DRM cards and render nodes,
+// ALSA nodes of its sound cards, and the NVIDIA nodes (by "Device Minor", not by order).
+std::vector<std::string> device_nodes(const HostPaths& paths, const PciDevice& device) {
+    fs::path dir = paths.pci_device(device.address);
+    std::vector<std::string> nodes;
+    for (const auto& name : entries(dir / "drm")) {
+        if (starts_with_any(name, {"card", "renderD"})) nodes.push_back("/dev/dri/" + name);
+    }
+    for (const auto& card : entries(dir / "sound")) {
+        for (const auto& name : entries(dir / "sound" / card)) {
+            if (starts_with_any(name, {"controlC", "pcmC", "hwC", "midiC"}))
+                nodes.push_back("/dev/snd/" + name);
+        }
+    }
+    std::string info = read_small_file(paths.proc() / "driver/nvidia/gpus" / device.address.str() /
+                                       "information");
+    auto minor = info.find("Device Minor:");
+    if (minor != std::string::npos) {
+        unsigned number = 0;
+        auto start = info.find_first_of("0123456789", minor);
+        if (start != std::string::npos &&
+            std::from_chars(info.data() + start, info.data() + info.size(), number).ec == std::errc{})
+            nodes.push_back("/dev/nvidia" + std::to_string(number));
+    }
+    if (device.driver == "nvidia") nodes.push_back("/dev/nvidiactl");
+    return nodes;
+}
+
+}  // namespace
+
+std::optional<DriverName> current_driver(const HostPaths& paths, const PciAddress& address) {
+    return link_name(paths.pci_device(address) / "driver");
+}
+
+std::optional<PciDevice> read_device(const HostPaths& paths, const PciAddress& address) {
+    fs::path dir = paths.pci_device(address);
+    std::error_code error;
+    if (!fs::exists(dir / "config", error) && !fs::exists(dir / "class", error)) return std::nullopt;
+    PciDevice device;
+    device.address = address;
+    device.vendor = static_cast<std::uint16_t>(read_hex(dir / "vendor"));
+    device.device = static_cast<std::uint16_t>(read_hex(dir / "device"));
+    device.class_code = read_hex(dir / "class");
+    device.driver = current_driver(paths, address);
+    device.driver_override = read_small_file(dir / "driver_override");
+    if (device.driver_override == "(null)") device.driver_override.clear();
+    if (auto group = link_name(dir / "iommu_group")) {
+        GroupId id = 0;
+        if (std::from_chars(group->data(), group->data() + group->size(), id).ec == std::errc{})
+            device.iommu_group = id;
+    }
+    device.boot_vga = read_small_file(dir / "boot_vga") == "1";
+    device.power_state = read_small_file(dir / "power_state");
+    device.reset_methods = read_small_file(dir / "reset_method");
+    device.device_nodes = device_nodes(paths, device);
+    return device;
+}
+
+std::vector<PciAddress> list_devices(const HostPaths& paths) {
+    std::vector<PciAddress> addresses;
+    for (const auto& name : entries(paths.pci_devices())) {
+        if (auto address = PciAddress::parse(name)) addresses.push_back(*address);
+    }
+    return addresses;
+}
+
+std::vector<PciAddress> group_members(const HostPaths& paths, GroupId group) {
+    std::vector<PciAddress> members;
+    for (const auto& name : entries(paths.iommu_groups() / std::to_string(group) / "devices")) {
+        if (auto address = PciAddress::parse(name)) members.push_back(*address);
+    }
+    return members;
+}
+
+bool iommu_enabled(const HostPaths& paths) { return !entries(paths.iommu_groups()).empty(); }
+
+BusSnapshot read_bus(const HostPaths& paths, const std::vector<PciAddress>& wanted) {
+    BusSnapshot bus;
+    bus.iommu_enabled = iommu_enabled(paths);
+    auto add = [&](const PciAddress& address) {
+        if (bus.devices.count(address)) return;
+        if (auto device = read_device(paths, address)) bus.devices.emplace(address, *device);
+    };
+    for (const auto& address : wanted) {
+        add(address);
+        const PciDevice* device = bus.find(address);
+        if (!device || !device->iommu_group || bus.groups.count(*device->iommu_group)) continue;
+        auto members = group_members(paths, *device->iommu_group);
+        bus.groups[*device->iommu_group] = members;
+        for (const auto& member : members) add(member);
+    }
+    return bus;
+}
+
+BusSnapshot read_whole_bus(const HostPaths& paths) {
+    BusSnapshot bus;
+    bus.iommu_enabled = iommu_enabled(paths);
+    for (const auto& address : list_devices(paths)) {
+        auto device = read_device(paths, address);
+        if (!device) continue;
+        if (device->iommu_group) bus.groups[*device->iommu_group].push_back(address);
+        bus.devices.emplace(address, *device);
+    }
+    return bus;
+}
+
+}  // namespace vfio_hook

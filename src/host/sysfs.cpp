@@ -1,0 +1,130 @@
+#include "host/sysfs.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern char** environ;
+
+namespace vfio_hook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Leaves the child with only fds 0-2 on /dev/null and `keep` as fd 3.
+void isolate_child_fds(int keep) {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+    }
+    if (keep != 3) ::dup2(keep, 3);
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, 4U, ~0U, 0U) == 0) return;
+#endif
+    long max = ::sysconf(_SC_OPEN_MAX);
+    for (long fd = 4; fd < (max > 0 ? max : 65536); ++fd) ::close(static_cast<int>(fd));
+}
+
+// Waits for the helper's report on `fd` until the deadline; false on expiry.
+bool wait_readable(int fd, Clock::time_point deadline) {
+    for (;;) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return false;
+        pollfd descriptor{fd, POLLIN, 0};
+        int ready = ::poll(&descriptor, 1, static_cast<int>(left.count()));
+        if (ready > 0) return true;
+        if (ready < 0 && errno != EINTR) return false;
+    }
+}
+
+}  // namespace
+
+std::string WriteResult::describe() const {
+    switch (status) {
+        case Status::ok: return "ok";
+        case Status::failed: return std::strerror(error);
+        case Status::timed_out: return "hung";
+    }
+    return "unknown";
+}
+
+WriteResult RealKernel::write(const std::filesystem::path& file, std::string_view value) {
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) return {WriteResult::Status::failed, errno};
+    std::string path = file.string();  // prepared before fork: the child only makes syscalls
+    pid_t child = ::fork();
+    if (child < 0) {
+        int error = errno;
+        ::close(report[0]);
+        ::close(report[1]);
+        return {WriteResult::Status::failed, error};
+    }
+    if (child == 0) {
+        isolate_child_fds(report[1]);
+        int result = 0;
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            result = errno;
+        } else if (::write(fd, value.data(), value.size()) < 0) {
+            result = errno;
+        }
+        [[maybe_unused]] auto written = ::write(3, &result, sizeof result);
+        ::_exit(0);
+    }
+    ::close(report[1]);
+    WriteResult outcome{WriteResult::Status::timed_out, 0};
+    if (wait_readable(report[0], Clock::now() + deadline_)) {
+        int result = 0;
+        if (::read(report[0], &result, sizeof result) == sizeof result) {
+            outcome = result == 0 ? WriteResult::success()
+                                  : WriteResult{WriteResult::Status::failed, result};
+        } else {
+            outcome = {WriteResult::Status::failed, EIO};  // the helper died without a word
+        }
+        ::waitpid(child, nullptr, 0);
+    }
+    // On expiry the helper is left to finish (or stay stuck) on its own; it holds nothing of ours.
+    ::close(report[0]);
+    return outcome;
+}
+
+bool RealKernel::load_module(const std::string& name) {
+    const char* candidates[] = {"/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe",
+                                "/bin/modprobe"};
+    const char* modprobe = nullptr;
+    for (const char* candidate : candidates) {
+        if (::access(candidate, X_OK) == 0) {
+            modprobe = candidate;
+            break;
+        }
+    }
+    if (!modprobe) return false;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    for (int fd = 0; fd <= 2; ++fd) posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0);
+    std::string module = name;
+    char* argv[] = {const_cast<char*>("modprobe"), module.data(), nullptr};
+    pid_t child = 0;
+    int spawned = ::posix_spawn(&child, modprobe, &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) return false;
+    // modprobe runs the module's init; bound it like any other kernel wait.
+    auto deadline = Clock::now() + deadline_;
+    int status = 0;
+    for (auto pause = std::chrono::milliseconds(1);; pause = std::min(pause * 2, std::chrono::milliseconds(50))) {
+        pid_t done = ::waitpid(child, &status, WNOHANG);
+        if (done == child) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (Clock::now() >= deadline) return false;
+        ::usleep(static_cast<useconds_t>(pause.count() * 1000));
+    }
+}
+
+}  // namespace vfio_hook

@@ -1,0 +1,47 @@
+#pragma once
+// The only way vfio-hook changes the kernel's state: writes to sysfs files and loading a module,
+// each under a deadline. RealKernel does them for real; tests substitute a fake kernel that moves
+// driver links in a temp tree the way the kernel would.
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace vfio_hook {
+
+struct WriteResult {
+    enum class Status { ok, failed, timed_out };
+    Status status = Status::ok;
+    int error = 0;  // errno when failed
+
+    bool ok() const { return status == Status::ok; }
+    std::string describe() const;  // "No such device", "hung for 5000 ms", ...
+    static WriteResult success() { return {}; }
+};
+
+class KernelInterface {
+public:
+    virtual ~KernelInterface() = default;
+    virtual WriteResult write(const std::filesystem::path& file, std::string_view value) = 0;
+    // Loads a kernel module by name; true when it is (now) present.
+    virtual bool load_module(const std::string& name) = 0;
+    virtual std::chrono::milliseconds deadline() const = 0;
+};
+
+// Each write runs in a forked helper that owns no file descriptor of ours: when a driver's
+// remove() blocks forever (nvidia with open handles, vfio-pci while a VM has the device) the
+// helper stays stuck in the kernel, but we return at the deadline, and the helper holds neither
+// libvirt's stdout/stderr pipes (libvirt waits for EOF on both) nor our lock.
+class RealKernel : public KernelInterface {
+public:
+    explicit RealKernel(std::chrono::milliseconds deadline) : deadline_(deadline) {}
+    WriteResult write(const std::filesystem::path& file, std::string_view value) override;
+    bool load_module(const std::string& name) override;
+    std::chrono::milliseconds deadline() const override { return deadline_; }
+
+private:
+    std::chrono::milliseconds deadline_;
+};
+
+}  // namespace vfio_hook

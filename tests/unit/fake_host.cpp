@@ -1,0 +1,304 @@
+#include "fake_host.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace vfio_hook::testing {
+namespace fs = std::filesystem;
+namespace {
+
+void write_file(const fs::path& file, const std::string& text) {
+    fs::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+}
+
+std::string read_file(const fs::path& file) {
+    std::ifstream stream(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(stream), {});
+}
+
+std::string hex(unsigned value, int digits) {
+    char text[16];
+    std::snprintf(text, sizeof text, "0x%0*x", digits, value);
+    return text;
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+    return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+// ---- FakeKernel ----
+
+fs::path FakeKernel::device_dir(const std::string& address) const {
+    return root_ / "sys/bus/pci/devices" / address;
+}
+
+std::optional<std::string> FakeKernel::driver_of(const std::string& address) const {
+    std::error_code error;
+    auto target = fs::read_symlink(device_dir(address) / "driver", error);
+    if (error) return std::nullopt;
+    return target.filename().string();
+}
+
+bool FakeKernel::try_bind(const std::string& address, const std::string& driver) {
+    std::error_code error;
+    if (!fs::exists(root_ / "sys/bus/pci/drivers" / driver, error)) return false;
+    if (auto refusing = refusing_drivers_.find(driver); refusing != refusing_drivers_.end()) {
+        if (!refusing->second.empty())
+            std::ofstream(root_ / "dev/kmsg", std::ios::app) << "3," << ++log_sequence_ << ",2000,-;" << refusing->second << "\n";
+        return false;
+    }
+    fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver, device_dir(address) / "driver");
+    return true;
+}
+
+void FakeKernel::fail_write(const std::string& file_suffix, int error, int times) {
+    failures_[file_suffix] = {error, times};
+}
+void FakeKernel::hang_write(const std::string& file_suffix) { hangs_.insert(file_suffix); }
+void FakeKernel::refuse_probe(const std::string& driver, const std::string& log_message) {
+    refusing_drivers_[driver] = log_message;
+}
+
+bool FakeKernel::load_module(const std::string& name) {
+    if (!module_loads_) return false;
+    fs::create_directories(root_ / "sys/bus/pci/drivers" / name);
+    return true;
+}
+
+WriteResult FakeKernel::write(const fs::path& file, std::string_view raw_value) {
+    std::string path = file.string();
+    std::string value(raw_value);
+    while (!value.empty() && value.back() == '\n') value.pop_back();
+    if (crash_after_ >= 0 && writes_ >= crash_after_) throw SimulatedCrash();
+    ++writes_;
+    log_.push_back(file.lexically_relative(root_).string() + " <- " + value);
+    for (const auto& suffix : hangs_) {
+        if (ends_with(path, suffix)) return {WriteResult::Status::timed_out, 0};
+    }
+    for (auto& [suffix, failure] : failures_) {
+        if (ends_with(path, suffix) && failure.second > 0) {
+            --failure.second;
+            return {WriteResult::Status::failed, failure.first};
+        }
+    }
+    auto failed = [](int error) { return WriteResult{WriteResult::Status::failed, error}; };
+    std::error_code error;
+    fs::path relative = file.lexically_relative(root_ / "sys/bus/pci");
+    auto parts = std::vector<std::string>(relative.begin(), relative.end());
+
+    if (parts.size() == 3 && parts[0] == "devices" && parts[2] == "driver_override") {
+        if (!fs::exists(device_dir(parts[1]), error)) return failed(ENOENT);
+        write_file(file, value.empty() ? "(null)\n" : value + "\n");
+        return WriteResult::success();
+    }
+    if (parts.size() == 1 && parts[0] == "drivers_probe") {
+        if (!fs::exists(device_dir(value), error)) return failed(ENODEV);
+        if (driver_of(value)) return WriteResult::success();
+        std::string override_driver = read_file(device_dir(value) / "driver_override");
+        while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
+        std::string candidate = override_driver != "(null)" && !override_driver.empty()
+                                    ? override_driver
+                                    : native_driver[value];
+        // Like the kernel: drivers_probe says success even when nothing bound.
+        if (!candidate.empty()) try_bind(value, candidate);
+        return WriteResult::success();
+    }
+    if (parts.size() == 3 && parts[0] == "drivers" && (parts[2] == "bind" || parts[2] == "unbind")) {
+        const std::string& driver = parts[1];
+        if (!fs::exists(root_ / "sys/bus/pci/drivers" / driver, error)) return failed(ENOENT);
+        if (!fs::exists(device_dir(value), error)) return failed(ENODEV);
+        if (parts[2] == "unbind") {
+            if (driver_of(value) != driver) return failed(ENODEV);
+            fs::remove(device_dir(value) / "driver");
+            return WriteResult::success();
+        }
+        if (driver_of(value)) return failed(EBUSY);
+        std::string override_driver = read_file(device_dir(value) / "driver_override");
+        while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
+        bool overridden = override_driver != "(null)" && !override_driver.empty();
+        if (overridden && override_driver != driver) return failed(ENODEV);
+        if (!overridden && driver != native_driver[value]) return failed(ENODEV);
+        return try_bind(value, driver) ? WriteResult::success() : failed(ENODEV);
+    }
+    if (!fs::exists(file.parent_path(), error)) return failed(ENOENT);
+    write_file(file, value);
+    return WriteResult::success();
+}
+
+// ---- FakeHost ----
+
+FakeHost::FakeHost()
+    : root_([] {
+          std::string pattern = (fs::temp_directory_path() / "vfio-hook-test-XXXXXX").string();
+          if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+          return fs::path(pattern);
+      }()),
+      kernel_(root_) {
+    fs::create_directories(root_ / "sys/bus/pci/devices");
+    fs::create_directories(root_ / "sys/bus/pci/drivers");
+    fs::create_directories(root_ / "sys/kernel/iommu_groups");
+    fs::create_directories(root_ / "proc");
+    fs::create_directories(root_ / "run");
+    write_file(root_ / "sys/bus/pci/drivers_probe", "");
+    write_file(root_ / "dev/kmsg", "");
+    write_file(root_ / "proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda1 intel_iommu=on iommu=pt\n");
+    driver("vfio-pci");
+}
+
+FakeHost::~FakeHost() {
+    std::error_code error;
+    fs::remove_all(root_, error);
+}
+
+FakeHost& FakeHost::driver(const std::string& name) {
+    fs::create_directories(root_ / "sys/bus/pci/drivers" / name);
+    write_file(root_ / "sys/bus/pci/drivers" / name / "bind", "");
+    write_file(root_ / "sys/bus/pci/drivers" / name / "unbind", "");
+    return *this;
+}
+
+FakeHost& FakeHost::device(const std::string& address, std::uint32_t class_code,
+                           const std::string& driver_name, std::optional<unsigned> group,
+                           std::uint16_t vendor, std::uint16_t device_id) {
+    fs::path dir = root_ / "sys/bus/pci/devices" / address;
+    fs::create_directories(dir);
+    write_file(dir / "vendor", hex(vendor, 4) + "\n");
+    write_file(dir / "device", hex(device_id, 4) + "\n");
+    write_file(dir / "class", hex(class_code, 6) + "\n");
+    write_file(dir / "config", "");
+    write_file(dir / "driver_override", "(null)\n");
+    write_file(dir / "power_state", "D0\n");
+    write_file(dir / "reset_method", "flr bus\n");
+    if (group) {
+        fs::path group_dir = root_ / "sys/kernel/iommu_groups" / std::to_string(*group);
+        fs::create_directories(group_dir / "devices");
+        fs::create_directory_symlink(dir, group_dir / "devices" / address);
+        fs::create_directory_symlink(group_dir, dir / "iommu_group");
+    }
+    if (!driver_name.empty()) {
+        driver(driver_name);
+        fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver_name, dir / "driver");
+        kernel_.native_driver[address] = driver_name;
+    }
+    return *this;
+}
+
+FakeHost& FakeHost::boot_vga(const std::string& address) {
+    write_file(root_ / "sys/bus/pci/devices" / address / "boot_vga", "1\n");
+    return *this;
+}
+
+FakeHost& FakeHost::drm_node(const std::string& address, const std::string& name) {
+    fs::create_directories(root_ / "sys/bus/pci/devices" / address / "drm" / name);
+    return *this;
+}
+
+FakeHost& FakeHost::sound_card(const std::string& address, const std::string& card,
+                               const std::vector<std::string>& nodes) {
+    for (const auto& node : nodes)
+        fs::create_directories(root_ / "sys/bus/pci/devices" / address / "sound" / card / node);
+    return *this;
+}
+
+FakeHost& FakeHost::process(int pid, const std::string& command, const std::vector<std::string>& open_nodes) {
+    fs::path dir = root_ / "proc" / std::to_string(pid);
+    write_file(dir / "comm", command + "\n");
+    fs::create_directories(dir / "fd");
+    int fd = 3;
+    fs::create_symlink("/dev/null", dir / "fd" / "0");
+    for (const auto& node : open_nodes) fs::create_symlink(node, dir / "fd" / std::to_string(fd++));
+    return *this;
+}
+
+FakeHost& FakeHost::kernel_log(const std::string& message, int priority) {
+    std::ofstream(root_ / "dev/kmsg", std::ios::app)
+        << priority << "," << ++log_sequence_ << ",1000,-;" << message << "\n";
+    return *this;
+}
+
+FakeHost& FakeHost::no_iommu() {
+    fs::remove_all(root_ / "sys/kernel/iommu_groups");
+    fs::create_directories(root_ / "sys/kernel/iommu_groups");
+    for (const auto& entry : fs::directory_iterator(root_ / "sys/bus/pci/devices"))
+        fs::remove(entry.path() / "iommu_group");
+    return *this;
+}
+
+std::optional<std::string> FakeHost::driver_of(const std::string& address) const {
+    std::error_code error;
+    auto target = fs::read_symlink(root_ / "sys/bus/pci/devices" / address / "driver", error);
+    if (error) return std::nullopt;
+    return target.filename().string();
+}
+
+std::string FakeHost::override_of(const std::string& address) const {
+    std::string text = read_file(root_ / "sys/bus/pci/devices" / address / "driver_override");
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text == "(null)" ? "" : text;
+}
+
+std::vector<std::string> FakeHost::records() const {
+    std::vector<std::string> names;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(root_ / "run/vfio-hook/records", error))
+        names.push_back(entry.path().filename().string());
+    return names;
+}
+
+namespace {
+struct KernelRef : KernelInterface {
+    explicit KernelRef(KernelInterface& kernel) : kernel(kernel) {}
+    WriteResult write(const fs::path& file, std::string_view value) override { return kernel.write(file, value); }
+    bool load_module(const std::string& name) override { return kernel.load_module(name); }
+    std::chrono::milliseconds deadline() const override { return kernel.deadline(); }
+    KernelInterface& kernel;
+};
+}  // namespace
+
+FakeHost::Run FakeHost::run(const std::vector<std::string>& args, const std::string& stdin_text) {
+    std::ostringstream out, err;
+    CliEnvironment environment{
+        [&](const Settings&) { return std::make_unique<KernelRef>(kernel_); },
+        [&]() -> Expected<std::string> { return stdin_text; }, out, err};
+    std::vector<std::string> full{"vfio-hook", "--root", root_.string(), "--settle-deadline-ms", "5"};
+    full.insert(full.end(), args.begin(), args.end());
+    int status = run_cli(full, environment);
+    return {status, out.str(), err.str()};
+}
+
+FakeHost::Run FakeHost::hook(const std::string& domain, const std::string& operation,
+                             const std::string& sub, const std::string& xml) {
+    return run({"hook", domain, operation, sub, "-"}, xml);
+}
+
+std::string domain_xml(const std::string& name, const std::string& uuid,
+                       const std::vector<std::string>& addresses, bool managed,
+                       const std::string& metadata) {
+    std::ostringstream xml;
+    xml << "<domain type='kvm'>\n  <name>" << name << "</name>\n  <uuid>" << uuid << "</uuid>\n";
+    if (!metadata.empty()) xml << "  <metadata>\n" << metadata << "\n  </metadata>\n";
+    xml << "  <memory unit='KiB'>131072</memory>\n  <devices>\n";
+    int slot = 5;
+    for (const auto& text : addresses) {
+        auto address = PciAddress::parse(text);
+        char attributes[128];
+        std::snprintf(attributes, sizeof attributes,
+                      "domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'", address->domain,
+                      address->bus, address->slot, address->function);
+        xml << "    <hostdev mode='subsystem' type='pci' managed='" << (managed ? "yes" : "no") << "'>\n"
+            << "      <source>\n        <address " << attributes << "/>\n      </source>\n"
+            << "      <address type='pci' domain='0x0000' bus='0x0" << slot++
+            << "' slot='0x00' function='0x0'/>\n    </hostdev>\n";
+    }
+    xml << "  </devices>\n</domain>\n";
+    return xml.str();
+}
+
+}  // namespace vfio_hook::testing

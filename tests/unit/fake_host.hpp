@@ -1,0 +1,124 @@
+#pragma once
+// A fake host for unit tests: a real directory tree shaped like sysfs, /proc and /dev under a
+// temp dir, so the real reading code runs; and a fake kernel that reacts to sysfs writes the way
+// the kernel does (moving `driver` links), with failures to inject.
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/cli.hpp"
+#include "host/hand_over.hpp"
+#include "host/sysfs.hpp"
+
+namespace vfio_hook::testing {
+
+// Thrown by the fake kernel to simulate the hook being killed between two writes.
+struct SimulatedCrash : std::runtime_error {
+    SimulatedCrash() : std::runtime_error("simulated crash") {}
+};
+
+class FakeKernel : public KernelInterface {
+public:
+    explicit FakeKernel(std::filesystem::path root) : root_(std::move(root)) {}
+
+    WriteResult write(const std::filesystem::path& file, std::string_view value) override;
+    bool load_module(const std::string& name) override;
+    std::chrono::milliseconds deadline() const override { return std::chrono::milliseconds(50); }
+
+    // Injection. `file_suffix` matches the end of the written path ("drivers/bochs-drm/unbind").
+    void fail_write(const std::string& file_suffix, int error, int times = 1000);
+    void hang_write(const std::string& file_suffix);  // reports timed_out, changes nothing
+    // The driver's probe fails for any device, printing `log_message` (if any) to the kernel log.
+    void refuse_probe(const std::string& driver, const std::string& log_message = "");
+    void crash_after(int writes) { crash_after_ = writes; }
+    void refuse_module_load() { module_loads_ = false; }
+
+    int writes() const { return writes_; }
+    const std::vector<std::string>& write_log() const { return log_; }
+
+    // The driver a device binds to by id-table match when no override is set.
+    std::map<std::string, std::string> native_driver;
+
+private:
+    std::filesystem::path device_dir(const std::string& address) const;
+    std::optional<std::string> driver_of(const std::string& address) const;
+    bool try_bind(const std::string& address, const std::string& driver);
+
+    std::filesystem::path root_;
+    std::map<std::string, std::pair<int, int>> failures_;  // suffix → errno, times left
+    std::set<std::string> hangs_;
+    std::map<std::string, std::string> refusing_drivers_;  // driver → what it logs
+    int log_sequence_ = 1000;
+    int crash_after_ = -1;
+    bool module_loads_ = true;
+    int writes_ = 0;
+    std::vector<std::string> log_;
+};
+
+class FakeHost {
+public:
+    FakeHost();
+    ~FakeHost();
+    FakeHost(const FakeHost&) = delete;
+    FakeHost& operator=(const FakeHost&) = delete;
+
+    // Devices. `driver` "" means no driver. The driver also becomes the device's native driver.
+    FakeHost& device(const std::string& address, std::uint32_t class_code, const std::string& driver,
+                     std::optional<unsigned> group, std::uint16_t vendor = 0x10de,
+                     std::uint16_t device_id = 0x2684);
+    FakeHost& gpu(const std::string& address, const std::string& driver, unsigned group) {
+        return device(address, 0x030000, driver, group);
+    }
+    FakeHost& audio(const std::string& address, const std::string& driver, unsigned group) {
+        return device(address, 0x040300, driver, group, 0x10de, 0x22ba);
+    }
+    FakeHost& bridge(const std::string& address, unsigned group) {
+        return device(address, 0x060400, "pcieport", group, 0x8086, 0x1901);
+    }
+    FakeHost& boot_vga(const std::string& address);
+    FakeHost& drm_node(const std::string& address, const std::string& name);   // card1, renderD128
+    FakeHost& sound_card(const std::string& address, const std::string& card, const std::vector<std::string>& nodes);
+    FakeHost& driver(const std::string& name);  // an available (loaded) driver
+    FakeHost& process(int pid, const std::string& command, const std::vector<std::string>& open_nodes);
+    FakeHost& kernel_log(const std::string& message, int priority = 3);
+    FakeHost& no_iommu();
+
+    const std::filesystem::path& root() const { return root_; }
+    HostPaths paths() const { return HostPaths{root_}; }
+    FakeKernel& kernel() { return kernel_; }
+    std::optional<std::string> driver_of(const std::string& address) const;
+    std::string override_of(const std::string& address) const;
+    std::vector<std::string> records() const;  // file names under run/vfio-hook/records
+
+    // Runs the real command line, as `vfio-hook --root ROOT ARGS...` with `stdin` on stdin.
+    struct Run {
+        int status;
+        std::string out;
+        std::string err;
+    };
+    Run run(const std::vector<std::string>& args, const std::string& stdin_text = "");
+    // Runs as libvirt does: `qemu DOMAIN OP SUB EXTRA`, but against this fake root.
+    Run hook(const std::string& domain, const std::string& operation, const std::string& sub,
+             const std::string& xml);
+
+private:
+    std::filesystem::path root_;
+    FakeKernel kernel_;
+    std::uint64_t log_sequence_ = 100;
+};
+
+// A libvirt domain XML giving the listed host PCI addresses as <hostdev>s.
+std::string domain_xml(const std::string& name, const std::string& uuid,
+                       const std::vector<std::string>& addresses, bool managed = false,
+                       const std::string& metadata = "");
+
+inline constexpr const char* uuid_a = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0";
+inline constexpr const char* uuid_b = "9b1c5c1e-0c1a-4f5e-9a7e-2f0b6f1a7c11";
+
+}  // namespace vfio_hook::testing

@@ -1,0 +1,188 @@
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include "fake_host.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+
+namespace {
+
+struct Pair : FakeHost {
+    Pair() {
+        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");
+        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
+        audio("0000:01:00.1", "snd_hda_intel", 14);
+    }
+    bool home() const {
+        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
+               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty();
+    }
+};
+
+const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
+
+int count_prepare_writes() {
+    Pair host;
+    host.hook("win11", "prepare", "begin", gpu_only);
+    return host.kernel().writes();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(commands)
+
+// The hook killed after every possible number of writes: recover always brings everything home.
+BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of_prepare) {
+    int total = count_prepare_writes();
+    BOOST_TEST_REQUIRE(total >= 6);
+    for (int k = 0; k <= total; ++k) {
+        Pair host;
+        host.kernel().crash_after(k);
+        try {
+            host.hook("win11", "prepare", "begin", gpu_only);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.err);
+        BOOST_TEST(host.home(), "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of_release) {
+    for (int k = 0; k <= 12; ++k) {
+        Pair host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+        host.kernel().crash_after(host.kernel().writes() + k);
+        try {
+            host.hook("win11", "release", "end", gpu_only);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        BOOST_TEST(host.run({"recover"}).status == 0, "k=" << k);
+        BOOST_TEST(host.home(), "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(every_refused_kernel_write_in_prepare_is_rolled_back) {
+    for (const char* file : {"devices/0000:01:00.1/driver_override", "drivers/snd_hda_intel/unbind",
+                             "devices/0000:01:00.0/driver_override", "drivers/nvidia/unbind", "drivers_probe"}) {
+        Pair host;
+        host.kernel().fail_write(file, EIO, 1);
+        auto run = host.hook("win11", "prepare", "begin", gpu_only);
+        BOOST_TEST(run.status == 1, file);
+        BOOST_TEST(host.home(), file);
+        BOOST_TEST(host.records().empty(), file);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_write_at_release_is_reported_and_the_record_kept_for_recover) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.kernel().hang_write("drivers/vfio-pci/unbind");
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(release.err.find("unbind from vfio-pci hung") != std::string::npos, release.err);
+    BOOST_TEST(host.records().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_unbind_at_prepare_fails_the_start_naming_device_and_write) {
+    Pair host;
+    host.kernel().hang_write("drivers/nvidia/unbind");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.0: unbind from nvidia hung") != std::string::npos, run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "snd_hda_intel");  // rolled back
+    BOOST_TEST(host.records().size() == 1u);  // the stuck GPU stays recorded
+}
+
+BOOST_AUTO_TEST_CASE(check_is_a_dry_run_that_shows_every_move) {
+    Pair host;
+    auto run = host.run({"check", "-"}, gpu_only);
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    BOOST_TEST(run.out.find("move  0000:01:00.1") != std::string::npos, run.out);
+    BOOST_TEST(run.out.find("snd_hda_intel -> vfio-pci  [group companion]") != std::string::npos, run.out);
+    BOOST_TEST(run.out.find("nvidia -> vfio-pci") != std::string::npos);
+    BOOST_TEST(host.kernel().writes() == 0);
+
+    auto refused = host.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:00:02.0"}));
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(refused.out.find("refused: 0000:00:02.0") != std::string::npos, refused.out);
+}
+
+BOOST_AUTO_TEST_CASE(manual_bind_and_restore_use_the_same_records) {
+    Pair host;
+    auto bind = host.run({"bind", "0000:01:00.0"});
+    BOOST_TEST(bind.status == 0, bind.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST(host.records() == std::vector<std::string>{"manual.record"});
+    auto restore = host.run({"restore", "0000:01:00.0", "0000:01:00.1"});
+    BOOST_TEST(restore.status == 0, restore.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(restore_refuses_a_device_a_vm_has_open_unless_forced) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
+    auto refused = host.run({"restore", "0000:01:00.0"});
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(refused.err.find("pid 4242 (qemu-system-x86) through /dev/vfio/14") != std::string::npos, refused.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    host.kernel().hang_write("drivers/vfio-pci/unbind");
+    auto forced = host.run({"restore", "--force", "0000:01:00.0"});
+    BOOST_TEST(forced.status == 1);
+    BOOST_TEST(forced.err.find("0000:01:00.0: unbind from vfio-pci hung") != std::string::npos, forced.err);
+}
+
+BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0);
+    BOOST_TEST(recover.out.find("kept: 0000:01:00.0: still in use by pid 4242") != std::string::npos, recover.out);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+}
+
+BOOST_AUTO_TEST_CASE(restore_of_an_unrecorded_vfio_device_reprobes_it) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "vfio-pci", 14);
+    host.kernel().native_driver["0000:01:00.0"] = "nouveau";
+    host.driver("nouveau");
+    auto run = host.run({"restore", "0000:01:00.0"});
+    BOOST_TEST(run.status == 0, run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nouveau");
+}
+
+BOOST_AUTO_TEST_CASE(bad_addresses_on_the_command_line_are_one_clear_line) {
+    Pair host;
+    auto run = host.run({"bind", "01:00"});
+    BOOST_TEST(run.status == 2);
+    BOOST_TEST(run.err.find("'01:00' is not a PCI address") != std::string::npos, run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(status_shows_gpus_groups_owner_and_firmware_errors) {
+    Pair host;
+    host.kernel_log("nouveau 0000:01:00.0: pmu: firmware unavailable");
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto table = host.run({"status"});
+    BOOST_TEST(table.status == 1);  // not ready: the firmware error
+    BOOST_TEST(table.out.find("IOMMU:      enabled") != std::string::npos, table.out);
+    BOOST_TEST(table.out.find("given to domain 'win11'") != std::string::npos, table.out);
+    BOOST_TEST(table.out.find("0000:01:00.0: nouveau 0000:01:00.0: pmu: firmware unavailable") != std::string::npos, table.out);
+    BOOST_TEST(table.out.find("intel_iommu=on") != std::string::npos);
+    auto json = host.run({"status", "--json"});
+    BOOST_TEST(json.out.find("\"ready\":false") != std::string::npos, json.out);
+    BOOST_TEST(json.out.find("\"address\":\"0000:01:00.1\"") != std::string::npos);
+    BOOST_TEST(json.out.find("firmware unavailable") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

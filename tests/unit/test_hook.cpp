@@ -1,0 +1,245 @@
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include <filesystem>
+
+#include "fake_host.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+
+namespace {
+
+// A desktop: the iGPU drives the console; the discrete GPU + HDMI audio share group 14 behind a
+// root port that sits in its own group.
+struct Desktop : FakeHost {
+    Desktop() {
+        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
+        bridge("0000:00:01.0", 1);
+        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1").drm_node("0000:01:00.0", "renderD129");
+        audio("0000:01:00.1", "snd_hda_intel", 14).sound_card("0000:01:00.1", "card1", {"controlC1", "pcmC1D3p"});
+    }
+    bool home() const {
+        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
+               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty() &&
+               driver_of("0000:00:02.0") == "i915";
+    }
+    bool on_vfio() const {
+        return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
+    }
+};
+
+const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(hook)
+
+BOOST_AUTO_TEST_CASE(prepare_moves_gpu_and_audio_to_vfio_and_release_brings_both_home) {
+    Desktop host;
+    auto prepare = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST_REQUIRE(prepare.status == 0, prepare.err);
+    BOOST_TEST(prepare.out.empty());
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.driver_of("0000:00:02.0") == "i915");
+    BOOST_TEST(host.records().size() == 1u);
+    BOOST_TEST(host.records()[0] == std::string(uuid_a) + ".record");
+
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(release.out.empty());
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(other_operations_answer_zero_and_touch_nothing) {
+    Desktop host;
+    for (const char* operation : {"start", "started", "stopped", "migrate", "restore", "reconnect", "attach", "future-op"}) {
+        auto run = host.hook("win11", operation, "begin", gpu_only);
+        BOOST_TEST(run.status == 0);
+        BOOST_TEST(run.out.empty());
+    }
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(!std::filesystem::exists(host.root() / "run/vfio-hook"));
+}
+
+BOOST_AUTO_TEST_CASE(a_vm_without_hostdevs_moves_nothing_and_never_takes_the_lock) {
+    Desktop host;
+    std::string plain = domain_xml("plain", uuid_a, {});
+    BOOST_TEST(host.hook("plain", "prepare", "begin", plain).status == 0);
+    BOOST_TEST(host.hook("plain", "release", "end", plain).status == 0);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(!std::filesystem::exists(host.root() / "run/vfio-hook/lock"));
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_prepare_changes_nothing_and_lists_every_problem) {
+    Desktop host;
+    host.process(1234, "Xorg", {"/dev/dri/card1"}).process(2000, "pipewire", {"/dev/snd/controlC1"});
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:01:00.0", "0000:0a:00.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.0: is held open by pid 1234 (Xorg) on /dev/dri/card1") != std::string::npos, run.err);
+    BOOST_TEST(run.err.find("pid 2000 (pipewire)") != std::string::npos);
+    BOOST_TEST(run.err.find("0000:0a:00.0: no such PCI device") != std::string::npos);
+    BOOST_TEST(run.err.find("nothing was changed") != std::string::npos);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_boot_vga_is_refused_with_a_message_a_user_understands) {
+    Desktop host;
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:00:02.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:00:02.0: is the host's boot display") != std::string::npos, run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_failure_on_the_second_device_rolls_the_first_back) {
+    Desktop host;
+    host.kernel().fail_write("drivers/nvidia/unbind", EIO);
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.0: unbind from nvidia failed") != std::string::npos, run.err);
+    BOOST_TEST(run.err.find("put back") != std::string::npos, run.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_device_that_does_not_take_vfio_is_rolled_back_and_named) {
+    Desktop host;
+    host.kernel().refuse_probe("vfio-pci");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("did not bind to vfio-pci") != std::string::npos, run.err);
+    BOOST_TEST(host.home());
+}
+
+BOOST_AUTO_TEST_CASE(release_with_no_record_touches_nothing) {
+    Desktop host;
+    auto run = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(run.status == 0);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(devices_on_vfio_before_prepare_stay_there_after_release) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "vfio-pci", 14).audio("0000:01:00.1", "snd_hda_intel", 14);
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "snd_hda_intel");
+}
+
+BOOST_AUTO_TEST_CASE(a_device_without_a_driver_stays_driverless_on_release) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).audio("0000:01:00.1", "", 14);
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(!host.driver_of("0000:01:00.1").has_value());
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+}
+
+BOOST_AUTO_TEST_CASE(two_domains_each_get_back_only_their_own_devices) {
+    Desktop host;
+    host.gpu("0000:02:00.0", "amdgpu", 15);
+    std::string second = domain_xml("linux", uuid_b, {"0000:02:00.0"});
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.hook("linux", "prepare", "begin", second).status == 0);
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.driver_of("0000:02:00.0") == "vfio-pci");
+    BOOST_TEST(host.hook("linux", "release", "end", second).status == 0);
+    BOOST_TEST(host.driver_of("0000:02:00.0") == "amdgpu");
+}
+
+BOOST_AUTO_TEST_CASE(a_second_vm_asking_for_a_taken_gpu_is_refused_and_its_release_leaves_it) {
+    Desktop host;
+    std::string rival = domain_xml("rival", uuid_b, {"0000:01:00.0"});
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto refused = host.hook("rival", "prepare", "begin", rival);
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(refused.err.find("0000:01:00.0: is already given to domain 'win11'") != std::string::npos, refused.err);
+    BOOST_TEST(host.hook("rival", "release", "end", rival).status == 0);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.home());
+}
+
+BOOST_AUTO_TEST_CASE(managed_yes_devices_are_moved_too_and_come_home) {
+    Desktop host;
+    std::string managed = domain_xml("win11", uuid_a, {"0000:01:00.0", "0000:01:00.1"}, true);
+    BOOST_TEST(host.hook("win11", "prepare", "begin", managed).status == 0);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.hook("win11", "release", "end", managed).status == 0);
+    BOOST_TEST(host.home());
+}
+
+BOOST_AUTO_TEST_CASE(a_driver_that_will_not_come_back_leaves_the_device_on_vfio_and_recorded) {
+    Desktop host;
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.kernel_log("nvidia 0000:01:00.0: an old error, before the release: probe failed");
+    host.kernel().refuse_probe("nvidia", "NVRM: GPU 0000:01:00.0: RmInitAdapter failed! (0x22:0x56:742)");
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "snd_hda_intel");
+    BOOST_TEST(host.records().size() == 1u);
+    BOOST_TEST(release.err.find("0000:01:00.0: did not come back to nvidia") != std::string::npos, release.err);
+    BOOST_TEST(release.err.find("RmInitAdapter failed") != std::string::npos, release.err);
+    BOOST_TEST(release.err.find("an old error") == std::string::npos, release.err);
+}
+
+BOOST_AUTO_TEST_CASE(release_ignores_the_fourth_argument_libvirt_passes) {
+    Desktop host;
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto release = host.run({"hook", "win11", "release", "end", "shutdown"}, gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home());
+}
+
+BOOST_AUTO_TEST_CASE(bad_xml_fails_prepare_with_one_line_and_never_fails_release) {
+    Desktop host;
+    auto prepare = host.hook("win11", "prepare", "begin", "<domain><name>");
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(prepare.err.find("domain 'win11': domain XML is not well-formed") != std::string::npos, prepare.err);
+    BOOST_TEST(host.hook("win11", "release", "end", "").status == 0);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_domain_name_is_never_used_in_a_path) {
+    Desktop host;
+    std::string evil = domain_xml("../../etc/x y\nz", uuid_a, {"0000:01:00.0"});
+    BOOST_TEST(host.hook("../../etc/x y\nz", "prepare", "begin", evil).status == 0);
+    BOOST_TEST(host.records() == std::vector<std::string>{std::string(uuid_a) + ".record"});
+    BOOST_TEST(host.hook("../../etc/x y\nz", "release", "end", evil).status == 0);
+    BOOST_TEST(host.home());
+}
+
+BOOST_AUTO_TEST_CASE(the_next_prepare_finishes_what_a_crashed_run_left) {
+    Desktop host;
+    host.kernel().crash_after(4);
+    BOOST_CHECK_THROW(host.hook("win11", "prepare", "begin", gpu_only), SimulatedCrash);
+    BOOST_TEST(!host.home());
+    host.kernel().crash_after(-1);
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_vfio_module_that_cannot_load_is_a_refusal) {
+    FakeHost host;
+    std::filesystem::remove_all(host.root() / "sys/bus/pci/drivers/vfio-pci");
+    host.gpu("0000:01:00.0", "nvidia", 14);
+    host.kernel().refuse_module_load();
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("modprobe vfio-pci") != std::string::npos, run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

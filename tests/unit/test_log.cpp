@@ -1,0 +1,54 @@
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "fake_host.hpp"
+#include "host/log.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+
+BOOST_AUTO_TEST_SUITE(journald)
+
+BOOST_AUTO_TEST_CASE(datagrams_use_the_native_protocol_with_binary_values_for_newlines) {
+    auto datagram = journald_datagram({{"MESSAGE", "one"}, {"DOMAIN", "a\nb"}});
+    std::string expected = "MESSAGE=one\nDOMAIN\n";
+    expected += std::string("\x03\0\0\0\0\0\0\0", 8) + "a\nb\n";
+    BOOST_TEST(datagram == expected);
+}
+
+BOOST_AUTO_TEST_CASE(hook_runs_log_structured_fields_to_the_journal_socket) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14);
+    std::filesystem::create_directories(host.root() / "run/systemd/journal");
+    auto socket_path = (host.root() / "run/systemd/journal/socket").string();
+    int journal = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
+    BOOST_TEST_REQUIRE(::bind(journal, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:01:00.0"}));
+    BOOST_TEST(run.status == 0);
+    char buffer[65536];
+    std::string all;
+    ssize_t n;
+    while ((n = ::recv(journal, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) all += std::string(buffer, n) + "\n--\n";
+    ::close(journal);
+    BOOST_TEST(all.find("SYSLOG_IDENTIFIER=vfio-hook") != std::string::npos, all);
+    BOOST_TEST(all.find("DOMAIN=win11") != std::string::npos);
+    BOOST_TEST(all.find("DOMAIN_UUID=" + std::string(uuid_a)) != std::string::npos);
+    BOOST_TEST(all.find("OPERATION=prepare") != std::string::npos);
+    BOOST_TEST(all.find("PCI_ADDRESS=0000:01:00.0") != std::string::npos);
+    BOOST_TEST(all.find("DRIVER_FROM=nvidia") != std::string::npos);
+    BOOST_TEST(all.find("DRIVER_TO=vfio-pci") != std::string::npos);
+    BOOST_TEST(all.find("PRIORITY=6") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
