@@ -3,32 +3,44 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 
 #include "cli/commands.hpp"
+#include "core/config_file.hpp"
 #include "host/log.hpp"
 
 namespace vfio_hook {
 namespace {
 
-struct GlobalOptions {
-    std::string root = "/";
-    long write_deadline_ms = 5000;
-    long settle_deadline_ms = 2000;
-    long lock_deadline_ms = 60000;
-    bool allow_boot_vga = false;
-    std::string firmware_errors = "warn";
-    std::string log_level = "info";
-};
+std::filesystem::path default_config(const HostPaths& paths) {
+    return paths.root / "etc/vfio-hook/vfio-hook.conf";
+}
 
-Settings settings_from(const GlobalOptions& options) {
+// Defaults, then the config file (if there is one), then what the command line says.
+Expected<Settings> load_settings(const std::filesystem::path& config, bool config_required,
+                                 const std::map<std::string, std::string>& overrides) {
     Settings settings;
-    settings.write_deadline = std::chrono::milliseconds(options.write_deadline_ms);
-    settings.settle_deadline = std::chrono::milliseconds(options.settle_deadline_ms);
-    settings.lock_deadline = std::chrono::milliseconds(options.lock_deadline_ms);
-    settings.allow_boot_vga = options.allow_boot_vga;
-    settings.refuse_on_firmware_errors = options.firmware_errors == "refuse";
+    std::ifstream file(config, std::ios::binary);
+    if (file) {
+        std::string text(std::istreambuf_iterator<char>(file), {});
+        auto parsed = parse_config_file(text, config.string(), settings);
+        if (!parsed) return Error{parsed.error()};
+        settings = *parsed;
+    } else if (config_required) {
+        return Error{"cannot read the config file " + config.string() + ": " + std::strerror(errno)};
+    }
+    for (const auto& [key, value] : overrides) {
+        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + *problem};
+    }
     return settings;
+}
+
+spdlog::level::level_enum log_level(const Settings& settings) {
+    return spdlog::level::from_str(settings.log_level);
 }
 
 struct AddressList {
@@ -82,44 +94,63 @@ Expected<std::string> read_all_stdin() {
     return text;
 }
 
+namespace {
+
+// A config file that does not parse must not make the hook guess: prepare refuses (naming
+// file:line); release still gives devices back with the defaults, the safe direction.
+int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& config, bool required,
+                         const std::map<std::string, std::string>& overrides, const HookCall& call,
+                         const std::string& xml, CliEnvironment& environment) {
+    auto settings = load_settings(config, required, overrides);
+    setup_logging(paths, {true, settings ? log_level(*settings) : spdlog::level::info});
+    if (!settings) {
+        if (call.operation == "prepare") {
+            tell_user(spdlog::level::err, "vfio-hook: refusing to move any device: " + settings.error());
+            return 1;
+        }
+        tell_user(spdlog::level::err, "vfio-hook: " + settings.error() + "; releasing with the defaults");
+        settings = Settings{};
+    }
+    auto kernel = environment.make_kernel(*settings);
+    Host host{paths, *kernel, *settings};
+    return run_hook(host, call, xml);
+}
+
+}  // namespace
+
 int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
-    GlobalOptions options;
     set_user_stream(&environment.err);
 
     // libvirt's call is positional and its domain name may look like an option: skip CLI11.
     if (!args.empty() && invoked_as_libvirt_hook(args[0])) {
         if (args.size() < 4 || !hook_acts_on(args[2], args[3])) return 0;
-        Settings settings = settings_from(options);
-        setup_logging(HostPaths{}, {true, spdlog::level::info});
-        auto kernel = environment.make_kernel(settings);
-        Host host{HostPaths{}, *kernel, settings};
         auto xml = environment.read_stdin();
-        return run_hook(host, {args[1], args[2], args[3]}, xml ? *xml : std::string());
+        return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {},
+                                    {args[1], args[2], args[3]}, xml ? *xml : std::string(), environment);
     }
 
-    CLI::App app{"vfio-hook: hands a VM's PCI devices to vfio-pci while it runs, and gives them "
+    CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
                  "back when it stops.\nInstalled as /etc/libvirt/hooks/qemu it is called by "
                  "libvirt; run by hand it is the admin tool."};
+    app.name("vfio-hook");
     app.set_version_flag("--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
     app.require_subcommand(1);
-    app.add_option("--write-deadline-ms", options.write_deadline_ms,
-                   "how long one sysfs write (unbind, bind, drivers_probe) may block")
-        ->check(CLI::Range(10L, 600000L))->capture_default_str();
-    app.add_option("--settle-deadline-ms", options.settle_deadline_ms,
-                   "how long to wait for a driver to appear on a device after a write")
-        ->check(CLI::Range(1L, 600000L))->capture_default_str();
-    app.add_option("--lock-deadline-ms", options.lock_deadline_ms,
-                   "how long to wait for another vfio-hook run to finish")
-        ->check(CLI::Range(1L, 3600000L))->capture_default_str();
-    app.add_flag("--allow-boot-vga", options.allow_boot_vga,
-                 "allow moving the host's boot display (single-GPU setups)");
-    app.add_option("--firmware-errors", options.firmware_errors,
-                   "what kernel-log firmware/probe errors for a device do at prepare")
-        ->check(CLI::IsMember({"warn", "refuse"}))->capture_default_str();
-    app.add_option("--log-level", options.log_level, "debug, info, warn or error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}))->capture_default_str();
-    app.add_option("--root", options.root, "treat DIR as / (for tests against a fake sysfs tree)")
-        ->group("Testing");
+    std::map<std::string, std::string> overrides;
+    for (const auto& key : config_keys()) {
+        std::string name(key.name);
+        if (name == "allow-boot-vga") {
+            app.add_flag_callback("--" + name, [&overrides, name] { overrides[name] = "yes"; },
+                                  std::string(key.meaning));
+            continue;
+        }
+        app.add_option_function<std::string>(
+            "--" + name, [&overrides, name](const std::string& value) { overrides[name] = value; },
+            std::string(key.meaning));
+    }
+    std::string root = "/";
+    std::string config_path;
+    app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)");
+    app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")->group("Testing");
 
     HookCall call;
     std::string extra;
@@ -162,21 +193,26 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         return app.exit(error, environment.out, environment.err);
     }
 
-    Settings settings = settings_from(options);
-    HostPaths paths{options.root};
-    setup_logging(paths, {hook->parsed(), spdlog::level::from_str(options.log_level)});
-    auto kernel = environment.make_kernel(settings);
-    Host host{paths, *kernel, settings};
-
+    HostPaths paths{root};
+    std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
     if (hook->parsed()) {
         if (!hook_acts_on(call.operation, call.sub_operation)) return 0;
         auto xml = environment.read_stdin();
         if (!xml) {
-            tell_user(spdlog::level::err, xml.error());
+            tell_user(spdlog::level::err, "vfio-hook: " + xml.error());
             return call.operation == "prepare" ? 1 : 0;
         }
-        return run_hook(host, call, *xml);
+        return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, *xml, environment);
     }
+    auto settings = load_settings(config, !config_path.empty(), overrides);
+    if (!settings) {
+        environment.err << "vfio-hook: " << settings.error() << "\n";
+        return 2;
+    }
+    setup_logging(paths, {false, log_level(*settings)});
+    auto kernel = environment.make_kernel(*settings);
+    Host host{paths, *kernel, *settings};
+
     if (status->parsed()) return run_status(host, json, environment.out);
     if (check->parsed()) {
         std::string source = check_domain.empty() ? check_file : (paths.libvirt_domain_xml_dir() / (check_domain + ".xml")).string();

@@ -1,8 +1,9 @@
 #pragma once
-// Every setting the core reads, as one plain struct: the command line and (later) the config file
-// fill it; the domain's <metadata> may override the per-VM ones.
+// Every setting vfio-hook reads, as one plain struct: the config file fills it, the command line
+// overrides it, and the domain's <metadata> may override the per-VM ones.
 
 #include <chrono>
+#include <string>
 
 namespace vfio_hook {
 
@@ -16,6 +17,7 @@ struct Settings {
     std::chrono::milliseconds lock_deadline{60000};
     bool allow_boot_vga = false;
     bool refuse_on_firmware_errors = false;
+    std::string log_level = "info";
 };
 
 }  // namespace vfio_hook
