@@ -80,6 +80,7 @@ std::string json_device(const PciDevice& device) {
         << ",\"driver_override\":" << json_string(device.driver_override)
         << ",\"iommu_group\":" << (device.iommu_group ? std::to_string(*device.iommu_group) : "null")
         << ",\"boot_vga\":" << (device.boot_vga ? "true" : "false")
+        << ",\"console\":" << json_string(device.console)
         << ",\"power_state\":" << json_string(device.power_state)
         << ",\"reset_methods\":" << json_string(device.reset_methods) << "}";
     return out.str();
@@ -118,6 +119,7 @@ void render_device_row(const PciDevice& device, const std::string& indent, std::
     out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]"
         << "  driver " << device.driver.value_or("none")
         << (device.boot_vga ? "  boot_vga" : "")
+        << (device.console.empty() ? "" : "  console: " + device.console)
         << (device.power_state.empty() ? "" : "  " + device.power_state)
         << "  reset " << (device.reset_methods.empty() ? "none" : device.reset_methods) << "\n";
 }

@@ -26,6 +26,7 @@ struct PciDevice {
     std::string driver_override;  // empty when none
     std::optional<GroupId> iommu_group;
     bool boot_vga = false;
+    std::string console;  // what of the host's console it drives ("" when nothing): see console.hpp
     std::vector<std::string> device_nodes;  // /dev/dri/card1, /dev/snd/controlC0, /dev/nvidia0, ...
     std::string power_state;                // D0, D3hot, ... (empty when the kernel has no file)
     std::string reset_methods;              // "flr bus", empty when the device has no reset

@@ -87,10 +87,11 @@ private:
         bool requested = requested_.count(device.address) > 0;
         std::string via = requested ? "" : "shares IOMMU group " + std::to_string(group) +
                                                " with the VM's device and ";
-        if (device.boot_vga && !allow_boot_vga()) {
+        if ((device.boot_vga || !device.console.empty()) && !allow_boot_vga()) {
+            std::string what = device.boot_vga ? "is the host's boot display (boot_vga=1)"
+                                               : "drives the host's console (" + device.console + ")";
             refuse(device.address,
-                   via + "is the host's boot display (boot_vga=1): giving it to the VM would take "
-                         "the host's console and screen",
+                   via + what + ": giving it to the VM would take the host's console and screen",
                    "give the VM the other GPU, or allow it for this VM with <allow-boot-vga>yes"
                    "</allow-boot-vga> in its vfio-hook metadata (single-GPU setups)");
             return;

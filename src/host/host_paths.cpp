@@ -19,6 +19,19 @@ std::string read_small_file(const std::filesystem::path& path) {
     return text;
 }
 
+std::string read_text_file(const std::filesystem::path& path, std::size_t limit) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    std::string text;
+    char buffer[8192];
+    ssize_t n;
+    while (text.size() < limit && (n = ::read(fd, buffer, sizeof buffer)) > 0) {
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return text;
+}
+
 std::optional<std::string> link_name(const std::filesystem::path& link) {
     char target[4096];
     ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);

@@ -31,6 +31,8 @@ struct HostPaths {
 
 // Reads a small sysfs/proc file; "" when it is absent. Trailing newline removed.
 std::string read_small_file(const std::filesystem::path& path);
+// Reads a whole (procfs or regular) file, up to `limit` bytes; "" when it is absent.
+std::string read_text_file(const std::filesystem::path& path, std::size_t limit = 1 << 20);
 // The last path component of a symlink's target ("…/drivers/vfio-pci" → "vfio-pci").
 std::optional<std::string> link_name(const std::filesystem::path& link);
 

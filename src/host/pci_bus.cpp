@@ -4,6 +4,8 @@
 #include <charconv>
 #include <system_error>
 
+#include "core/console.hpp"
+
 namespace vfio_hook {
 namespace fs = std::filesystem;
 namespace {
@@ -58,6 +60,31 @@ std::vector<std::string> device_nodes(const HostPaths& paths, const PciDevice& d
     }
     if (device.driver == "nvidia") nodes.push_back("/dev/nvidiactl");
     return nodes;
+}
+
+bool fbcon_is_bound(const HostPaths& paths) {
+    for (const auto& name : entries(paths.root / "sys/class/vtconsole")) {
+        fs::path dir = paths.root / "sys/class/vtconsole" / name;
+        if (read_small_file(dir / "name").find("frame buffer") != std::string::npos &&
+            read_small_file(dir / "bind") == "1")
+            return true;
+    }
+    return false;
+}
+
+// Marks the devices that carry the host's console: the firmware framebuffer inside one of their
+// BARs (/proc/iomem), or /dev/fb0 while fbcon draws the virtual consoles on it.
+void mark_console(const HostPaths& paths, BusSnapshot& bus) {
+    for (const auto& [address, name] : firmware_framebuffers(read_text_file(paths.proc() / "iomem"))) {
+        if (auto it = bus.devices.find(address); it != bus.devices.end())
+            it->second.console = "firmware framebuffer " + name;
+    }
+    auto fb0 = link_name(paths.root / "sys/class/graphics/fb0/device");
+    auto address = fb0 ? PciAddress::parse(*fb0) : std::nullopt;
+    if (!address) return;
+    auto it = bus.devices.find(*address);
+    if (it != bus.devices.end() && it->second.console.empty() && fbcon_is_bound(paths))
+        it->second.console = "fbcon on /dev/fb0";
 }
 
 }  // namespace
@@ -123,6 +150,7 @@ BusSnapshot read_bus(const HostPaths& paths, const std::vector<PciAddress>& want
         bus.groups[*device->iommu_group] = members;
         for (const auto& member : members) add(member);
     }
+    mark_console(paths, bus);
     return bus;
 }
 
@@ -135,6 +163,7 @@ BusSnapshot read_whole_bus(const HostPaths& paths) {
         if (device->iommu_group) bus.groups[*device->iommu_group].push_back(address);
         bus.devices.emplace(address, *device);
     }
+    mark_console(paths, bus);
     return bus;
 }
 
