@@ -2,6 +2,10 @@
 
 #include "test_printing.hpp"
 
+#include <fstream>
+#include <sstream>
+
+#include "core/config_file.hpp"
 #include "fake_host.hpp"
 
 using namespace vfio_hook;
@@ -183,6 +187,32 @@ BOOST_AUTO_TEST_CASE(status_shows_gpus_groups_owner_and_firmware_errors) {
     BOOST_TEST(json.out.find("\"ready\":false") != std::string::npos, json.out);
     BOOST_TEST(json.out.find("\"address\":\"0000:01:00.1\"") != std::string::npos);
     BOOST_TEST(json.out.find("firmware unavailable") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(documentation)
+
+BOOST_AUTO_TEST_CASE(every_command_option_and_config_key_is_in_the_man_page) {
+    std::ifstream file(std::string(VFIO_HOOK_SOURCE_DIR) + "/man/vfio-hook.8.scd");
+    std::string man(std::istreambuf_iterator<char>(file), {});
+    BOOST_TEST_REQUIRE(!man.empty());
+    FakeHost host;
+    auto help = host.run({"--help"});
+    BOOST_TEST(help.status == 0);
+    std::vector<std::string> words;
+    std::istringstream lines(help.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+        auto start = line.find_first_not_of(' ');
+        if (start == std::string::npos) continue;
+        std::string first = line.substr(start, line.find_first_of(" ,:", start) - start);
+        if (first.starts_with("--")) words.push_back(first);
+        if (start == 2 && !first.starts_with("-") && line.size() > 30) words.push_back("*" + first + "*");
+    }
+    BOOST_TEST(words.size() >= 12u);
+    for (const auto& word : words) BOOST_TEST(man.find(word) != std::string::npos, word);
+    for (const auto& key : config_keys()) BOOST_TEST(man.find(std::string(key.name)) != std::string::npos, key.name);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
