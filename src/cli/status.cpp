@@ -130,7 +130,7 @@ void render_table(const HostReport& report, std::ostream& out) {
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
     out << (parameters.empty() ? "  (no IOMMU kernel parameters)" : "  (kernel:" + parameters + ")") << "\n";
     out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : "not loaded (vfio-hook loads it on demand)") << "\n";
-    out << "blacklisted modules: " << list_or_none(report.holds.blacklisted)
+    out << "blacklisted GPU drivers: " << list_or_none(report.holds.blacklisted)
         << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";
     out << "GPUs:\n";
     if (report.gpus.empty()) out << "  none found\n";

@@ -29,6 +29,12 @@ std::string module_name(std::string name) {
 
 }  // namespace
 
+const std::set<std::string>& gpu_modules() {
+    static const std::set<std::string> modules = {"nouveau", "nvidia", "nvidia_drm", "nvidia_modeset",
+                                                  "amdgpu", "radeon", "i915", "xe", "snd_hda_intel"};
+    return modules;
+}
+
 void read_modprobe_config(std::string_view text, DriverHolds& holds) {
     std::istringstream lines{std::string(text)};
     std::string line;
@@ -80,6 +86,7 @@ HostReport assess_host(const HostFacts& facts) {
     report.iommu_parameters = iommu_parameters(facts.cmdline);
     report.vfio_pci_present = facts.vfio_pci_present;
     report.holds = facts.holds;
+    std::erase_if(report.holds.blacklisted, [](const std::string& name) { return !gpu_modules().count(name); });
     if (!facts.bus.iommu_enabled) {
         report.problems.push_back(
             {std::nullopt, "the IOMMU is off: /sys/kernel/iommu_groups is empty",

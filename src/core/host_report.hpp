@@ -18,9 +18,12 @@ namespace vfio_hook {
 // What keeps host GPU drivers off the cards: blacklists and vfio-pci IDs, from modprobe.d and
 // the kernel command line.
 struct DriverHolds {
-    std::set<std::string> blacklisted;   // module names
+    std::set<std::string> blacklisted;   // module names (the report keeps only gpu_modules())
     std::set<std::string> vfio_pci_ids;  // "10de:2684"
 };
+
+// The GPU and GPU-audio driver modules whose blacklisting matters for passthrough.
+const std::set<std::string>& gpu_modules();
 
 void read_modprobe_config(std::string_view text, DriverHolds& holds);
 void read_kernel_cmdline(std::string_view cmdline, DriverHolds& holds);
