@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <set>
 
 namespace vfio_hook {
 namespace {
@@ -203,8 +204,7 @@ private:
     }
 
     void add_device(const HostPciDevice& device) {
-        auto same = [&](const HostPciDevice& d) { return d.address == device.address; };
-        if (std::none_of(devices_.begin(), devices_.end(), same)) devices_.push_back(device);
+        if (seen_.insert(device.address).second) devices_.push_back(device);
     }
 
     Expected<Domain> finish() {
@@ -223,8 +223,17 @@ private:
     std::string name_;
     std::string uuid_text_;
     std::vector<HostPciDevice> devices_;
+    std::set<PciAddress> seen_;
     DomainSettings settings_;
 };
+
+// Errors quote the input; they must stay one line whatever the input holds.
+std::string one_line(std::string text) {
+    for (char& c : text) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    }
+    return text;
+}
 
 }  // namespace
 
@@ -236,7 +245,9 @@ Expected<Domain> parse_domain_xml(std::string_view xml) {
         return Error{"domain XML is " + std::to_string(xml.size() >> 20) +
                      " MiB, over the 64 MiB limit: refusing"};
     }
-    return DomainReader(xml).read();
+    auto domain = DomainReader(xml).read();
+    if (!domain) return Error{one_line(domain.error())};
+    return domain;
 }
 
 }  // namespace vfio_hook

@@ -208,3 +208,19 @@ BOOST_AUTO_TEST_CASE(our_metadata_sets_per_vm_settings) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(domain_xml_errors)
+
+BOOST_AUTO_TEST_CASE(errors_stay_one_line_whatever_the_input_quotes) {
+    for (const char* xml : {"<domain><name>x</name><uuid>ab\ncd</uuid></domain>",
+                            "<domain><name>x</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid><metadata>"
+                            "<vh:vfio-hook xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\"><vh:allow-boot-vga>y\nes"
+                            "</vh:allow-boot-vga></vh:vfio-hook></metadata></domain>",
+                            "<domain>\n<name>x</name>\n<\n"}) {
+        auto parsed = parse_domain_xml(xml);
+        BOOST_TEST_REQUIRE(!parsed.ok());
+        BOOST_TEST(parsed.error().find('\n') == std::string::npos, parsed.error());
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
