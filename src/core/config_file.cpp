@@ -70,6 +70,19 @@ std::optional<std::string> apply_setting(Settings& settings, std::string_view ke
     return "unknown key (known keys: " + known + ")";
 }
 
+namespace {
+
+// Errors quote the file; keep them one printable line.
+std::string printable(std::string_view text) {
+    std::string out(text.substr(0, 80));
+    for (char& c : out) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return out;
+}
+
+}  // namespace
+
 Expected<Settings> parse_config_file(std::string_view text, const std::string& source, Settings base) {
     int number = 0;
     while (!text.empty()) {
@@ -84,15 +97,14 @@ Expected<Settings> parse_config_file(std::string_view text, const std::string& s
         auto where = source + ":" + std::to_string(number) + ": ";
         auto equals = line.find('=');
         if (equals == std::string_view::npos) {
-            return Error{where + "expected 'key = value', got '" + std::string(line.substr(0, 80)) + "'"};
+            return Error{where + "expected 'key = value', got '" + printable(line) + "'"};
         }
         std::string_view key = trim(line.substr(0, equals));
         std::string_view value = trim(line.substr(equals + 1));
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
             value = value.substr(1, value.size() - 2);
         if (auto problem = apply_setting(base, key, value)) {
-            return Error{where + "'" + std::string(key.substr(0, 80)) + " = " +
-                         std::string(value.substr(0, 80)) + "': " + *problem};
+            return Error{where + "'" + printable(key) + " = " + printable(value) + "': " + *problem};
         }
     }
     return base;

@@ -103,9 +103,12 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             RecordedDevice device{*address, std::nullopt, std::nullopt};
             if (driver != "-") device.original_driver = driver;
             unsigned group = 0;
-            if (std::from_chars(group_text.data(), group_text.data() + group_text.size(), group).ec ==
-                std::errc{})
+            auto [end, ec] = std::from_chars(group_text.data(), group_text.data() + group_text.size(), group);
+            if (ec == std::errc{} && end == group_text.data() + group_text.size()) {
                 device.group = group;
+            } else if (group_text != "-") {
+                return fail("invalid IOMMU group '" + group_text + "'");
+            }
             record.devices.push_back(device);
         } else if (!key.empty()) {
             return fail("unknown field '" + key + "'");
