@@ -56,9 +56,27 @@ std::vector<KernelLogLine> parse_kmsg(std::string_view text) {
     return lines;
 }
 
+namespace {
+
+// Every PCI address the message names ("0000:01:00.0"), in any case.
+std::vector<PciAddress> addresses_in(std::string_view message) {
+    std::vector<PciAddress> found;
+    for (std::size_t i = 0; i + 12 <= message.size(); ++i) {
+        if (message[i + 4] != ':' || message[i + 7] != ':' || message[i + 10] != '.') continue;
+        if (auto address = PciAddress::parse(message.substr(i, 12))) found.push_back(*address);
+    }
+    return found;
+}
+
+}  // namespace
+
+// A line that names PCI addresses is about those devices only, even when it starts with the
+// name of a driver other devices use too (bochs-drm drives two cards); a line that names none is
+// about every device of the driver it starts with.
 bool mentions_device(const KernelLogLine& line, const PciAddress& address,
                      const std::optional<DriverName>& driver) {
-    if (lower(line.message).find(address.str()) != std::string::npos) return true;
+    auto named = addresses_in(line.message);
+    if (!named.empty()) return std::find(named.begin(), named.end(), address) != named.end();
     if (!driver) return false;
     std::string prefix = normalised_driver(*driver);
     std::string head = normalised_driver(line.message.substr(0, prefix.size() + 1));

@@ -119,7 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto driver = leading_word(line.message);
         if (!address && !driver) continue;
         ++derived;
-        // The line names this address, or begins with this driver's "name:": if it reports a
+        // The line names this address (or names none and begins with this driver's "name:"): if it reports a
         // problem, it is a problem about that device.
         Asked asked{address.value_or(*PciAddress::parse("0000:ff:1f.7")), driver};
         check_problems(lines, problem, asked, problem[i] ? &line : nullptr);

@@ -44,4 +44,12 @@ BOOST_AUTO_TEST_CASE(a_driver_prefix_names_the_device_even_without_its_address) 
     BOOST_TEST(!mentions_device(line, gpu, std::string("nvidia")));
 }
 
+BOOST_AUTO_TEST_CASE(a_line_naming_one_card_is_not_blamed_on_another_card_of_the_same_driver) {
+    KernelLogLine line{1, 3, "bochs-drm 0000:01:00.0: firmware unavailable"};
+    BOOST_TEST(mentions_device(line, *PciAddress::parse("0000:01:00.0"), std::string("bochs-drm")));
+    BOOST_TEST(!mentions_device(line, *PciAddress::parse("0000:00:02.0"), std::string("bochs-drm")));
+    KernelLogLine upper{2, 3, "NVRM: GPU 0000:0A:00.0: RmInitAdapter failed!"};
+    BOOST_TEST(mentions_device(upper, *PciAddress::parse("0000:0a:00.0"), std::nullopt));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
