@@ -1,0 +1,769 @@
+#!/bin/bash
+# vfio-hook end-to-end scenarios. Runs inside the test guest booted by tests/e2e/run.
+#
+#   guest.sh list                   "name seconds" per scenario (also read by the host side)
+#   guest.sh main                   set up libvirtd with the hook, run the selected scenarios
+#   guest.sh run-one NAME RESFILE   one scenario; main runs it under `timeout`
+#
+# Output contract (serial console, grepped by the host): exactly one line per scenario,
+# "PASS name" or "FAIL name: reason"; everything else starts with "#"; "E2E-DONE" at the end.
+#
+# The guest's hardware (see README.md): 0000:00:02.0 boot VGA (bochs-drm, must never move);
+# 0000:01:00.0 display controller (bochs-drm) + 0000:01:00.1 HDMI-class audio (snd_hda_intel)
+# in one IOMMU group behind root port 0000:00:03.0. Groups and card numbers are read from sysfs.
+set -uo pipefail
+
+# name and in-guest time bound (seconds); this is the run order (--only keeps it too).
+# firmware-in-status runs last: the kernel-log line it plants stays for the rest of the boot.
+SCENARIOS="
+gpu-only-destroy 60
+gpu-only-shutdown 75
+three-cycles 120
+no-hostdevs 60
+managed-yes 75
+boot-vga-refused 45
+missing-device-refused 45
+holder-refused 90
+second-vm-refused 90
+hung-unbind 120
+kill-during-prepare 120
+two-starts-at-once 90
+firmware-in-status 45
+"
+
+VGA=0000:00:02.0
+GPU=0000:01:00.0
+AUD=0000:01:00.1
+RP=0000:00:03.0
+MISSING=0000:0a:00.0
+SYS=/sys/bus/pci/devices
+E2E=/e2e
+DOMS=$E2E/domains
+STATE_DIR=/run/vfio-hook
+HOME_STATE="$VGA=bochs-drm $GPU=bochs-drm $AUD=snd_hda_intel"
+LIBVIRTD_LOG=/var/log/libvirt/libvirtd.log
+export LIBVIRT_DEFAULT_URI=qemu:///system
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# ---------------------------------------------------------------- small helpers
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
+since() { local d=$(($(now_ms) - $1)); printf '%d.%03d' $((d / 1000)) $((d % 1000)); }
+oneline() { tr '\n' ' ' <<<"$1" | sed 's/  */ /g; s/ $//'; }
+
+drv() {
+    local l
+    if l=$(readlink "$SYS/$1/driver" 2>/dev/null); then echo "${l##*/}"; else echo none; fi
+}
+ovr() {
+    local o
+    o=$(cat "$SYS/$1/driver_override" 2>/dev/null) || o='?'
+    [ "$o" = "(null)" ] && o=
+    echo "$o"
+}
+# state and is_home run in polling loops under TCG, where every exec costs tens of ms:
+# one readlink for the three driver links, one cat for the three overrides.
+state() {
+    local out=() l
+    # readlink -m prints the link's target, or the path itself when there is no driver link
+    for l in $(readlink -m "$SYS/$VGA/driver" "$SYS/$GPU/driver" "$SYS/$AUD/driver"); do
+        case $l in */drivers/*) out+=("${l##*/}") ;; *) out+=(none) ;; esac
+    done
+    echo "$VGA=${out[0]} $GPU=${out[1]} $AUD=${out[2]}"
+}
+overrides() { echo "driver_override: $GPU='$(ovr $GPU)' $AUD='$(ovr $AUD)'"; }
+is_home() {
+    [ "$(state)" = "$HOME_STATE" ] || return 1
+    # reading driver_override waits for the device lock: never call this while an unbind may hang
+    [ "$(cat "$SYS/$VGA/driver_override" "$SYS/$GPU/driver_override" "$SYS/$AUD/driver_override" \
+        2>/dev/null | tr -d '\n')" = "(null)(null)(null)" ]
+}
+group_of() { local l; l=$(readlink "$SYS/$1/iommu_group" 2>/dev/null) && echo "${l##*/}"; }
+drm_card() { # ADDR -> cardN (read fresh: numbers can change when the driver rebinds)
+    local c
+    for c in "$SYS/$1"/drm/card*; do [ -e "$c" ] && { echo "${c##*/}"; return 0; }; done
+    return 1
+}
+records() { # per-domain records the hook left behind, one per line
+    find "$STATE_DIR/records" -mindepth 1 2>/dev/null
+}
+
+# A sysfs write that may block forever (unbind): run it aside, wait at most SECS.
+bounded_write() { # VALUE FILE SECS
+    (printf '%s\n' "$1" >"$2") 2>/dev/null &
+    local p=$! i=0
+    while kill -0 "$p" 2>/dev/null; do
+        i=$((i + 1))
+        if [ "$i" -gt $(($3 * 10)) ]; then
+            echo "write of '$1' to $2 still blocked after $3 s"
+            return 1
+        fi
+        sleep 0.1
+    done
+    wait "$p"
+}
+
+valid_json() { # stdin
+    if command -v python3 >/dev/null; then
+        python3 -c 'import json,sys; json.load(sys.stdin)'
+        return
+    fi
+    # No python3 (the Debian 13 root is minbase): a small recursive-descent checker.
+    awk '
+    function bad(m) { printf "invalid JSON at offset %d: %s\n", p, m > "/dev/stderr"; failed = 1; exit 1 }
+    function ws() { while (p <= n && index(" \t\r\n", substr(s, p, 1))) p++ }
+    function str(   c) {
+        p++
+        while (p <= n) {
+            c = substr(s, p, 1)
+            if (c == "\\") { p += 2; continue }
+            if (c == "\"") { p++; return }
+            p++
+        }
+        bad("unterminated string")
+    }
+    function num(   q) {
+        q = p
+        while (p <= n && index("+-0123456789.eE", substr(s, p, 1))) p++
+        if (p == q) bad("value expected")
+    }
+    function val(   c) {
+        ws(); c = substr(s, p, 1)
+        if (c == "{") obj()
+        else if (c == "[") arr()
+        else if (c == "\"") str()
+        else if (substr(s, p, 4) == "true" || substr(s, p, 4) == "null") p += 4
+        else if (substr(s, p, 5) == "false") p += 5
+        else num()
+    }
+    function obj(   c) {
+        p++; ws()
+        if (substr(s, p, 1) == "}") { p++; return }
+        while (1) {
+            ws(); if (substr(s, p, 1) != "\"") bad("key expected")
+            str(); ws(); if (substr(s, p, 1) != ":") bad("colon expected")
+            p++; val(); ws(); c = substr(s, p, 1); p++
+            if (c == "}") return
+            if (c != ",") bad("comma or } expected")
+        }
+    }
+    function arr(   c) {
+        p++; ws()
+        if (substr(s, p, 1) == "]") { p++; return }
+        while (1) {
+            val(); ws(); c = substr(s, p, 1); p++
+            if (c == "]") return
+            if (c != ",") bad("comma or ] expected")
+        }
+    }
+    { s = s $0 "\n" }
+    END {
+        if (failed) exit 1
+        n = length(s); p = 1; ws()
+        if (p > n) bad("empty input")
+        val(); ws()
+        if (p <= n) bad("trailing text")
+    }'
+}
+
+# ---------------------------------------------------------------- verdicts (run-one)
+NAME=
+RES=
+FIRST_FAIL=
+fail() { # record the verdict and stop the scenario
+    echo "FAIL: $*"
+    [ -s "$RES" ] || echo "FAIL $NAME: $*" >"$RES"
+    exit 1
+}
+soft_fail() { # note a failure but carry on (to finish cleaning up / gather facts)
+    echo "FAIL: $*"
+    [ -n "$FIRST_FAIL" ] || FIRST_FAIL=$*
+}
+pass() {
+    [ -z "$FIRST_FAIL" ] || fail "$FIRST_FAIL"
+    [ -s "$RES" ] || echo "PASS $NAME" >"$RES"
+    exit 0
+}
+
+# ---------------------------------------------------------------- expectations
+expect() { # PHASE GPU-DRIVER AUDIO-DRIVER
+    local want="$VGA=bochs-drm $GPU=$2 $AUD=$3" got
+    got=$(state)
+    [ "$got" = "$want" ] || fail "$1: drivers are [$got], expected [$want]"
+    echo "$1: $got"
+}
+expect_vfio() { expect "$1" vfio-pci vfio-pci; }
+wait_home() { # PHASE [SECONDS]: devices back on their own drivers, overrides empty
+    local t0 lim=${2:-5}
+    t0=$(now_ms)
+    while ! is_home; do
+        if [ $(($(now_ms) - t0)) -ge $((lim * 1000)) ]; then
+            fail "$1: not home after $lim s: [$(state)], $(overrides)"
+        fi
+        sleep 0.1
+    done
+    echo "$1: home after $(since "$t0") s: $(state)"
+}
+expect_unchanged() { # PHASE: home, immediately
+    is_home || fail "$1: something moved: [$(state)], $(overrides), VGA override '$(ovr $VGA)'"
+    echo "$1: unchanged: $(state)"
+}
+no_records() { # PHASE DOMAIN: nothing per-domain left under /run/vfio-hook
+    local r uuid left
+    r=$(records)
+    uuid=$(awk -v d="$2" '$1 == d { print $2 }' /tmp/e2e.uuids 2>/dev/null)
+    left=$(find "$STATE_DIR" -mindepth 1 2>/dev/null | grep -e "$2" ${uuid:+-e "$uuid"} || true)
+    echo "$1: /run/vfio-hook holds: $(find "$STATE_DIR" -mindepth 1 2>/dev/null | tr '\n' ' ')"
+    [ -z "$r$left" ] || fail "$1: records left behind: $(oneline "$r $left")"
+}
+
+# ---------------------------------------------------------------- libvirt wrappers
+# Every virsh exec costs 1-4 s in this guest (TCG, and TCG again for the nested QEMU), so the
+# domains are defined once at setup and "is it still running" is read from libvirt's status
+# file (/run/libvirt/qemu/NAME.xml exists exactly while the domain is active).
+DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device"
+define_all() {
+    local cmds='' t
+    for t in $DOMAINS; do cmds+="define $DOMS/$t.xml; "; done
+    virsh "$cmds" >/dev/null
+}
+domstate() { timeout 20 virsh domstate "$1" 2>&1 | head -n 1; }
+active() { [ -e "/run/libvirt/qemu/$1.xml" ]; }
+wait_inactive() { # DOMAIN SECONDS
+    local t0
+    t0=$(now_ms)
+    while active "$1"; do
+        [ $(($(now_ms) - t0)) -lt $(($2 * 1000)) ] || return 1
+        sleep 0.2
+    done
+}
+vstart() { # DOMAIN: must start
+    local t0 out
+    t0=$(now_ms)
+    out=$(timeout 60 virsh start "$1" 2>&1) ||
+        fail "virsh start $1 failed after $(since "$t0") s: $(oneline "$out")"
+    echo "virsh start $1: ok in $(since "$t0") s"
+    active "$1" || fail "$1 is not active after virsh start"
+}
+ERR=
+vstart_refused() { # DOMAIN [SECONDS]: must fail; the error text is left in $ERR
+    local t0 rc=0 lim=${2:-60}
+    t0=$(now_ms)
+    ERR=$(timeout "$lim" virsh start "$1" 2>&1) || rc=$?
+    echo "virsh start $1: exit $rc after $(since "$t0") s: $(oneline "$ERR")"
+    [ "$rc" != 0 ] || fail "virsh start $1 succeeded; it should have been refused"
+    [ "$rc" != 124 ] || fail "virsh start $1 did not return within $lim s"
+    ! active "$1" || fail "$1 is active after a refused start"
+}
+vdestroy() { # DOMAIN
+    local t0 out
+    t0=$(now_ms)
+    out=$(timeout 60 virsh destroy "$1" 2>&1) ||
+        fail "virsh destroy $1 failed after $(since "$t0") s: $(oneline "$out")"
+    echo "virsh destroy $1: ok in $(since "$t0") s"
+}
+# The "shutdown path". The test domains boot nothing, so nothing answers an ACPI power button.
+# Ask politely first (virsh shutdown --mode acpi), then make QEMU quit by itself through QMP
+# ("quit"): QEMU emits SHUTDOWN and exits, and libvirt handles that exactly like a guest that
+# powered itself off (qemuProcessStop with reason "shutdown", not libvirt killing it on destroy),
+# calling the hook's "stopped end" and "release end". Last resort: virsh destroy --graceful.
+vshutdown() { # DOMAIN
+    local t0 out
+    t0=$(now_ms)
+    out=$(timeout 20 virsh shutdown --mode acpi "$1" 2>&1) ||
+        echo "virsh shutdown --mode acpi $1: $(oneline "$out")"
+    if wait_inactive "$1" 2; then
+        echo "ACPI shutdown was honoured"
+    else
+        echo "ACPI shutdown not honoured in 2 s (nothing booted); QMP quit"
+        out=$(timeout 20 virsh qemu-monitor-command "$1" '{"execute":"quit"}' 2>&1) ||
+            echo "qemu-monitor-command quit: $(oneline "$out")"
+        if ! wait_inactive "$1" 20; then
+            echo "still active; virsh destroy --graceful"
+            out=$(timeout 60 virsh destroy --graceful "$1" 2>&1) ||
+                fail "virsh destroy --graceful $1: $(oneline "$out")"
+        fi
+    fi
+    wait_inactive "$1" 10 || fail "$1 is still active after the shutdown path"
+    echo "$1 stopped in $(since "$t0") s: $(virsh domstate --reason "$1" 2>&1 | head -n 1)"
+}
+
+# ---------------------------------------------------------------- the scenarios
+sc_gpu_only_destroy() {
+    expect_unchanged before
+    vstart e2e-gpu
+    expect_vfio running
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    pass
+}
+
+sc_gpu_only_shutdown() {
+    expect_unchanged before
+    vstart e2e-gpu
+    expect_vfio running
+    vshutdown e2e-gpu
+    wait_home "after shutdown"
+    pass
+}
+
+sc_three_cycles() {
+    local i
+    expect_unchanged before
+    for i in 1 2 3; do
+        vstart e2e-gpu
+        expect_vfio "cycle $i running"
+        echo "cycle $i records: $(records | tr '\n' ' ')"
+        vdestroy e2e-gpu
+        wait_home "cycle $i after destroy"
+    done
+    no_records "after the last stop" e2e-gpu
+    pass
+}
+
+sc_no_hostdevs() {
+    expect_unchanged before
+    vstart e2e-plain
+    expect_unchanged running
+    vdestroy e2e-plain
+    expect_unchanged "after destroy"
+    no_records "after destroy" e2e-plain
+    pass
+}
+
+sc_managed_yes() {
+    expect_unchanged before
+    vstart e2e-managed
+    expect_vfio running
+    vdestroy e2e-managed
+    wait_home "after destroy"
+    no_records "after destroy" e2e-managed
+    pass
+}
+
+sc_boot_vga_refused() {
+    expect_unchanged before
+    vstart_refused e2e-bootvga
+    grep -qF "$VGA" <<<"$ERR" || fail "the error does not name $VGA: $(oneline "$ERR")"
+    grep -qi boot <<<"$ERR" || fail "the error does not say 'boot': $(oneline "$ERR")"
+    expect_unchanged "after the refusal"
+    pass
+}
+
+sc_missing_device_refused() {
+    expect_unchanged before
+    [ ! -e "$SYS/$MISSING" ] || fail "$MISSING exists in this guest"
+    vstart_refused e2e-missing
+    grep -qF "$MISSING" <<<"$ERR" || fail "the error does not name $MISSING: $(oneline "$ERR")"
+    expect_unchanged "after the refusal"
+    pass
+}
+
+sc_holder_refused() {
+    local card holder
+    expect_unchanged before
+    card=$(drm_card $GPU) || fail "$GPU has no DRM card node"
+    # shellcheck disable=SC2217 # the point: a process that holds the card open, as Xorg would
+    sleep 600 <"/dev/dri/$card" >/dev/null 2>&1 &
+    holder=$!
+    sleep 0.2
+    echo "pid $holder holds /dev/dri/$card"
+    vstart_refused e2e-gpu
+    grep -qw "$holder" <<<"$ERR" || fail "the error does not name the holder pid $holder: $(oneline "$ERR")"
+    expect_unchanged "after the refusal"
+    kill "$holder"
+    wait "$holder" 2>/dev/null
+    vstart e2e-gpu
+    expect_vfio "running (holder gone)"
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    pass
+}
+
+sc_second_vm_refused() {
+    expect_unchanged before
+    echo "uuids: $(tr '\n' ' ' </tmp/e2e.uuids)"
+    vstart e2e-gpu
+    expect_vfio "A running"
+    vstart_refused e2e-gpu-b 20
+    grep -qF "$GPU" <<<"$ERR" || fail "B's error does not name $GPU: $(oneline "$ERR")"
+    active e2e-gpu || fail "A is not active after B's refused start"
+    expect_vfio "right after B's refusal"
+    sleep 1
+    expect_vfio "1 s after B's refusal"
+    vdestroy e2e-gpu
+    wait_home "after destroying A"
+    pass
+}
+
+sc_firmware_in_status() {
+    local out rc=0 json
+    expect_unchanged before
+    echo "<3>bochs-drm $GPU: firmware unavailable" >/dev/kmsg
+    out=$(timeout 20 vfio-hook status 2>&1) || rc=$?
+    echo "vfio-hook status: exit $rc"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" != 124 ] || fail "vfio-hook status did not return within 20 s"
+    grep -qF "$GPU" <<<"$out" || fail "status does not mention $GPU"
+    grep -qi firmware <<<"$out" || fail "status does not mention the firmware message"
+    # The planted line names 0000:01:00.0 only; no status line about the boot VGA may carry it.
+    if grep -F "$VGA" <<<"$out" | grep -qi firmware; then
+        fail "status attributes the firmware line of $GPU to $VGA as well: $(oneline "$(grep -F "$VGA" <<<"$out" | grep -i firmware)")"
+    fi
+    rc=0
+    json=$(timeout 20 vfio-hook status --json 2>/dev/null) || rc=$?
+    echo "vfio-hook status --json: exit $rc, $(wc -c <<<"$json") bytes"
+    sed 's/^/  | /' <<<"$json" | head -n 40
+    [ "$rc" != 124 ] || fail "vfio-hook status --json did not return within 20 s"
+    valid_json <<<"$json" || fail "vfio-hook status --json is not valid JSON"
+    grep -qF "$GPU" <<<"$json" || fail "status --json does not mention $GPU"
+    pass
+}
+
+sc_hung_unbind() {
+    local t0 rc out=/tmp/restore.out rcf=/tmp/restore.rc el
+    expect_unchanged before
+    vstart e2e-gpu
+    expect_vfio running
+    rm -f "$out" "$rcf"
+    t0=$(now_ms)
+    (
+        timeout 30 vfio-hook restore --force "$GPU" 2>&1 | cat >"$out"
+        echo "${PIPESTATUS[0]}" >"$rcf"
+    ) >/dev/null 2>&1 &
+    while [ ! -s "$rcf" ] && [ $(($(now_ms) - t0)) -lt 40000 ]; do sleep 0.1; done
+    el=$(since "$t0")
+    if [ ! -s "$rcf" ]; then
+        soft_fail "restore --force: no EOF on its output 40 s after it started (a leftover process kept the pipe open)"
+    else
+        rc=$(cat "$rcf")
+        echo "restore --force returned after $el s, exit $rc: $(oneline "$(cat "$out")")"
+        [ "$rc" != 0 ] || soft_fail "restore --force exited 0 though the unbind hangs"
+        [ "$rc" != 124 ] || soft_fail "restore --force ran into timeout 30 (no deadline of its own)"
+        [ "${el%%.*}" -lt 12 ] || soft_fail "restore --force took $el s (deadline 5 s)"
+        grep -qF "$GPU" "$out" || soft_fail "restore --force message does not name $GPU"
+        grep -qi unbind "$out" || soft_fail "restore --force message does not say 'unbind'"
+    fi
+    # Only the driver links here: reading driver_override takes the device lock, which a
+    # stuck unbind holds, so the read itself would hang until the VM lets go.
+    echo "now: $(state)"
+    t0=$(now_ms)
+    if timeout 5 virsh list >/dev/null 2>&1; then
+        echo "virsh list answered in $(since "$t0") s"
+    else
+        soft_fail "virsh list did not answer within 5 s"
+    fi
+    vdestroy e2e-gpu
+    t0=$(now_ms)
+    while ! is_home && [ $(($(now_ms) - t0)) -lt 10000 ]; do sleep 0.1; done
+    if is_home; then
+        echo "home $(since "$t0") s after destroy (the release hook did it): $(state)"
+    else
+        echo "not home 10 s after destroy: $(state), $(overrides); running vfio-hook recover"
+        timeout 30 vfio-hook recover 2>&1 | sed 's/^/  | /'
+        if is_home; then
+            soft_fail "devices not home 10 s after destroy; 'vfio-hook recover' brought them home"
+        else
+            soft_fail "devices not home after destroy nor after recover: $(state), $(overrides)"
+        fi
+    fi
+    pass
+}
+
+# One prepare straight from the command line (not through libvirt), SIGKILLed after D ms,
+# then `vfio-hook recover`: whatever the kill interrupted, both functions must end on their
+# own drivers with no override and no record. The scenario fails if no kill landed while the
+# hook was still running (then it would have proved nothing).
+recover_home() { # WHAT
+    local out rc=0 left
+    out=$(timeout 30 vfio-hook recover 2>&1) || rc=$?
+    echo "  recover: exit $rc: $(oneline "$out")"
+    [ "$rc" != 124 ] || fail "$1: vfio-hook recover did not return within 30 s"
+    is_home || fail "$1: not home after recover: [$(state)], $(overrides)"
+    left=$(records)
+    [ -z "$left" ] || fail "$1: record left after recover: $(oneline "$left")"
+}
+bsleep() { # MILLISECONDS, without fork+exec (an exec of sleep costs ~100 ms under TCG)
+    if [ -z "${SLEEP_FD:-}" ]; then
+        local f=/tmp/.e2e-sleep.$$
+        mkfifo "$f" && exec {SLEEP_FD}<>"$f" && rm -f "$f"
+    fi
+    [ "$1" -gt 0 ] || return 0
+    read -r -t "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))" -u "$SLEEP_FD" _ || true
+}
+sc_kill_during_prepare() {
+    local d rc t0 full p killed=0 what st comm
+    local -A seen=()
+    expect_unchanged before
+    bsleep 0
+    t0=$(now_ms)
+    rc=0
+    vfio-hook hook killtest prepare begin - <"$DOMS/killtest.xml" >/tmp/killtest.out 2>&1 || rc=$?
+    full=$(($(now_ms) - t0))
+    echo "uninterrupted prepare: exit $rc in $full ms: $(state)"
+    [ "$rc" = 0 ] || fail "uninterrupted prepare failed (exit $rc): $(oneline "$(cat /tmp/killtest.out)")"
+    expect_vfio "after an uninterrupted prepare"
+    recover_home "after an uninterrupted prepare"
+    # The moves themselves take ~50-100 ms here (the rest of an uninterrupted run is exec and
+    # exit), hence the dense start of the grid.
+    for d in 0 10 20 30 40 50 60 80 100 200; do
+        # A simple command, not a function: then $! is the hook itself (bash forks and execs
+        # it), not a subshell whose SIGKILL would leave the hook running on.
+        vfio-hook hook killtest prepare begin - <"$DOMS/killtest.xml" >/tmp/killtest.out 2>&1 &
+        p=$!
+        bsleep "$d"
+        comm=
+        read -r comm <"/proc/$p/comm" 2>/dev/null # builtin: no fork before the kill
+        kill -9 "$p" 2>/dev/null
+        rc=0
+        wait "$p" 2>/dev/null || rc=$?
+        # (read once: the binary's forked sysfs writer may still finish a move after the kill)
+        st=$(state)
+        case $st in
+            "$HOME_STATE") what="nothing moved yet" ;;
+            "$VGA=bochs-drm $GPU=vfio-pci $AUD=vfio-pci") what="both on vfio-pci" ;;
+            *) what="caught midway: $st" ;;
+        esac
+        if [ "$rc" = 137 ]; then
+            killed=$((killed + 1))
+            seen[${what%%:*}]=1
+            echo "kill after $d ms: killed ${comm:-?} (pid $p), $what"
+        else
+            echo "kill after $d ms: too late (exit $rc), $what"
+            [ "$rc" = 0 ] || echo "  hook said: $(oneline "$(cat /tmp/killtest.out)")"
+        fi
+        recover_home "kill after $d ms"
+    done
+    echo "$killed kills landed while the hook ran; outcomes seen: ${!seen[*]}"
+    [ "$killed" -gt 0 ] || fail "no kill landed while the hook was running (the test proved nothing)"
+    pass
+}
+
+sc_two_starts_at_once() {
+    local rca rcb win lose
+    expect_unchanged before
+    rm -f /tmp/start.*
+    (timeout 90 virsh start e2e-gpu >/tmp/start.a.out 2>&1; echo $? >/tmp/start.a.rc) &
+    (timeout 90 virsh start e2e-gpu-b >/tmp/start.b.out 2>&1; echo $? >/tmp/start.b.rc) &
+    wait
+    rca=$(cat /tmp/start.a.rc) rcb=$(cat /tmp/start.b.rc)
+    echo "A: exit $rca: $(oneline "$(cat /tmp/start.a.out)")"
+    echo "B: exit $rcb: $(oneline "$(cat /tmp/start.b.out)")"
+    if [ "$rca" = 0 ] && [ "$rcb" != 0 ]; then
+        win=e2e-gpu lose=b
+    elif [ "$rcb" = 0 ] && [ "$rca" != 0 ]; then
+        win=e2e-gpu-b lose=a
+    else
+        fail "expected exactly one start to succeed: A exit $rca, B exit $rcb"
+    fi
+    echo "winner: $win"
+    active "$win" || fail "winner $win is not active"
+    expect_vfio "winner running"
+    grep -qF "$GPU" "/tmp/start.$lose.out" ||
+        fail "the loser's error does not name $GPU: $(oneline "$(cat "/tmp/start.$lose.out")")"
+    vdestroy "$win"
+    wait_home "after destroying the winner"
+    pass
+}
+
+# ---------------------------------------------------------------- guest setup and main loop
+setup_fail() { SETUP_ERROR=$*; return 1; }
+
+setup() {
+    local g d out i t0
+    echo "# kernel $(uname -r), Debian $(cat /etc/debian_version), $(nproc) cpus, up $(cut -d' ' -f1 /proc/uptime) s"
+    for d in $VGA $GPU $AUD $RP; do
+        [ -e "$SYS/$d" ] || setup_fail "no PCI device $d" || return
+        echo "# $d class $(cat "$SYS/$d/class") driver $(drv "$d") group $(group_of "$d")"
+    done
+    [ "$(cat $SYS/$VGA/boot_vga 2>/dev/null)" = 1 ] || setup_fail "$VGA is not boot_vga" || return
+    is_home || setup_fail "unexpected drivers at boot: $(state), $(overrides)" || return
+    g=$(group_of $GPU)
+    [ -n "$g" ] || setup_fail "no IOMMU groups (is the IOMMU on?)" || return
+    [ "$g" = "$(group_of $AUD)" ] || setup_fail "$GPU and $AUD are not in one IOMMU group" || return
+    [ "$g" != "$(group_of $VGA)" ] || setup_fail "$VGA shares the GPU's group" || return
+    echo "# group $g: $(ls /sys/kernel/iommu_groups/"$g"/devices | tr '\n' ' ')"
+    echo "# GPU card: $(drm_card $GPU), boot VGA card: $(drm_card $VGA)"
+
+    [ -x "$E2E/vfio-hook" ] || setup_fail "no hook binary in the test share" || return
+    # Symlinks, not copies: copying a 37 MB static binary costs seconds under TCG.
+    mkdir -p /usr/local/sbin
+    ln -sf "$E2E/vfio-hook" /usr/local/sbin/vfio-hook
+    rm -rf /etc/libvirt/hooks
+    mkdir -p /etc/libvirt/hooks
+    ln -s /usr/local/sbin/vfio-hook /etc/libvirt/hooks/qemu
+    echo "# hook: ${E2E_HOOK_SOURCE:-?} (as $E2E/vfio-hook); /etc/libvirt/hooks/qemu and /usr/local/sbin/vfio-hook link to it"
+
+    cat >>/etc/libvirt/qemu.conf <<'EOF'
+# vfio-hook e2e guest: no systemd, no cgroups, no namespaces
+user = "root"
+group = "root"
+cgroup_controllers = [ ]
+namespaces = [ ]
+EOF
+    # Nothing from the underlying root: no domains, no autostarted networks.
+    rm -f /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart/* /etc/libvirt/qemu/networks/autostart/*
+    rm -rf /var/lib/libvirt/qemu/* /var/cache/libvirt/qemu/*
+    mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/run/libvirt
+
+    echo "# up $(cut -d' ' -f1 /proc/uptime) s: starting virtlogd and libvirtd"
+    t0=$(now_ms)
+    # libvirt's QEMU capabilities from an earlier run (libvirt re-probes if they are stale)
+    mkdir -p /var/cache/libvirt/qemu/capabilities
+    cp "$E2E"/libvirt-caps/*.xml /var/cache/libvirt/qemu/capabilities/ 2>/dev/null &&
+        echo "# reusing libvirt's QEMU capabilities cache"
+    virtlogd -d || setup_fail "virtlogd -d failed" || return
+    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d || setup_fail "libvirtd -d failed" || return
+    i=0
+    until timeout 10 virsh list >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -lt 60 ] || setup_fail "libvirtd does not answer" || return
+        sleep 0.5
+    done
+    out=$(virsh version 2>&1 | grep -i -e library -e hypervisor | tr '\n' ';')
+    echo "# $out"
+    echo "# libvirtd answered after $(since "$t0") s"
+    define_all || setup_fail "cannot define the test domains" || return
+    local n cmds=
+    for n in e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing; do
+        cmds+="domuuid $n; "
+    done
+    paste -d' ' <(printf '%s\n' e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing) \
+        <(virsh "$cmds" | awk 'NF') >/tmp/e2e.uuids
+    echo "# libvirtd ready after $(since "$t0") s"
+    if [ -d /e2e-out ]; then
+        mkdir -p /e2e-out/libvirt-caps
+        cp /var/cache/libvirt/qemu/capabilities/*.xml /e2e-out/libvirt-caps/ 2>/dev/null
+    fi
+}
+
+restart_libvirtd() {
+    local p
+    p=$(cat /run/libvirtd.pid 2>/dev/null) && kill -9 "$p" 2>/dev/null
+    sleep 1
+    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d
+    sleep 2
+}
+
+# Between scenarios: no domains, devices home, no records; whatever the scenario left.
+reset_all() {
+    local d running
+    if ! running=$(timeout 30 virsh list --name 2>/dev/null); then
+        echo "# reset: libvirtd does not answer; restarting it"
+        restart_libvirtd
+        running=$(timeout 30 virsh list --name 2>/dev/null)
+    fi
+    for d in $running; do
+        echo "# reset: destroying $d"
+        timeout 60 virsh destroy "$d" >/dev/null 2>&1
+    done
+    if ! is_home; then
+        echo "# reset: not home: $(state), $(overrides); forcing it with sysfs writes"
+        for d in $GPU $AUD $VGA; do
+            [ -z "$(ovr "$d")" ] || bounded_write "" "$SYS/$d/driver_override" 5 | sed 's/^/# reset: /'
+        done
+        for d in $GPU $AUD; do
+            case $(drv "$d") in
+                bochs-drm | snd_hda_intel) continue ;;
+                none) ;;
+                *) bounded_write "$d" "$SYS/$d/driver/unbind" 10 | sed 's/^/# reset: /' ;;
+            esac
+            bounded_write "$d" /sys/bus/pci/drivers_probe 10 | sed 's/^/# reset: /'
+        done
+        echo "# reset: now $(state), $(overrides)"
+    fi
+    if [ -n "$(records)" ]; then
+        echo "# reset: removing records: $(records | tr '\n' ' ')"
+        find "$STATE_DIR/records" -mindepth 1 -delete 2>/dev/null
+    fi
+}
+
+diagnostics() {
+    local f
+    echo "# -- processes"
+    ps -eo pid,ppid,stat,etimes,args 2>/dev/null | grep -v -e '\[.*\]$' -e ' ps -eo' | cut -c1-200 | sed 's/^/#   /'
+    echo "# -- /run/vfio-hook: $(find "$STATE_DIR" -mindepth 1 2>/dev/null | tr '\n' ' ')"
+    for f in /var/log/libvirt/qemu/*.log; do
+        [ -s "$f" ] || continue
+        echo "# -- $f (last 5 lines)"
+        tail -n 5 "$f" | cut -c1-300 | sed 's/^/#   /'
+    done
+    echo "# -- libvirtd log (last 15 lines)"
+    tail -n 15 "$LIBVIRTD_LOG" 2>/dev/null | sed 's/^/#   /'
+    echo "# -- kernel log (last 15 lines)"
+    dmesg 2>/dev/null | tail -n 15 | sed 's/^/#   /'
+}
+
+scenario_limit() { awk -v n="$1" '$1 == n { print $2 }' <<<"$SCENARIOS"; }
+
+main() {
+    local t_all name limit res log rc line t0 tp
+    t_all=$(now_ms)
+    # shellcheck disable=SC1091 # written by the host side
+    [ -r "$E2E/params" ] && . "$E2E/params"
+    local selected=${E2E_ONLY:-$(awk 'NF { print $1 }' <<<"$SCENARIOS")} n
+    # canonical order, whatever order --only named them in
+    selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
+        tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
+    done)
+    SETUP_ERROR=
+    if ! setup; then
+        echo "# setup failed: $SETUP_ERROR"
+        diagnostics
+        for name in $selected; do echo "FAIL $name: guest setup failed: $SETUP_ERROR"; done
+        echo "E2E-DONE"
+        return 1
+    fi
+    echo "# setup took $(since "$t_all") s"
+    for name in $selected; do
+        limit=$(scenario_limit "$name")
+        if [ -z "$limit" ]; then
+            echo "FAIL $name: no such scenario"
+            continue
+        fi
+        echo "# ---- $name (bound $limit s)"
+        res=/tmp/e2e.$name.result log=/tmp/e2e.$name.log
+        rm -f "$res" "$log"
+        : >"$log"
+        t0=$(now_ms)
+        timeout -k 5 "$limit" bash "$0" run-one "$name" "$res" >"$log" 2>&1 </dev/null &
+        tp=$!
+        tail -n +1 -s 0.2 -f --pid="$tp" "$log" | sed -u 's/^/#   /'
+        rc=0
+        wait "$tp" || rc=$?
+        if [ -s "$res" ]; then
+            line=$(head -n 1 "$res")
+        elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+            line="FAIL $name: timed out after $limit s"
+        else
+            line="FAIL $name: no verdict (exit status $rc)"
+        fi
+        echo "$line"
+        echo "# $name took $(since "$t0") s"
+        case $line in FAIL*) diagnostics ;; esac
+        # A reset that hangs (a sysfs read stuck behind a device lock) must not hang the run.
+        bash "$0" reset >/tmp/e2e.reset.log 2>&1 </dev/null &
+        tp=$!
+        timeout 150 tail -n +1 -s 0.2 -f --pid="$tp" /tmp/e2e.reset.log
+        [ -e "/proc/$tp" ] || continue
+        echo "# reset still running after its bound; carrying on"
+    done
+    echo "# all scenarios done in $(since "$t_all") s"
+    echo "E2E-DONE"
+}
+
+run_one() { # NAME RESFILE
+    NAME=$1 RES=$2
+    trap 'kill $(jobs -p) 2>/dev/null' EXIT
+    local fn=sc_${NAME//-/_}
+    declare -F "$fn" >/dev/null || fail "no such scenario"
+    "$fn"
+    fail "scenario ended without a verdict"
+}
+
+case ${1:-} in
+    list) awk 'NF' <<<"$SCENARIOS" ;;
+    main) main ;;
+    run-one) run_one "$2" "$3" ;;
+    reset) reset_all ;;
+    *) echo "usage: $0 list | main | run-one NAME RESULTFILE" >&2; exit 2 ;;
+esac
