@@ -68,19 +68,8 @@ std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
 
 std::optional<MoveError> DeviceMover::home(const PciAddress& address,
                                              const std::optional<DriverName>& driver) {
-    // An empty line clears the override; it survives unbind and would send the reprobe back
-    // to vfio-pci.
-    if (auto error = write(address, "clearing driver_override",
-                           paths_.pci_device(address) / "driver_override", "\n"))
-        return error;
-    auto current = current_driver(paths_, address);
-    if (current == driver) return std::nullopt;
-    if (current) {
-        if (auto error = write(address, "unbind from " + *current,
-                               paths_.pci_driver(*current) / "unbind", address.str()))
-            return error;
-    }
-    if (!driver) return std::nullopt;  // it had no driver before: it stays driverless
+    if (auto error = leave_current_driver(address, driver)) return error;
+    if (!driver || current_driver(paths_, address) == driver) return std::nullopt;  // it had no driver before: it stays driverless
     // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
     // vfio-pci ID added by driverctl, say). Fall back to the reprobe if the name no longer binds.
     auto bind_file = paths_.pci_driver(*driver) / "bind";
@@ -100,15 +89,21 @@ std::optional<MoveError> DeviceMover::home(const PciAddress& address,
 }
 
 std::optional<MoveError> DeviceMover::reprobe(const PciAddress& address) {
+    if (auto error = leave_current_driver(address, std::nullopt)) return error;
+    return write(address, "drivers_probe", paths_.drivers_probe(), address.str());
+}
+
+std::optional<MoveError> DeviceMover::leave_current_driver(const PciAddress& address,
+                                                           const std::optional<DriverName>& keep) {
+    // An empty line clears the override; it survives unbind and would send a reprobe back to
+    // vfio-pci.
     if (auto error = write(address, "clearing driver_override",
                            paths_.pci_device(address) / "driver_override", "\n"))
         return error;
-    if (auto current = current_driver(paths_, address)) {
-        if (auto error = write(address, "unbind from " + *current,
-                               paths_.pci_driver(*current) / "unbind", address.str()))
-            return error;
-    }
-    return write(address, "drivers_probe", paths_.drivers_probe(), address.str());
+    auto current = current_driver(paths_, address);
+    if (!current || current == keep) return std::nullopt;
+    return write(address, "unbind from " + *current, paths_.pci_driver(*current) / "unbind",
+                 address.str());
 }
 
 }  // namespace vfio_hook

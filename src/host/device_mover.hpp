@@ -32,6 +32,9 @@ public:
     std::optional<MoveError> reprobe(const PciAddress& address);
 
 private:
+    // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
+    std::optional<MoveError> leave_current_driver(const PciAddress& address,
+                                                  const std::optional<DriverName>& keep);
     std::optional<MoveError> write(const PciAddress& address, const std::string& step,
                                      const std::filesystem::path& file, std::string_view value);
     bool wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver);
