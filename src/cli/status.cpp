@@ -77,7 +77,6 @@ std::string json_device(const PciDevice& device) {
         << ",\"kind\":" << json_string(device.kind())
         << ",\"vendor_device\":" << json_string(device.vendor_device())
         << ",\"driver\":" << (device.driver ? json_string(*device.driver) : "null")
-        << ",\"driver_override\":" << json_string(device.driver_override)
         << ",\"iommu_group\":" << (device.iommu_group ? std::to_string(*device.iommu_group) : "null")
         << ",\"boot_vga\":" << (device.boot_vga ? "true" : "false")
         << ",\"console\":" << json_string(device.console)

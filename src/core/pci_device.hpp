@@ -23,7 +23,6 @@ struct PciDevice {
     std::uint16_t device = 0;
     std::uint32_t class_code = 0;  // 0xCCSSPP: class, subclass, programming interface
     std::optional<DriverName> driver;
-    std::string driver_override;  // empty when none
     std::optional<GroupId> iommu_group;
     bool boot_vga = false;
     std::string console;  // what of the host's console it drives ("" when nothing): see console.hpp

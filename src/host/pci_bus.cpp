@@ -103,8 +103,8 @@ std::optional<PciDevice> read_device(const HostPaths& paths, const PciAddress& a
     device.device = static_cast<std::uint16_t>(read_hex(dir / "device"));
     device.class_code = read_hex(dir / "class");
     device.driver = current_driver(paths, address);
-    device.driver_override = read_small_file(dir / "driver_override");
-    if (device.driver_override == "(null)") device.driver_override.clear();
+    // Not driver_override: reading it takes the device lock, so it blocks for as long as a
+    // stuck unbind of that device does; nothing here may wait on the kernel without a deadline.
     if (auto group = link_name(dir / "iommu_group")) {
         GroupId id = 0;
         if (std::from_chars(group->data(), group->data() + group->size(), id).ec == std::errc{})
