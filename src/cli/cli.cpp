@@ -100,9 +100,14 @@ namespace {
 // file:line); release still gives devices back with the defaults, the safe direction.
 int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& config, bool required,
                          const std::map<std::string, std::string>& overrides, const HookCall& call,
-                         const std::string& xml, CliEnvironment& environment) {
+                         CliEnvironment& environment) {
     auto settings = load_settings(config, required, overrides);
     setup_logging(paths, {true, settings ? log_level(*settings) : spdlog::level::info});
+    auto xml = environment.read_stdin();
+    if (!xml) {
+        tell_user(spdlog::level::err, "vfio-hook: " + xml.error());
+        return call.operation == "prepare" ? 1 : 0;
+    }
     if (!settings) {
         if (call.operation == "prepare") {
             tell_user(spdlog::level::err, "vfio-hook: refusing to move any device: " + settings.error());
@@ -113,7 +118,7 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     }
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
-    return run_hook(host, call, xml);
+    return run_hook(host, call, *xml);
 }
 
 }  // namespace
@@ -124,9 +129,8 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     // libvirt's call is positional and its domain name may look like an option: skip CLI11.
     if (!args.empty() && invoked_as_libvirt_hook(args[0])) {
         if (args.size() < 4 || !hook_acts_on(args[2], args[3])) return 0;
-        auto xml = environment.read_stdin();
         return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {},
-                                    {args[1], args[2], args[3]}, xml ? *xml : std::string(), environment);
+                                    {args[1], args[2], args[3]}, environment);
     }
 
     CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
@@ -138,7 +142,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     std::map<std::string, std::string> overrides;
     for (const auto& key : config_keys()) {
         std::string name(key.name);
-        if (name == "allow-boot-vga") {
+        if (key.is_flag) {
             app.add_flag_callback("--" + name, [&overrides, name] { overrides[name] = "yes"; },
                                   std::string(key.meaning));
             continue;
@@ -197,12 +201,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
     if (hook->parsed()) {
         if (!hook_acts_on(call.operation, call.sub_operation)) return 0;
-        auto xml = environment.read_stdin();
-        if (!xml) {
-            tell_user(spdlog::level::err, "vfio-hook: " + xml.error());
-            return call.operation == "prepare" ? 1 : 0;
-        }
-        return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, *xml, environment);
+        return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);
     }
     auto settings = load_settings(config, !config_path.empty(), overrides);
     if (!settings) {

@@ -42,7 +42,7 @@ const std::vector<ConfigKey>& config_keys() {
         {"write-deadline-ms", "how long one sysfs write (unbind, bind, drivers_probe) may block"},
         {"settle-deadline-ms", "how long to wait for a driver to appear on a device after a write"},
         {"lock-deadline-ms", "how long to wait for another vfio-hook run to finish"},
-        {"allow-boot-vga", "allow moving the host's boot display (single-GPU setups): yes or no"},
+        {"allow-boot-vga", "allow moving the host's boot display (single-GPU setups): yes or no", true},
         {"firmware-errors", "what kernel-log firmware/probe errors for a device do at prepare: warn or refuse"},
         {"log-level", "debug, info, warn or error"},
     };

@@ -15,6 +15,7 @@ namespace vfio_hook {
 struct ConfigKey {
     std::string_view name;
     std::string_view meaning;
+    bool is_flag = false;  // on the command line a bare --KEY means yes
 };
 
 // Every key the file accepts, in the order `--help` and the man page list them.
