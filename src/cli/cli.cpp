@@ -106,7 +106,8 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     auto xml = environment.read_stdin();
     if (!xml) {
         tell_user(spdlog::level::err, "vfio-hook: " + xml.error());
-        return call.operation == "prepare" ? 1 : 0;
+        if (call.operation == "prepare") return 1;
+        xml = std::string();  // release still finds this domain's records by its name
     }
     if (!settings) {
         if (call.operation == "prepare") {
@@ -118,7 +119,10 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     }
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
-    return run_hook(host, call, *xml);
+    int status = run_hook(host, call, *xml);
+    if (auto dropped = dropped_log_lines())
+        logger().warn("{} log line(s) were dropped: neither journald nor stderr would take them", dropped);
+    return status;
 }
 
 }  // namespace

@@ -49,18 +49,40 @@ int prepare(Host& host, const Domain& domain) {
     return failure.empty() ? 0 : 1;
 }
 
-int release(Host& host, const Domain& domain) {
-    StateJournal journal(host.paths);
-    if (!journal.has_record(domain.uuid.str())) return 0;  // nothing of this domain's moved
-    auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
-    if (!lock) {
-        tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name + "': " + lock.error() +
-                                          "; its devices stay recorded for `vfio-hook recover`");
-        return 0;
+// Whose records this release gives back. Only the domain's identity matters here: a setting
+// that does not parse must not leave a GPU on vfio-pci for good (libvirt calls release once).
+// Without even a UUID, the records that name this domain are the best witness there is.
+std::vector<std::string> owners_to_release(Host& host, const HookCall& call, const std::string& xml) {
+    auto identity = parse_domain_identity(xml);
+    if (identity) {
+        set_log_context({identity->name, identity->uuid.str(), call.operation});
+        if (auto full = parse_domain_xml(xml); !full)
+            logger().warn("ignoring what release cannot read: {}", full.error());
+        return {identity->uuid.str()};
     }
-    auto report = release_owner(host, domain.uuid.str());
-    for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
-    for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    std::vector<std::string> owners;
+    for (const auto& record : StateJournal(host.paths).load_all()) {
+        if (record.owner != manual_owner && record.domain_name == call.domain) owners.push_back(record.owner);
+    }
+    logger().error("domain '{}': {}; releasing the {} record(s) that name this domain", call.domain,
+                   identity.error(), owners.size());
+    return owners;
+}
+
+int release(Host& host, const HookCall& call, const std::string& xml) {
+    StateJournal journal(host.paths);
+    for (const auto& owner : owners_to_release(host, call, xml)) {
+        if (!journal.has_record(owner)) continue;  // nothing of this domain's moved
+        auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+        if (!lock) {
+            tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + lock.error() +
+                                              "; its devices stay recorded for `vfio-hook recover`");
+            continue;
+        }
+        auto report = release_owner(host, owner);
+        for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
+        for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    }
     // libvirt ignores release's exit status: the record keeps what failed for `recover`.
     return 0;
 }
@@ -69,19 +91,15 @@ int release(Host& host, const Domain& domain) {
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {
     set_log_context({call.domain, "", call.operation});
+    if (call.operation == "release") return release(host, call, domain_xml);
+    if (call.operation != "prepare") return 0;
     auto domain = parse_domain_xml(domain_xml);
     if (!domain) {
-        if (call.operation == "prepare") {
-            tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + domain.error());
-            return 1;
-        }
-        logger().error("domain '{}': {}", call.domain, domain.error());
-        return 0;
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + domain.error());
+        return 1;
     }
     set_log_context({domain->name, domain->uuid.str(), call.operation});
-    if (call.operation == "prepare") return prepare(host, *domain);
-    if (call.operation == "release") return release(host, *domain);
-    return 0;
+    return prepare(host, *domain);
 }
 
 }  // namespace vfio_hook

@@ -2,6 +2,7 @@
 // anything else (it runs for every lifecycle event of every VM), and wires the real host for the
 // rest.
 
+#include <csignal>
 #include <cstring>
 #include <iostream>
 
@@ -11,6 +12,9 @@ int main(int argc, char** argv) {
     if (argc > 0 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
         (argc < 4 || !vfio_hook::hook_acts_on(argv[2], argv[3])))
         return 0;
+    // libvirtd restarting mid-start, or an OpenRC/runit host with no reader on our stderr: a
+    // write to a dead pipe must cost a log line (EPIPE), never kill us between two moves.
+    std::signal(SIGPIPE, SIG_IGN);
     vfio_hook::CliEnvironment environment{
         [](const vfio_hook::Settings& settings) {
             return std::make_unique<vfio_hook::RealKernel>(settings.write_deadline);

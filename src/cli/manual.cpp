@@ -21,7 +21,7 @@ Domain manual_domain(const std::vector<PciAddress>& addresses) {
 
 // Devices on vfio-pci that no record claims (vfio-pci.ids at boot, another tool): reprobe them.
 int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::ostream& out) {
-    auto device = read_device(host.paths, address);
+    auto device = read_device(host.paths, host.kernel, address);
     if (!device) {
         tell_user(spdlog::level::err, address.str() + ": no such PCI device on this host");
         return 1;
@@ -41,7 +41,7 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
             return 1;
         }
     }
-    DeviceMover mover(host.paths, host.kernel, host.settings.settle_deadline);
+    DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.reprobe(address)) {
         tell_user(spdlog::level::err, failure->message);
         return 1;

@@ -151,7 +151,7 @@ void render_table(const HostReport& report, std::ostream& out) {
 }  // namespace
 
 int run_status(Host& host, bool json, std::ostream& out) {
-    BusSnapshot bus = read_whole_bus(host.paths);
+    BusSnapshot bus = read_whole_bus(host.paths, host.kernel);
     auto records = StateJournal(host.paths).load_all();
     auto kernel_log = read_kernel_log(host.paths);
     std::string cmdline = read_small_file(host.paths.proc() / "cmdline");

@@ -40,6 +40,7 @@ std::optional<std::string> parse_bool(std::string_view value, bool& into) {
 const std::vector<ConfigKey>& config_keys() {
     static const std::vector<ConfigKey> keys = {
         {"write-deadline-ms", "how long one sysfs write (unbind, bind, drivers_probe) may block"},
+        {"bind-deadline-ms", "how long giving a device back to its host driver may take (the driver's probe loads its firmware)"},
         {"settle-deadline-ms", "how long to wait for a driver to appear on a device after a write"},
         {"lock-deadline-ms", "how long to wait for another vfio-hook run to finish"},
         {"allow-boot-vga", "allow moving the host's boot display (single-GPU setups): yes or no", true},
@@ -51,6 +52,7 @@ const std::vector<ConfigKey>& config_keys() {
 
 std::optional<std::string> apply_setting(Settings& settings, std::string_view key, std::string_view value) {
     if (key == "write-deadline-ms") return parse_milliseconds(value, 10, 600000, settings.write_deadline);
+    if (key == "bind-deadline-ms") return parse_milliseconds(value, 10, 600000, settings.bind_deadline);
     if (key == "settle-deadline-ms") return parse_milliseconds(value, 1, 600000, settings.settle_deadline);
     if (key == "lock-deadline-ms") return parse_milliseconds(value, 1, 3600000, settings.lock_deadline);
     if (key == "allow-boot-vga") return parse_bool(value, settings.allow_boot_vga);

@@ -116,8 +116,13 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
         } else if (name == "firmware-errors") {
             if (value != "warn" && value != "refuse") return Error{where + ": expected warn or refuse"};
             settings.refuse_on_firmware_errors = value == "refuse";
+        } else if (name == "allow-host-critical") {
+            auto address = PciAddress::parse(value);
+            if (!address) return Error{where + ": expected a PCI address such as 0000:00:1f.3"};
+            settings.allowed_host_critical.insert(*address);
         } else {
-            return Error{where + ": unknown setting (known: allow-boot-vga, firmware-errors)"};
+            return Error{where + ": unknown setting (known: allow-boot-vga, firmware-errors, "
+                                 "allow-host-critical)"};
         }
     }
     return settings;
@@ -140,8 +145,10 @@ void remember_first_error(void* arg, const char* message, xmlParserSeverities se
 
 class DomainReader {
 public:
-    explicit DomainReader(std::string_view xml)
-        : reader_(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
+    enum class Scope { everything, identity };
+    DomainReader(std::string_view xml, Scope scope)
+        : scope_(scope),
+          reader_(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
                                          XML_PARSE_NOCDATA),
                   &xmlFreeTextReader) {
@@ -183,6 +190,7 @@ private:
             (name == "name" ? name_ : uuid_text_) = text;
             return std::nullopt;
         }
+        if (scope_ == Scope::identity) return std::nullopt;
         if (path.size() == 2 && path[1] == "devices" && (name == "hostdev" || name == "interface")) {
             xmlNodePtr node = xmlTextReaderExpand(reader_.get());
             if (!node) return std::nullopt;  // the reader reports the parse error
@@ -217,6 +225,7 @@ private:
         return Domain{name_, *uuid, devices_, settings_};
     }
 
+    Scope scope_;
     Reader reader_;
     ParseErrors errors_;
     bool seen_root_ = false;
@@ -235,9 +244,7 @@ std::string one_line(std::string text) {
     return text;
 }
 
-}  // namespace
-
-Expected<Domain> parse_domain_xml(std::string_view xml) {
+Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
     if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         return Error{"domain XML is empty: expected a <domain> document on stdin"};
     }
@@ -245,9 +252,19 @@ Expected<Domain> parse_domain_xml(std::string_view xml) {
         return Error{"domain XML is " + std::to_string(xml.size() >> 20) +
                      " MiB, over the 64 MiB limit: refusing"};
     }
-    auto domain = DomainReader(xml).read();
+    auto domain = DomainReader(xml, scope).read();
     if (!domain) return Error{one_line(domain.error())};
     return domain;
+}
+
+}  // namespace
+
+Expected<Domain> parse_domain_xml(std::string_view xml) {
+    return parse_domain(xml, DomainReader::Scope::everything);
+}
+
+Expected<Domain> parse_domain_identity(std::string_view xml) {
+    return parse_domain(xml, DomainReader::Scope::identity);
 }
 
 }  // namespace vfio_hook

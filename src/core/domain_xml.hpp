@@ -3,6 +3,7 @@
 // given, and our per-VM settings in <metadata>.
 
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,9 @@ struct HostPciDevice {
 struct DomainSettings {
     std::optional<bool> allow_boot_vga;
     std::optional<bool> refuse_on_firmware_errors;
+    // <allow-host-critical>0000:00:1f.3</allow-host-critical>, once per address: devices the
+    // host needs (storage, ISA/LPC, SMBus, SPI flash) that this VM may take all the same.
+    std::set<PciAddress> allowed_host_critical;
 };
 
 struct Domain {
@@ -40,5 +44,10 @@ inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
 // Parses without network access, without DTDs and without entity expansion; a document that
 // declares a DOCTYPE is refused outright (libvirt never writes one).
 Expected<Domain> parse_domain_xml(std::string_view xml);
+
+// Only the domain's name and UUID, ignoring its devices and settings: what release needs to give
+// back what prepare took, even when a setting it cannot read (a value set with `virsh metadata
+// --live`, a key from a newer version) would fail the full parse.
+Expected<Domain> parse_domain_identity(std::string_view xml);
 
 }  // namespace vfio_hook

@@ -4,6 +4,16 @@
 
 namespace vfio_hook {
 
+bool is_kernel_driver_name(std::string_view name) {
+    if (name.empty() || name.size() > 64 || name.front() == '.') return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
 bool PciDevice::is_bridge() const {
     unsigned class_subclass = class_code >> 8;
     return class_subclass == 0x0604 || class_subclass == 0x0607 || class_subclass == 0x0609;
@@ -12,6 +22,19 @@ bool PciDevice::is_bridge() const {
 bool PciDevice::is_host_bridge() const { return (class_code >> 8) == 0x0600; }
 bool PciDevice::is_display() const { return (class_code >> 16) == 0x03; }
 bool PciDevice::is_storage() const { return (class_code >> 16) == 0x01; }
+
+bool PciDevice::is_host_critical() const {
+    unsigned class_subclass = class_code >> 8;
+    if (is_storage() || is_host_bridge() || class_subclass == 0x0601 || class_subclass == 0x0c05)
+        return true;
+    // SPI flash controllers have no class of their own (0x0c80, "other serial bus"): their
+    // drivers tell (intel-spi, intel_spi_pci, spi-intel-pci, …).
+    return driver && driver->find("spi") != std::string::npos;
+}
+
+bool PciDevice::same_slot(const PciAddress& other) const {
+    return address.domain == other.domain && address.bus == other.bus && address.slot == other.slot;
+}
 
 std::string PciDevice::kind() const {
     switch (class_code >> 8) {
@@ -22,6 +45,8 @@ std::string PciDevice::kind() const {
         case 0x0c03: return "USB controller";
         case 0x0c80: return "serial bus controller";
         case 0x0600: return "host bridge";
+        case 0x0601: return "ISA bridge";
+        case 0x0c05: return "SMBus controller";
         case 0x0604: return "PCI bridge";
         default: break;
     }

@@ -17,6 +17,15 @@ using GroupId = unsigned;
 
 inline constexpr std::string_view vfio_pci = "vfio-pci";
 
+// A name the kernel could give a PCI driver: [A-Za-z0-9_.-], not starting with a dot. Names from
+// records become path components (drivers/NAME/bind): nothing else may reach a path.
+bool is_kernel_driver_name(std::string_view name);
+
+struct VirtualFunction {
+    PciAddress address;
+    std::optional<DriverName> driver;
+};
+
 struct PciDevice {
     PciAddress address;
     std::uint16_t vendor = 0;
@@ -29,11 +38,17 @@ struct PciDevice {
     std::vector<std::string> device_nodes;  // /dev/dri/card1, /dev/snd/controlC0, /dev/nvidia0, ...
     std::string power_state;                // D0, D3hot, ... (empty when the kernel has no file)
     std::string reset_methods;              // "flr bus", empty when the device has no reset
+    std::vector<VirtualFunction> virtual_functions;  // SR-IOV VFs enabled on this function
+    std::vector<std::string> unreadable;  // reads its driver did not answer in time ("FILE did not …")
 
     bool is_bridge() const;         // PCI-to-PCI / CardBus bridge, root port: never moved
     bool is_host_bridge() const;    // the CPU's host bridge: the host cannot live without it
     bool is_display() const;        // VGA, 3D or other display controller
     bool is_storage() const;        // mass-storage controller: the host's disks may hang off it
+    // What the host cannot run without: its disks' controllers, the host bridge, the ISA/LPC
+    // bridge (firmware, TPM, sensors), SMBus, the SPI flash controller (the firmware itself).
+    bool is_host_critical() const;
+    bool same_slot(const PciAddress& other) const;  // another function of this device's slot
     bool on_vfio() const { return driver && *driver == vfio_pci; }
     std::string kind() const;       // "VGA controller", "audio device", ... for messages
     std::string vendor_device() const;  // "10de:2684"

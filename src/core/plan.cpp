@@ -96,43 +96,110 @@ private:
                    "</allow-boot-vga> in its vfio-hook metadata (single-GPU setups)");
             return;
         }
-        if (!requested && !device.on_vfio() && device.driver &&
-            (device.is_storage() || device.is_host_bridge())) {
-            refuse(device.address,
-                   "IOMMU group " + std::to_string(group) + " also holds " + describe(device) +
-                       ", which the host needs; passing the group would take it from the host",
-                   "move the card to a slot with its own IOMMU group");
+        const StateRecord* owner = owner_of(in_.records, device.address);
+        bool ours = owner && owner->owner == in_.owner;
+        // Parked: an admin's `vfio-hook bind` put it on vfio-pci for VMs to use; it stays theirs.
+        bool parked = owner && owner->owner == manual_owner && device.on_vfio();
+        if (owner && !ours && !parked) {
+            refuse_recorded_elsewhere(device, group, *owner);
             return;
         }
+        if (!may_take(device, group)) return;
         if (device.on_vfio()) {
-            plan_device_on_vfio(device, group);
+            plan_device_on_vfio(device, group, ours ? owner : nullptr);
             return;
+        }
+        for (const auto& problem : device.unreadable) {
+            refuse(device.address, "its driver is not answering: " + problem,
+                   "the driver may be stuck (see dmesg); an unbind would hang too");
         }
         check_holders(device, device.device_nodes);
         check_kernel_log(device);
         plan_.moves.push_back(Move{device.address, device.driver, group, requested, false});
     }
 
-    void plan_device_on_vfio(const PciDevice& device, GroupId group) {
-        const StateRecord* owner = owner_of(in_.records, device.address);
-        bool ours = owner && owner->owner == in_.owner;
+    // What may leave the host with the VM: a device the VM names, or another function of the
+    // same slot as one it names (the GPU's HDMI audio, USB-C, UCSI). Another slot in the group
+    // (behind a bridge without ACS) is an unrelated device: a NIC, a USB controller. And what
+    // the host cannot run without never goes, named or not, unless the VM allows that address.
+    bool may_take(const PciDevice& device, GroupId group) {
+        if (device.on_vfio()) return true;  // the host does not use it now
+        bool requested = requested_.count(device.address) > 0;
+        std::string member = "IOMMU group " + std::to_string(group) + " also holds " + describe(device);
+        if (device.is_host_critical() && !in_.domain.settings.allowed_host_critical.count(device.address)) {
+            refuse(device.address,
+                   (requested ? "is " + describe(device) : member) +
+                       ", which the host needs; giving it to the VM would take it from the host",
+                   "move the card to a slot with its own IOMMU group; to give it away all the same, "
+                   "add <allow-host-critical>" + device.address.str() +
+                       "</allow-host-critical> to this VM's vfio-hook metadata");
+            return false;
+        }
+        if (!device.virtual_functions.empty()) {
+            std::string vfs;
+            for (const auto& vf : device.virtual_functions) {
+                vfs += (vfs.empty() ? "" : ", ") + vf.address.str() + " on " + vf.driver.value_or("no driver");
+            }
+            refuse(device.address,
+                   (requested ? std::string("is") : member + ", which is") +
+                       " an SR-IOV physical function with " +
+                       std::to_string(device.virtual_functions.size()) +
+                       " virtual function(s) enabled (" + vfs + "): unbinding its driver destroys them",
+                   "give the VM a virtual function instead, or disable them first (echo 0 > "
+                   "/sys/bus/pci/devices/" + device.address.str() + "/sriov_numvfs)");
+            return false;
+        }
+        if (requested || in_slot_of_a_requested_device(device)) return true;
+        refuse(device.address,
+               member + " in another slot, which the VM does not name; passing the group would "
+                        "take it from the host",
+               "add it to the VM's definition if it should go too, or move the card to a slot with "
+               "its own IOMMU group");
+        return false;
+    }
+
+    bool in_slot_of_a_requested_device(const PciDevice& device) const {
+        return std::any_of(requested_.begin(), requested_.end(),
+                           [&](const PciAddress& wanted) { return device.same_slot(wanted); });
+    }
+
+    // Whatever its driver now: another owner's record says where it must go home to, and a second
+    // record would write over that (a crashed start left the audio function driverless, say).
+    void refuse_recorded_elsewhere(const PciDevice& device, GroupId group, const StateRecord& owner) {
+        if (refuse_vfio_users(device, group, owner.owner_label())) return;
+        if (device.on_vfio()) {
+            refuse(device.address, "is already given to " + owner.owner_label(),
+                   "stop that VM first, or run `vfio-hook recover` if it is not running");
+        } else if (owner.owner == manual_owner) {
+            refuse(device.address,
+                   "is recorded by a `vfio-hook bind` that did not finish (now on " +
+                       device.driver.value_or("no driver") + ")",
+                   "run `vfio-hook restore " + device.address.str() + "` first");
+        } else {
+            refuse(device.address,
+                   "is recorded for " + owner.owner_label() + ", whose start or stop did not finish (now on " +
+                       device.driver.value_or("no driver") + ")",
+                   "run `vfio-hook recover` (it gives back what that VM left, if it is not running)");
+        }
+    }
+
+    // A QEMU (or anything) with the device's VFIO group open is using it.
+    bool refuse_vfio_users(const PciDevice& device, GroupId group, const std::string& given_to) {
         std::string node = vfio_group_node(group);
         auto users = holders_of(in_.holders, node);
         for (const Holder* holder : users) {
             refuse(device.address,
                    "is in use by pid " + std::to_string(holder->pid) + " (" + holder->command +
-                       ") through " + node +
-                       (owner && !ours ? ", given to " + owner->owner_label() : std::string()),
+                       ") through " + node + (given_to.empty() ? std::string() : ", given to " + given_to),
                    "stop that VM first");
         }
-        if (!users.empty()) return;
-        if (owner && !ours) {
-            refuse(device.address, "is already given to " + owner->owner_label(),
-                   "stop that VM first, or run `vfio-hook recover` if it is not running");
-            return;
-        }
+        return !users.empty();
+    }
+
+    void plan_device_on_vfio(const PciDevice& device, GroupId group, const StateRecord* ours) {
+        if (refuse_vfio_users(device, group, "")) return;
         if (ours) {
-            plan_.moves.push_back(Move{device.address, owner->find(device.address)->original_driver,
+            plan_.moves.push_back(Move{device.address, ours->find(device.address)->original_driver,
                                        group, requested_.count(device.address) > 0, true});
             return;
         }

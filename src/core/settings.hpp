@@ -11,6 +11,9 @@ struct Settings {
     // How long one sysfs write that can block in a driver (unbind, bind, drivers_probe) may take
     // before the hook gives up on it and reports which write hung.
     std::chrono::milliseconds write_deadline{5000};
+    // How long giving a device back to its host driver may take: a bind runs the driver's probe,
+    // which may load large firmware (NVIDIA's GSP) and take far longer than an unbind.
+    std::chrono::milliseconds bind_deadline{30000};
     // How long to wait for the kernel to show the result of a write (the driver link).
     std::chrono::milliseconds settle_deadline{2000};
     // How long a hook run waits for another run's lock before refusing.

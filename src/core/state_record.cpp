@@ -101,7 +101,10 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             if (!address) return fail("invalid PCI address '" + address_text + "'");
             if (driver.empty()) return fail("device line without a driver field");
             RecordedDevice device{*address, std::nullopt, std::nullopt};
-            if (driver != "-") device.original_driver = driver;
+            if (driver != "-") {
+                if (!is_kernel_driver_name(driver)) return fail("invalid driver name '" + driver + "'");
+                device.original_driver = driver;
+            }
             unsigned group = 0;
             auto [end, ec] = std::from_chars(group_text.data(), group_text.data() + group_text.size(), group);
             if (ec == std::errc{} && end == group_text.data() + group_text.size()) {

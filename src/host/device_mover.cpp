@@ -12,7 +12,14 @@ namespace {
 
 MoveError describe_failure(const PciAddress& address, const std::string& step,
                            const std::filesystem::path& file, const WriteResult& result,
-                           std::chrono::milliseconds deadline) {
+                           std::chrono::milliseconds deadline, bool probing = false) {
+    if (result.status == WriteResult::Status::timed_out && probing) {
+        return MoveError{address.str() + ": still binding: " + step + " (the write to " +
+                             file.string() + ") had not returned after " +
+                             std::to_string(deadline.count()) +
+                             " ms; the driver may still be loading its firmware (bind-deadline-ms)",
+                         true};
+    }
     if (result.status == WriteResult::Status::timed_out) {
         return MoveError{address.str() + ": " + step + " hung: the write to " + file.string() +
                " did not return within " + std::to_string(deadline.count()) +
@@ -45,6 +52,10 @@ bool DeviceMover::wait_for_driver(const PciAddress& address, const std::optional
     }
 }
 
+WriteResult DeviceMover::probe_write(const std::filesystem::path& file, const PciAddress& address) {
+    return kernel_.write_within(file, address.str(), bind_deadline_);
+}
+
 std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
     const std::string vfio(vfio_pci);
     if (auto error = write(address, "setting driver_override to vfio-pci",
@@ -68,17 +79,22 @@ std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
 
 std::optional<MoveError> DeviceMover::home(const PciAddress& address,
                                              const std::optional<DriverName>& driver) {
+    if (driver && !is_kernel_driver_name(*driver))
+        return MoveError{address.str() + ": refusing to bind to '" + *driver +
+                         "': not a kernel driver name"};
     if (auto error = leave_current_driver(address, driver)) return error;
     if (!driver || current_driver(paths_, address) == driver) return std::nullopt;  // it had no driver before: it stays driverless
     // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
     // vfio-pci ID added by driverctl, say). Fall back to the reprobe if the name no longer binds.
     auto bind_file = paths_.pci_driver(*driver) / "bind";
-    WriteResult bound = kernel_.write(bind_file, address.str());
+    WriteResult bound = probe_write(bind_file, address);
     if (bound.status == WriteResult::Status::timed_out)
-        return describe_failure(address, "bind to " + *driver, bind_file, bound, kernel_.deadline());
+        return describe_failure(address, "bind to " + *driver, bind_file, bound, bind_deadline_, true);
     if (!bound.ok()) {
-        if (auto error = write(address, "drivers_probe", paths_.drivers_probe(), address.str()))
-            return error;
+        WriteResult probed = probe_write(paths_.drivers_probe(), address);
+        if (!probed.ok())
+            return describe_failure(address, "drivers_probe", paths_.drivers_probe(), probed,
+                                    bind_deadline_, true);
     }
     if (!wait_for_driver(address, driver)) {
         return MoveError{address.str() + ": did not come back to " + *driver + " (driver now: " +
@@ -90,7 +106,9 @@ std::optional<MoveError> DeviceMover::home(const PciAddress& address,
 
 std::optional<MoveError> DeviceMover::reprobe(const PciAddress& address) {
     if (auto error = leave_current_driver(address, std::nullopt)) return error;
-    return write(address, "drivers_probe", paths_.drivers_probe(), address.str());
+    WriteResult probed = probe_write(paths_.drivers_probe(), address);
+    if (probed.ok()) return std::nullopt;
+    return describe_failure(address, "drivers_probe", paths_.drivers_probe(), probed, bind_deadline_, true);
 }
 
 std::optional<MoveError> DeviceMover::leave_current_driver(const PciAddress& address,

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/pci_device.hpp"
+#include "core/settings.hpp"
 #include "host/host_paths.hpp"
 #include "host/sysfs.hpp"
 
@@ -20,9 +21,9 @@ struct MoveError {
 
 class DeviceMover {
 public:
-    DeviceMover(const HostPaths& paths, KernelInterface& kernel,
-                std::chrono::milliseconds settle_deadline)
-        : paths_(paths), kernel_(kernel), settle_deadline_(settle_deadline) {}
+    DeviceMover(const HostPaths& paths, KernelInterface& kernel, const Settings& settings)
+        : paths_(paths), kernel_(kernel), settle_deadline_(settings.settle_deadline),
+          bind_deadline_(settings.bind_deadline) {}
 
     // Each returns nullopt on success.
     std::optional<MoveError> to_vfio(const PciAddress& address);
@@ -36,12 +37,15 @@ private:
     std::optional<MoveError> leave_current_driver(const PciAddress& address,
                                                   const std::optional<DriverName>& keep);
     std::optional<MoveError> write(const PciAddress& address, const std::string& step,
-                                     const std::filesystem::path& file, std::string_view value);
+                                   const std::filesystem::path& file, std::string_view value);
+    // A write that runs a host driver's probe, under the longer bind deadline.
+    WriteResult probe_write(const std::filesystem::path& file, const PciAddress& address);
     bool wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver);
 
     const HostPaths& paths_;
     KernelInterface& kernel_;
     std::chrono::milliseconds settle_deadline_;
+    std::chrono::milliseconds bind_deadline_;
 };
 
 }  // namespace vfio_hook

@@ -54,7 +54,7 @@ StateRecord merged_record(const StateRecord* existing, const Domain& domain,
 
 HostView look_before_prepare(Host& host, const Domain& domain) {
     HostView view;
-    view.bus = read_bus(host.paths, addresses_of(domain));
+    view.bus = read_bus(host.paths, host.kernel, addresses_of(domain));
     view.holders = find_holders(host.paths, nodes_to_check(view.bus));
     view.records = StateJournal(host.paths).load_all();
     view.kernel_log = read_kernel_log(host.paths);
@@ -81,7 +81,7 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
     if (plan.moves.empty()) return {};
     if (auto problem = journal.save(record)) return {"cannot write the state record: " + *problem + "; nothing was moved"};
 
-    DeviceMover mover(host.paths, host.kernel, host.settings.settle_deadline);
+    DeviceMover mover(host.paths, host.kernel, host.settings);
     std::vector<const Move*> moved;
     for (const auto& move : plan.moves) {
         if (move.already_on_vfio) continue;
@@ -142,7 +142,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
     std::vector<PciAddress> addresses;
     for (const auto& device : selected.devices) addresses.push_back(device.address);
-    BusSnapshot bus = read_bus(host.paths, addresses);
+    BusSnapshot bus = read_bus(host.paths, host.kernel, addresses);
     std::set<std::string> vfio_nodes;
     for (const auto& device : selected.devices) {
         if (device.group) vfio_nodes.insert(vfio_group_node(*device.group));
@@ -151,7 +151,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     ReleasePlan plan = plan_release(selected, bus, holders, force);
     auto log_before = last_sequence(read_kernel_log(host.paths));
 
-    DeviceMover mover(host.paths, host.kernel, host.settings.settle_deadline);
+    DeviceMover mover(host.paths, host.kernel, host.settings);
     std::set<PciAddress> still_ours;
     for (const auto& kept : plan.kept) {
         report.kept.push_back(kept.line());

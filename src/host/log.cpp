@@ -1,7 +1,8 @@
 #include "host/log.hpp"
 
+#include <limits.h>
+#include <poll.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -48,10 +49,42 @@ std::vector<std::pair<std::string, std::string>> fields_for(spdlog::level::level
     return fields;
 }
 
+std::ostream* user_stream = nullptr;
+std::size_t dropped = 0;
+
+// stderr is libvirt's pipe in hook mode: a full pipe must not make us wait and a closed one must
+// not kill us (SIGPIPE is ignored in main). A line that cannot be written now is dropped, and
+// counted.
+void write_stderr_line(const std::string& line) {
+    if (user_stream) {
+        *user_stream << line << '\n' << std::flush;
+        return;
+    }
+    pollfd descriptor{2, POLLOUT, 0};
+    if (::poll(&descriptor, 1, 0) != 1 || !(descriptor.revents & POLLOUT)) {
+        ++dropped;
+        return;
+    }
+    // A pipe that polls writable has room for PIPE_BUF bytes: a write of at most that never blocks.
+    std::string text = line.substr(0, PIPE_BUF - 1) + "\n";
+    if (::write(2, text.data(), text.size()) < 0) ++dropped;
+}
+
+// Lines that reach stderr only: the sink used where there is no journal.
+class StderrSink : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& message) override {
+        write_stderr_line("vfio-hook: " + std::string(message.payload.data(), message.payload.size()));
+    }
+    void flush_() override {}
+};
+
 class JournaldSink : public spdlog::sinks::base_sink<std::mutex> {
 public:
     explicit JournaldSink(std::string socket_path) : socket_path_(std::move(socket_path)) {
-        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        // Non-blocking: with journald's queue full a blocking send waits in unix_wait_for_peer,
+        // and the hook would wait there holding /run/vfio-hook/lock.
+        fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     }
     ~JournaldSink() override {
         if (fd_ >= 0) ::close(fd_);
@@ -61,14 +94,14 @@ public:
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
         std::memcpy(address.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
-        return ::sendto(fd_, datagram.data(), datagram.size(), MSG_NOSIGNAL,
+        return ::sendto(fd_, datagram.data(), datagram.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
                         reinterpret_cast<sockaddr*>(&address), sizeof address) >= 0;
     }
 
 protected:
     void sink_it_(const spdlog::details::log_msg& message) override {
-        send(journald_datagram(
-            fields_for(message.level, std::string(message.payload.data(), message.payload.size()))));
+        std::string line(message.payload.data(), message.payload.size());
+        if (!send(journald_datagram(fields_for(message.level, line)))) write_stderr_line("vfio-hook: " + line);
     }
     void flush_() override {}
 
@@ -78,7 +111,6 @@ private:
 };
 
 std::shared_ptr<spdlog::logger> the_logger;
-std::ostream* user_stream = nullptr;
 std::shared_ptr<JournaldSink> journal;
 
 }  // namespace
@@ -107,8 +139,7 @@ void setup_logging(const HostPaths& paths, const LogOptions& options) {
         journal = std::make_shared<JournaldSink>(paths.journald_socket().string());
         sinks.push_back(journal);
     } else {
-        auto stderr_sink = std::make_shared<spdlog::sinks::stderr_sink_st>();
-        stderr_sink->set_pattern("vfio-hook: %v");
+        auto stderr_sink = std::make_shared<StderrSink>();
         // Admin commands print their own results on stdout; their log would only repeat them.
         if (!options.hook_mode) stderr_sink->set_level(spdlog::level::warn);
         sinks.push_back(stderr_sink);
@@ -134,13 +165,10 @@ DeviceLogFields::~DeviceLogFields() { device_fields.reset(); }
 void set_user_stream(std::ostream* stream) { user_stream = stream; }
 
 void tell_user(spdlog::level::level_enum level, const std::string& line) {
-    if (user_stream) {
-        *user_stream << line << '\n' << std::flush;
-    } else {
-        std::fprintf(stderr, "%s\n", line.c_str());
-        std::fflush(stderr);
-    }
+    write_stderr_line(line);
     if (journal) journal->send(journald_datagram(fields_for(level, line)));
 }
+
+std::size_t dropped_log_lines() { return dropped; }
 
 }  // namespace vfio_hook

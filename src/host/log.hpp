@@ -1,7 +1,9 @@
 #pragma once
 // The one logging sink of vfio-hook: journald's native protocol when its socket exists (with
 // structured fields DOMAIN, DOMAIN_UUID, OPERATION, PCI_ADDRESS, DRIVER_FROM, DRIVER_TO), else
-// stderr. Lines the user must read (refusals, failures) go to stderr in any case.
+// stderr. Lines the user must read (refusals, failures) go to stderr in any case. Logging never
+// waits: a line the journal will not take now goes to stderr, and one stderr will not take now
+// is dropped and counted.
 
 #include <spdlog/spdlog.h>
 
@@ -43,6 +45,8 @@ public:
 // there is one.
 void tell_user(spdlog::level::level_enum level, const std::string& line);
 void set_user_stream(std::ostream* stream);
+// Lines neither journald nor stderr would take at once (nothing here ever waits for them).
+std::size_t dropped_log_lines();
 
 // The native-protocol datagram for one entry (exposed for tests).
 std::string journald_datagram(const std::vector<std::pair<std::string, std::string>>& fields);

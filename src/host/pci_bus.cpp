@@ -1,5 +1,7 @@
 #include "host/pci_bus.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <system_error>
@@ -36,7 +38,7 @@ bool starts_with_any(const std::string& name, std::initializer_list<std::string_
 
 // The device nodes through which host programs hold this function: DRM cards and render nodes,
 // ALSA nodes of its sound cards, and the NVIDIA nodes (by "Device Minor", not by order).
-std::vector<std::string> device_nodes(const HostPaths& paths, const PciDevice& device) {
+std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& kernel, PciDevice& device) {
     fs::path dir = paths.pci_device(device.address);
     std::vector<std::string> nodes;
     for (const auto& name : entries(dir / "drm")) {
@@ -48,8 +50,16 @@ std::vector<std::string> device_nodes(const HostPaths& paths, const PciDevice& d
                 nodes.push_back("/dev/snd/" + name);
         }
     }
-    std::string info = read_small_file(paths.proc() / "driver/nvidia/gpus" / device.address.str() /
-                                       "information");
+    // Reading it enters the NVIDIA driver: only under the deadline, and only when it exists.
+    auto info_file = paths.proc() / "driver/nvidia/gpus" / device.address.str() / "information";
+    std::string info;
+    if (::access(info_file.c_str(), F_OK) == 0) {
+        auto read = kernel.read_blocking(info_file);
+        if (read.status == ReadResult::Status::timed_out)
+            device.unreadable.push_back(info_file.string() + " did not answer within " +
+                                        std::to_string(kernel.deadline().count()) + " ms");
+        info = read.text;
+    }
     auto minor = info.find("Device Minor:");
     if (minor != std::string::npos) {
         unsigned number = 0;
@@ -58,23 +68,26 @@ std::vector<std::string> device_nodes(const HostPaths& paths, const PciDevice& d
             std::from_chars(info.data() + start, info.data() + info.size(), number).ec == std::errc{})
             nodes.push_back("/dev/nvidia" + std::to_string(number));
     }
-    if (device.driver == "nvidia") nodes.push_back("/dev/nvidiactl");
+    // Not /dev/nvidiactl or /dev/nvidia-modeset: every NVIDIA GPU's users open those, so Xorg on
+    // GPU 0 would block passing GPU 1. The per-GPU nodes above decide.
     return nodes;
 }
 
-bool fbcon_is_bound(const HostPaths& paths) {
+// `bind` takes console_lock, which a wedged console driver can hold: read under the deadline,
+// and a console that does not answer counts as bound (the cautious side).
+bool fbcon_is_bound(const HostPaths& paths, KernelInterface& kernel) {
     for (const auto& name : entries(paths.root / "sys/class/vtconsole")) {
         fs::path dir = paths.root / "sys/class/vtconsole" / name;
-        if (read_small_file(dir / "name").find("frame buffer") != std::string::npos &&
-            read_small_file(dir / "bind") == "1")
-            return true;
+        if (read_small_file(dir / "name").find("frame buffer") == std::string::npos) continue;
+        auto bind = kernel.read_blocking(dir / "bind");
+        if (bind.status == ReadResult::Status::timed_out || bind.text == "1") return true;
     }
     return false;
 }
 
 // Marks the devices that carry the host's console: the firmware framebuffer inside one of their
 // BARs (/proc/iomem), or /dev/fb0 while fbcon draws the virtual consoles on it.
-void mark_console(const HostPaths& paths, BusSnapshot& bus) {
+void mark_console(const HostPaths& paths, KernelInterface& kernel, BusSnapshot& bus) {
     for (const auto& [address, name] : firmware_framebuffers(read_text_file(paths.proc() / "iomem"))) {
         if (auto it = bus.devices.find(address); it != bus.devices.end())
             it->second.console = "firmware framebuffer " + name;
@@ -83,7 +96,7 @@ void mark_console(const HostPaths& paths, BusSnapshot& bus) {
     auto address = fb0 ? PciAddress::parse(*fb0) : std::nullopt;
     if (!address) return;
     auto it = bus.devices.find(*address);
-    if (it != bus.devices.end() && it->second.console.empty() && fbcon_is_bound(paths))
+    if (it != bus.devices.end() && it->second.console.empty() && fbcon_is_bound(paths, kernel))
         it->second.console = "fbcon on /dev/fb0";
 }
 
@@ -93,7 +106,8 @@ std::optional<DriverName> current_driver(const HostPaths& paths, const PciAddres
     return link_name(paths.pci_device(address) / "driver");
 }
 
-std::optional<PciDevice> read_device(const HostPaths& paths, const PciAddress& address) {
+std::optional<PciDevice> read_device(const HostPaths& paths, KernelInterface& kernel,
+                                     const PciAddress& address) {
     fs::path dir = paths.pci_device(address);
     std::error_code error;
     if (!fs::exists(dir / "config", error) && !fs::exists(dir / "class", error)) return std::nullopt;
@@ -113,7 +127,15 @@ std::optional<PciDevice> read_device(const HostPaths& paths, const PciAddress& a
     device.boot_vga = read_small_file(dir / "boot_vga") == "1";
     device.power_state = read_small_file(dir / "power_state");
     device.reset_methods = read_small_file(dir / "reset_method");
-    device.device_nodes = device_nodes(paths, device);
+    device.device_nodes = device_nodes(paths, kernel, device);
+    // The virtfnN links, not sriov_numvfs: reading that file takes the device lock (it blocks
+    // behind a stuck unbind), while the links exist exactly while the VFs do.
+    for (const auto& name : entries(dir)) {
+        if (!name.starts_with("virtfn")) continue;
+        auto target = link_name(dir / name);
+        auto vf = target ? PciAddress::parse(*target) : std::nullopt;
+        if (vf) device.virtual_functions.push_back({*vf, current_driver(paths, *vf)});
+    }
     return device;
 }
 
@@ -135,12 +157,13 @@ std::vector<PciAddress> group_members(const HostPaths& paths, GroupId group) {
 
 bool iommu_enabled(const HostPaths& paths) { return !entries(paths.iommu_groups()).empty(); }
 
-BusSnapshot read_bus(const HostPaths& paths, const std::vector<PciAddress>& wanted) {
+BusSnapshot read_bus(const HostPaths& paths, KernelInterface& kernel,
+                     const std::vector<PciAddress>& wanted) {
     BusSnapshot bus;
     bus.iommu_enabled = iommu_enabled(paths);
     auto add = [&](const PciAddress& address) {
         if (bus.devices.count(address)) return;
-        if (auto device = read_device(paths, address)) bus.devices.emplace(address, *device);
+        if (auto device = read_device(paths, kernel, address)) bus.devices.emplace(address, *device);
     };
     for (const auto& address : wanted) {
         add(address);
@@ -150,20 +173,20 @@ BusSnapshot read_bus(const HostPaths& paths, const std::vector<PciAddress>& want
         bus.groups[*device->iommu_group] = members;
         for (const auto& member : members) add(member);
     }
-    mark_console(paths, bus);
+    mark_console(paths, kernel, bus);
     return bus;
 }
 
-BusSnapshot read_whole_bus(const HostPaths& paths) {
+BusSnapshot read_whole_bus(const HostPaths& paths, KernelInterface& kernel) {
     BusSnapshot bus;
     bus.iommu_enabled = iommu_enabled(paths);
     for (const auto& address : list_devices(paths)) {
-        auto device = read_device(paths, address);
+        auto device = read_device(paths, kernel, address);
         if (!device) continue;
         if (device->iommu_group) bus.groups[*device->iommu_group].push_back(address);
         bus.devices.emplace(address, *device);
     }
-    mark_console(paths, bus);
+    mark_console(paths, kernel, bus);
     return bus;
 }
 

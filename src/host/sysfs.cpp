@@ -56,7 +56,8 @@ std::string WriteResult::describe() const {
     return "unknown";
 }
 
-WriteResult RealKernel::write(const std::filesystem::path& file, std::string_view value) {
+WriteResult RealKernel::write_within(const std::filesystem::path& file, std::string_view value,
+                                     std::chrono::milliseconds deadline) {
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) return {WriteResult::Status::failed, errno};
     std::string path = file.string();  // prepared before fork: the child only makes syscalls
@@ -81,7 +82,7 @@ WriteResult RealKernel::write(const std::filesystem::path& file, std::string_vie
     }
     ::close(report[1]);
     WriteResult outcome{WriteResult::Status::timed_out, 0};
-    if (wait_readable(report[0], Clock::now() + deadline_)) {
+    if (wait_readable(report[0], Clock::now() + deadline)) {
         int result = 0;
         if (::read(report[0], &result, sizeof result) == sizeof result) {
             outcome = result == 0 ? WriteResult::success()
@@ -94,6 +95,52 @@ WriteResult RealKernel::write(const std::filesystem::path& file, std::string_vie
     // On expiry the helper is left to finish (or stay stuck) on its own; it holds nothing of ours.
     ::close(report[0]);
     return outcome;
+}
+
+ReadResult RealKernel::read_blocking(const std::filesystem::path& file) {
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) return {};
+    std::string path = file.string();
+    pid_t child = ::fork();
+    if (child < 0) {
+        ::close(report[0]);
+        ::close(report[1]);
+        return {};
+    }
+    if (child == 0) {
+        isolate_child_fds(report[1]);
+        char buffer[65536];
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : ::read(fd, buffer, sizeof buffer);
+        // First byte: whether the file could be read at all; then its contents.
+        char found = n >= 0 ? 1 : 0;
+        [[maybe_unused]] auto a = ::write(3, &found, 1);
+        if (n > 0) {
+            [[maybe_unused]] auto b = ::write(3, buffer, static_cast<std::size_t>(n));
+        }
+        ::_exit(0);
+    }
+    ::close(report[1]);
+    auto until = Clock::now() + deadline_;
+    std::string bytes;
+    bool finished = false;
+    char buffer[4096];
+    while (wait_readable(report[0], until)) {
+        ssize_t n = ::read(report[0], buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            finished = true;
+            break;
+        }
+        bytes.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(report[0]);
+    if (!finished) return {ReadResult::Status::timed_out, ""};  // the helper stays stuck alone
+    ::waitpid(child, nullptr, 0);
+    if (bytes.empty() || bytes[0] != 1) return {};
+    std::string text = bytes.substr(1);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return {ReadResult::Status::ok, text};
 }
 
 bool RealKernel::load_module(const std::string& name) {

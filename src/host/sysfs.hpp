@@ -20,10 +20,24 @@ struct WriteResult {
     static WriteResult success() { return {}; }
 };
 
+// A read of a file whose kernel handler can block: vtconsole's `bind` takes console_lock,
+// /proc/driver/nvidia/…/information enters the NVIDIA driver (and can wake a suspended GPU).
+struct ReadResult {
+    enum class Status { ok, absent, timed_out };
+    Status status = Status::absent;
+    std::string text;  // trailing newline removed
+};
+
 class KernelInterface {
 public:
     virtual ~KernelInterface() = default;
-    virtual WriteResult write(const std::filesystem::path& file, std::string_view value) = 0;
+    WriteResult write(const std::filesystem::path& file, std::string_view value) {
+        return write_within(file, value, deadline());
+    }
+    virtual WriteResult write_within(const std::filesystem::path& file, std::string_view value,
+                                     std::chrono::milliseconds deadline) = 0;
+    // Under the same deadline as the writes.
+    virtual ReadResult read_blocking(const std::filesystem::path& file) = 0;
     // Loads a kernel module by name; true when it is (now) present.
     virtual bool load_module(const std::string& name) = 0;
     virtual std::chrono::milliseconds deadline() const = 0;
@@ -36,7 +50,9 @@ public:
 class RealKernel : public KernelInterface {
 public:
     explicit RealKernel(std::chrono::milliseconds deadline) : deadline_(deadline) {}
-    WriteResult write(const std::filesystem::path& file, std::string_view value) override;
+    WriteResult write_within(const std::filesystem::path& file, std::string_view value,
+                             std::chrono::milliseconds deadline) override;
+    ReadResult read_blocking(const std::filesystem::path& file) override;
     bool load_module(const std::string& name) override;
     std::chrono::milliseconds deadline() const override { return deadline_; }
 

@@ -72,8 +72,21 @@ bool FakeKernel::load_module(const std::string& name) {
     return true;
 }
 
-WriteResult FakeKernel::write(const fs::path& file, std::string_view raw_value) {
+ReadResult FakeKernel::read_blocking(const fs::path& file) {
+    for (const auto& suffix : read_hangs_) {
+        if (ends_with(file.string(), suffix)) return {ReadResult::Status::timed_out, ""};
+    }
+    std::error_code error;
+    if (!fs::exists(file, error)) return {};
+    std::string text = read_file(file);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return {ReadResult::Status::ok, text};
+}
+
+WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_value,
+                                     std::chrono::milliseconds deadline) {
     std::string path = file.string();
+    write_deadlines.emplace_back(file.lexically_relative(root_).string(), static_cast<long>(deadline.count()));
     std::string value(raw_value);
     while (!value.empty() && value.back() == '\n') value.pop_back();
     if (crash_after_ >= 0 && writes_ >= crash_after_) throw SimulatedCrash();
@@ -255,7 +268,11 @@ std::vector<std::string> FakeHost::records() const {
 namespace {
 struct KernelRef : KernelInterface {
     explicit KernelRef(KernelInterface& kernel) : kernel(kernel) {}
-    WriteResult write(const fs::path& file, std::string_view value) override { return kernel.write(file, value); }
+    WriteResult write_within(const fs::path& file, std::string_view value,
+                             std::chrono::milliseconds deadline) override {
+        return kernel.write_within(file, value, deadline);
+    }
+    ReadResult read_blocking(const fs::path& file) override { return kernel.read_blocking(file); }
     bool load_module(const std::string& name) override { return kernel.load_module(name); }
     std::chrono::milliseconds deadline() const override { return kernel.deadline(); }
     KernelInterface& kernel;

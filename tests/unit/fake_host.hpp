@@ -27,13 +27,19 @@ class FakeKernel : public KernelInterface {
 public:
     explicit FakeKernel(std::filesystem::path root) : root_(std::move(root)) {}
 
-    WriteResult write(const std::filesystem::path& file, std::string_view value) override;
+    WriteResult write_within(const std::filesystem::path& file, std::string_view value,
+                             std::chrono::milliseconds deadline) override;
+    ReadResult read_blocking(const std::filesystem::path& file) override;
     bool load_module(const std::string& name) override;
     std::chrono::milliseconds deadline() const override { return std::chrono::milliseconds(50); }
 
     // Injection. `file_suffix` matches the end of the written path ("drivers/bochs-drm/unbind").
     void fail_write(const std::string& file_suffix, int error, int times = 1000);
     void hang_write(const std::string& file_suffix);  // reports timed_out, changes nothing
+    // A read whose kernel handler blocks (console_lock, a stuck driver): reports timed_out.
+    void hang_read(const std::string& file_suffix) { read_hangs_.insert(file_suffix); }
+    // Deadlines the writes were given, per file suffix written (for the bind-deadline tests).
+    std::vector<std::pair<std::string, long>> write_deadlines;
     // The driver's probe fails for any device, printing `log_message` (if any) to the kernel log.
     void refuse_probe(const std::string& driver, const std::string& log_message = "");
     void crash_after(int writes) { crash_after_ = writes; }
@@ -53,6 +59,7 @@ private:
     std::filesystem::path root_;
     std::map<std::string, std::pair<int, int>> failures_;  // suffix → errno, times left
     std::set<std::string> hangs_;
+    std::set<std::string> read_hangs_;
     std::map<std::string, std::string> refusing_drivers_;  // driver → what it logs
     int log_sequence_ = 1000;
     int crash_after_ = -1;
