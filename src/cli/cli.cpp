@@ -251,7 +251,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     if (restore->parsed())
         return with_addresses(restore_addresses,
                               [&](const auto& a) { return run_restore(host, a, force, environment.out); });
-    return run_recover(host, environment.out);
+    return run_recover(host, environment.active_domains(), environment.out);
 }
 
 }  // namespace vfio_hook

@@ -5,6 +5,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ namespace vfio_hook {
 struct CliEnvironment {
     std::function<std::unique_ptr<KernelInterface>(const Settings&)> make_kernel;
     std::function<Expected<std::string>()> read_stdin;
+    // The UUIDs of the VMs libvirt counts as active (admin commands only: never the hook).
+    std::function<Expected<std::set<std::string>>()> active_domains;
     std::ostream& out;
     std::ostream& err;
 };

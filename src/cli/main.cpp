@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "host/virsh.hpp"
 
 int main(int argc, char** argv) {
     if (argc > 0 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
@@ -19,6 +20,8 @@ int main(int argc, char** argv) {
         [](const vfio_hook::Settings& settings) {
             return std::make_unique<vfio_hook::RealKernel>(settings.write_deadline);
         },
-        vfio_hook::read_all_stdin, std::cout, std::cerr};
+        vfio_hook::read_all_stdin,
+        [] { return vfio_hook::active_domain_uuids(vfio_hook::default_libvirt_uri); }, std::cout,
+        std::cerr};
     return vfio_hook::run_cli(std::vector<std::string>(argv, argv + argc), environment);
 }

@@ -32,11 +32,12 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
         return 0;
     }
     if (!force && device->iommu_group) {
-        auto node = vfio_group_node(*device->iommu_group);
-        for (const auto& holder : find_holders(host.paths, {node})) {
+        BusSnapshot alone;
+        alone.devices.emplace(address, *device);
+        for (const auto& holder : find_holders(host.paths, nodes_of(host.paths, alone))) {
             tell_user(spdlog::level::err,
                       address.str() + ": in use by pid " + std::to_string(holder.pid) + " (" +
-                          holder.command + ") through " + node +
+                          holder.command + ") through " + holder.node +
                           "; stop that VM first (or use --force)");
             return 1;
         }

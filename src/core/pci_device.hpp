@@ -36,6 +36,9 @@ struct PciDevice {
     bool boot_vga = false;
     std::string console;  // what of the host's console it drives ("" when nothing): see console.hpp
     std::vector<std::string> device_nodes;  // /dev/dri/card1, /dev/snd/controlC0, /dev/nvidia0, ...
+    // Each node's device number (makedev(major, minor)) where sysfs tells it: holders are found
+    // by number, so a container that names the node otherwise is still seen.
+    std::map<std::string, std::uint64_t> node_numbers;
     std::string power_state;                // D0, D3hot, ... (empty when the kernel has no file)
     std::string reset_methods;              // "flr bus", empty when the device has no reset
     std::vector<VirtualFunction> virtual_functions;  // SR-IOV VFs enabled on this function

@@ -19,6 +19,17 @@ std::vector<const Holder*> holders_of(const std::vector<Holder>& holders, const 
     return found;
 }
 
+// Who uses a device through VFIO: its group's /dev/vfio/N, or its own iommufd cdev.
+std::vector<const Holder*> vfio_users(const std::vector<Holder>& holders, const PciDevice& device,
+                                      GroupId group) {
+    auto users = holders_of(holders, vfio_group_node(group));
+    for (const auto& node : device.device_nodes) {
+        if (!node.starts_with("/dev/vfio/")) continue;
+        for (const Holder* holder : holders_of(holders, node)) users.push_back(holder);
+    }
+    return users;
+}
+
 const StateRecord* owner_of(const std::vector<StateRecord>& records, const PciAddress& address) {
     for (const auto& record : records) {
         if (record.find(address)) return &record;
@@ -185,12 +196,12 @@ private:
 
     // A QEMU (or anything) with the device's VFIO group open is using it.
     bool refuse_vfio_users(const PciDevice& device, GroupId group, const std::string& given_to) {
-        std::string node = vfio_group_node(group);
-        auto users = holders_of(in_.holders, node);
+        auto users = vfio_users(in_.holders, device, group);
         for (const Holder* holder : users) {
             refuse(device.address,
                    "is in use by pid " + std::to_string(holder->pid) + " (" + holder->command +
-                       ") through " + node + (given_to.empty() ? std::string() : ", given to " + given_to),
+                       ") through " + holder->node +
+                       (given_to.empty() ? std::string() : ", given to " + given_to),
                    "stop that VM first");
         }
         return !users.empty();
@@ -279,18 +290,18 @@ ReleasePlan plan_release(const StateRecord& record, const BusSnapshot& bus,
         }
         auto group = device->iommu_group ? device->iommu_group : recorded.group;
         if (!force && group && device->on_vfio()) {
-            auto users = holders_of(holders, vfio_group_node(*group));
+            auto users = vfio_users(holders, *device, *group);
             if (!users.empty()) {
                 plan.kept.push_back(
                     {recorded.address,
                      "still in use by pid " + std::to_string(users.front()->pid) + " (" +
-                         users.front()->command + ") through " + vfio_group_node(*group) +
+                         users.front()->command + ") through " + users.front()->node +
                          "; left on vfio-pci",
                      "stop that VM, then run `vfio-hook recover`"});
                 continue;
             }
         }
-        plan.restores.push_back({recorded.address, recorded.original_driver});
+        plan.restores.push_back({recorded.address, recorded.original_driver, recorded.original_override});
     }
     // The GPU function comes back first: its audio function's driver resumes through it.
     std::stable_sort(plan.restores.begin(), plan.restores.end(), [&](const Restore& a, const Restore& b) {

@@ -54,6 +54,7 @@ PreparePlan plan_prepare(const PrepareInput& input);
 struct Restore {
     PciAddress address;
     std::optional<DriverName> to;
+    std::optional<DriverName> override_to_restore;
 };
 
 struct ReleasePlan {

@@ -65,7 +65,8 @@ std::string serialize_record(const StateRecord& record) {
     text += "\nowner " + record.owner + "\ndomain " + escape(record.domain_name) + "\n";
     for (const auto& device : record.devices) {
         text += "device " + device.address.str() + " " + device.original_driver.value_or("-") + " " +
-                (device.group ? std::to_string(*device.group) : std::string("-")) + "\n";
+                (device.group ? std::to_string(*device.group) : std::string("-")) +
+                (device.original_override ? " override=" + *device.original_override : std::string()) + "\n";
     }
     return text;
 }
@@ -111,6 +112,13 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
                 device.group = group;
             } else if (group_text != "-") {
                 return fail("invalid IOMMU group '" + group_text + "'");
+            }
+            std::string extra;
+            while (words >> extra) {
+                if (!extra.starts_with("override=")) return fail("unknown device field '" + extra + "'");
+                std::string name = extra.substr(9);
+                if (!is_kernel_driver_name(name)) return fail("invalid driver name '" + name + "'");
+                device.original_override = name;
             }
             record.devices.push_back(device);
         } else if (!key.empty()) {

@@ -20,6 +20,9 @@ struct RecordedDevice {
     PciAddress address;
     std::optional<DriverName> original_driver;  // nullopt: it had none and stays driverless
     std::optional<GroupId> group;
+    // A driver_override that was set before we came (driverctl's persistent override, say): put
+    // back after the device is home. nullopt: there was none.
+    std::optional<DriverName> original_override = std::nullopt;
 };
 
 struct StateRecord {

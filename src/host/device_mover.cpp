@@ -77,8 +77,30 @@ std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
     return std::nullopt;
 }
 
+Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress& address) {
+    auto file = paths_.pci_device(address) / "driver_override";
+    auto read = kernel_.read_blocking(file);
+    if (read.status == ReadResult::Status::timed_out) {
+        return Error{address.str() + ": reading " + file.string() + " did not return within " +
+                     std::to_string(kernel_.deadline().count()) +
+                     " ms (the device lock is held: a stuck unbind?)"};
+    }
+    if (read.text.empty() || read.text == "(null)" || !is_kernel_driver_name(read.text))
+        return std::optional<DriverName>();
+    return std::optional<DriverName>(read.text);
+}
+
 std::optional<MoveError> DeviceMover::home(const PciAddress& address,
-                                             const std::optional<DriverName>& driver) {
+                                           const std::optional<DriverName>& driver,
+                                           const std::optional<DriverName>& override) {
+    if (auto error = come_home(address, driver)) return error;
+    if (!override) return std::nullopt;
+    return write(address, "putting back driver_override " + *override,
+                 paths_.pci_device(address) / "driver_override", *override);
+}
+
+std::optional<MoveError> DeviceMover::come_home(const PciAddress& address,
+                                                const std::optional<DriverName>& driver) {
     if (driver && !is_kernel_driver_name(*driver))
         return MoveError{address.str() + ": refusing to bind to '" + *driver +
                          "': not a kernel driver name"};

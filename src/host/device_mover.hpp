@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "core/expected.hpp"
 #include "core/pci_device.hpp"
 #include "core/settings.hpp"
 #include "host/host_paths.hpp"
@@ -28,11 +29,17 @@ public:
     // Each returns nullopt on success.
     std::optional<MoveError> to_vfio(const PciAddress& address);
     // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
-    std::optional<MoveError> home(const PciAddress& address, const std::optional<DriverName>& driver);
+    // `override`: a driver_override the device had before us, written back once it is home.
+    std::optional<MoveError> home(const PciAddress& address, const std::optional<DriverName>& driver,
+                                  const std::optional<DriverName>& override = std::nullopt);
+    // The device's driver_override as it is now (nullopt: none). The read takes the device lock,
+    // so it runs under the deadline; an error when it did not answer.
+    Expected<std::optional<DriverName>> read_override(const PciAddress& address);
     // Off vfio-pci to whichever host driver claims it (for devices we have no record of).
     std::optional<MoveError> reprobe(const PciAddress& address);
 
 private:
+    std::optional<MoveError> come_home(const PciAddress& address, const std::optional<DriverName>& driver);
     // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
     std::optional<MoveError> leave_current_driver(const PciAddress& address,
                                                   const std::optional<DriverName>& keep);

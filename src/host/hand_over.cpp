@@ -26,15 +26,6 @@ std::vector<PciAddress> addresses_of(const Domain& domain) {
     return addresses;
 }
 
-std::set<std::string> nodes_to_check(const BusSnapshot& bus) {
-    std::set<std::string> nodes;
-    for (const auto& [address, device] : bus.devices) {
-        nodes.insert(device.device_nodes.begin(), device.device_nodes.end());
-        if (device.iommu_group) nodes.insert(vfio_group_node(*device.iommu_group));
-    }
-    return nodes;
-}
-
 std::uint64_t last_sequence(const std::vector<KernelLogLine>& lines) {
     return lines.empty() ? 0 : lines.back().sequence;
 }
@@ -55,7 +46,7 @@ StateRecord merged_record(const StateRecord* existing, const Domain& domain,
 HostView look_before_prepare(Host& host, const Domain& domain) {
     HostView view;
     view.bus = read_bus(host.paths, host.kernel, addresses_of(domain));
-    view.holders = find_holders(host.paths, nodes_to_check(view.bus));
+    view.holders = find_holders(host.paths, nodes_of(host.paths, view.bus));
     view.records = StateJournal(host.paths).load_all();
     view.kernel_log = read_kernel_log(host.paths);
     if (!domain.pci_devices.empty() && view.bus.iommu_enabled)
@@ -79,9 +70,17 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
     if (!existing) return {"cannot read the state record: " + existing.error() + "; nothing was moved"};
     StateRecord record = merged_record(existing->has_value() ? &**existing : nullptr, domain, owner, plan);
     if (plan.moves.empty()) return {};
+    DeviceMover mover(host.paths, host.kernel, host.settings);
+    for (auto& device : record.devices) {
+        auto move = std::find_if(plan.moves.begin(), plan.moves.end(),
+                                 [&](const Move& m) { return m.address == device.address; });
+        if (move == plan.moves.end() || move->already_on_vfio) continue;
+        auto override = mover.read_override(device.address);
+        if (!override) return {override.error() + "; nothing was moved"};
+        device.original_override = *override;
+    }
     if (auto problem = journal.save(record)) return {"cannot write the state record: " + *problem + "; nothing was moved"};
 
-    DeviceMover mover(host.paths, host.kernel, host.settings);
     std::vector<const Move*> moved;
     for (const auto& move : plan.moves) {
         if (move.already_on_vfio) continue;
@@ -99,13 +98,14 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         std::vector<RecordedDevice> stranded;
         for (auto it = moved.rbegin(); it != moved.rend(); ++it) {
             const Move& undo = **it;
+            const RecordedDevice& where = *record.find(undo.address);
             if (failure->hung && undo.address == move.address) {
-                stranded.push_back({undo.address, undo.from, undo.group});
+                stranded.push_back(where);
                 continue;  // its write is still stuck in the kernel: more writes would block too
             }
-            if (auto undo_failure = mover.home(undo.address, undo.from)) {
+            if (auto undo_failure = mover.home(undo.address, where.original_driver, where.original_override)) {
                 lines.push_back("rollback: " + undo_failure->message);
-                stranded.push_back({undo.address, undo.from, undo.group});
+                stranded.push_back(where);
             }
         }
         StateRecord rest = existing->value_or(StateRecord{owner, domain.name, {}});
@@ -143,11 +143,13 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     std::vector<PciAddress> addresses;
     for (const auto& device : selected.devices) addresses.push_back(device.address);
     BusSnapshot bus = read_bus(host.paths, host.kernel, addresses);
-    std::set<std::string> vfio_nodes;
+    std::set<GroupId> groups;
     for (const auto& device : selected.devices) {
-        if (device.group) vfio_nodes.insert(vfio_group_node(*device.group));
+        if (device.group) groups.insert(*device.group);
     }
-    auto holders = find_holders(host.paths, vfio_nodes);
+    auto nodes = nodes_of(host.paths, bus);
+    nodes.merge(vfio_group_nodes(host.paths, groups));
+    auto holders = find_holders(host.paths, nodes);
     ReleasePlan plan = plan_release(selected, bus, holders, force);
     auto log_before = last_sequence(read_kernel_log(host.paths));
 
@@ -160,7 +162,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     for (const auto& restore : plan.restores) {
         DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
         auto start = Clock::now();
-        auto failure = mover.home(restore.address, restore.to);
+        auto failure = mover.home(restore.address, restore.to, restore.override_to_restore);
         if (!failure) {
             logger().info("{}: vfio-pci → {} in {} ms", restore.address.str(),
                           restore.to.value_or("no driver"), elapsed_ms(start));

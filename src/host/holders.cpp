@@ -1,9 +1,12 @@
 #include "host/holders.hpp"
 
 #include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
 #include <memory>
 
 namespace vfio_hook {
@@ -22,11 +25,51 @@ bool all_digits(const char* name) {
     return true;
 }
 
+std::optional<std::uint64_t> char_device_number(const std::filesystem::path& node) {
+    struct stat info;
+    if (::stat(node.c_str(), &info) != 0 || !S_ISCHR(info.st_mode)) return std::nullopt;
+    return static_cast<std::uint64_t>(info.st_rdev);
+}
+
 }  // namespace
 
-std::vector<Holder> find_holders(const HostPaths& paths, const std::set<std::string>& nodes) {
+NodesToFind nodes_of(const HostPaths& paths, const BusSnapshot& bus) {
+    NodesToFind nodes;
+    std::set<GroupId> groups;
+    for (const auto& [address, device] : bus.devices) {
+        for (const auto& node : device.device_nodes) {
+            auto number = device.node_numbers.find(node);
+            nodes[node] = number == device.node_numbers.end() ? std::nullopt
+                                                              : std::optional<std::uint64_t>(number->second);
+        }
+        if (device.iommu_group) groups.insert(*device.iommu_group);
+    }
+    nodes.merge(vfio_group_nodes(paths, groups));
+    return nodes;
+}
+
+NodesToFind vfio_group_nodes(const HostPaths& paths, const std::set<GroupId>& groups) {
+    NodesToFind nodes;
+    for (GroupId group : groups) {
+        auto number = parse_device_number(read_small_file(paths.root / "sys/class/vfio" / std::to_string(group) / "dev"));
+        nodes[vfio_group_node(group)] = number;
+    }
+    return nodes;
+}
+
+std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& wanted) {
     std::vector<Holder> holders;
-    if (nodes.empty()) return holders;
+    if (wanted.empty()) return holders;
+    std::map<std::uint64_t, std::string> by_number;
+    std::set<std::string> by_path;  // nodes with no number anywhere: only their path can tell
+    for (const auto& [node, number] : wanted) {
+        auto known = number ? number : char_device_number(paths.root / node.substr(1));
+        if (known) {
+            by_number.emplace(*known, node);
+        } else {
+            by_path.insert(node);
+        }
+    }
     const std::string proc = paths.proc().string();
     const int self = paths.is_real_root() ? static_cast<int>(::getpid()) : -1;
     Dir processes(::opendir(proc.c_str()));
@@ -39,16 +82,28 @@ std::vector<Holder> find_holders(const HostPaths& paths, const std::set<std::str
         Dir fds(::opendir(fd_dir.c_str()));
         if (!fds) continue;  // the process exited, or is a kernel thread
         std::set<std::string> seen;
+        auto found = [&](const std::string& node) {
+            if (!seen.insert(node).second) return;
+            std::string command = read_small_file(proc + "/" + process->d_name + "/comm");
+            holders.push_back({pid, command.empty() ? "?" : command, node});
+        };
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
+            std::string link = fd_dir + "/" + fd->d_name;
+            struct stat info;
+            if (!by_number.empty() && ::stat(link.c_str(), &info) == 0 && S_ISCHR(info.st_mode)) {
+                auto match = by_number.find(static_cast<std::uint64_t>(info.st_rdev));
+                if (match != by_number.end()) {
+                    found(match->second);
+                    continue;
+                }
+            }
+            if (by_path.empty()) continue;
             char target[512];
-            ssize_t n = ::readlink((fd_dir + "/" + fd->d_name).c_str(), target, sizeof target - 1);
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
             if (n <= 0) continue;
             std::string node(target, static_cast<std::size_t>(n));
-            if (nodes.count(node) && seen.insert(node).second) {
-                std::string command = read_small_file(proc + "/" + process->d_name + "/comm");
-                holders.push_back({pid, command.empty() ? "?" : command, node});
-            }
+            if (by_path.count(node)) found(node);
         }
     }
     return holders;

@@ -1,8 +1,10 @@
 #include "host/host_paths.hpp"
 
 #include <fcntl.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <optional>
 
 namespace vfio_hook {
@@ -30,6 +32,12 @@ std::string read_text_file(const std::filesystem::path& path, std::size_t limit)
     }
     ::close(fd);
     return text;
+}
+
+std::optional<std::uint64_t> parse_device_number(const std::string& text) {
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(text.c_str(), "%u:%u", &major, &minor) != 2) return std::nullopt;
+    return static_cast<std::uint64_t>(makedev(major, minor));
 }
 
 std::optional<std::string> link_name(const std::filesystem::path& link) {

@@ -2,7 +2,9 @@
 // Where the boundary finds sysfs, /proc, /dev and our state: everything under one root, "/" in
 // production and a temp dir holding a fake tree in tests.
 
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 
 #include "core/pci_address.hpp"
 
@@ -33,6 +35,8 @@ struct HostPaths {
 std::string read_small_file(const std::filesystem::path& path);
 // Reads a whole (procfs or regular) file, up to `limit` bytes; "" when it is absent.
 std::string read_text_file(const std::filesystem::path& path, std::size_t limit = 1 << 20);
+// A sysfs `dev` file's "MAJOR:MINOR" as a device number; nullopt when it is not one.
+std::optional<std::uint64_t> parse_device_number(const std::string& text);
 // The last path component of a symlink's target ("…/drivers/vfio-pci" → "vfio-pci").
 std::optional<std::string> link_name(const std::filesystem::path& link);
 

@@ -1,9 +1,11 @@
 #include "host/pci_bus.hpp"
 
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <system_error>
 
 #include "core/console.hpp"
@@ -41,14 +43,22 @@ bool starts_with_any(const std::string& name, std::initializer_list<std::string_
 std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& kernel, PciDevice& device) {
     fs::path dir = paths.pci_device(device.address);
     std::vector<std::string> nodes;
+    auto add = [&](const std::string& node, const fs::path& sysfs_dir) {
+        nodes.push_back(node);
+        if (auto number = parse_device_number(read_small_file(sysfs_dir / "dev"))) device.node_numbers[node] = *number;
+    };
     for (const auto& name : entries(dir / "drm")) {
-        if (starts_with_any(name, {"card", "renderD"})) nodes.push_back("/dev/dri/" + name);
+        if (starts_with_any(name, {"card", "renderD"})) add("/dev/dri/" + name, dir / "drm" / name);
     }
     for (const auto& card : entries(dir / "sound")) {
         for (const auto& name : entries(dir / "sound" / card)) {
             if (starts_with_any(name, {"controlC", "pcmC", "hwC", "midiC"}))
-                nodes.push_back("/dev/snd/" + name);
+                add("/dev/snd/" + name, dir / "sound" / card / name);
         }
+    }
+    // The iommufd cdev (6.6+): QEMU may use the device through it with /dev/vfio/GROUP closed.
+    for (const auto& name : entries(dir / "vfio-dev")) {
+        if (name.starts_with("vfio")) add("/dev/vfio/devices/" + name, dir / "vfio-dev" / name);
     }
     // Reading it enters the NVIDIA driver: only under the deadline, and only when it exists.
     auto info_file = paths.proc() / "driver/nvidia/gpus" / device.address.str() / "information";
@@ -65,8 +75,11 @@ std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& k
         unsigned number = 0;
         auto start = info.find_first_of("0123456789", minor);
         if (start != std::string::npos &&
-            std::from_chars(info.data() + start, info.data() + info.size(), number).ec == std::errc{})
-            nodes.push_back("/dev/nvidia" + std::to_string(number));
+            std::from_chars(info.data() + start, info.data() + info.size(), number).ec == std::errc{}) {
+            std::string node = "/dev/nvidia" + std::to_string(number);
+            nodes.push_back(node);
+            device.node_numbers[node] = makedev(195, number);  // NVIDIA's fixed major
+        }
     }
     // Not /dev/nvidiactl or /dev/nvidia-modeset: every NVIDIA GPU's users open those, so Xorg on
     // GPU 0 would block passing GPU 1. The per-GPU nodes above decide.

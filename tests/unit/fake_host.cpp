@@ -283,7 +283,8 @@ FakeHost::Run FakeHost::run(const std::vector<std::string>& args, const std::str
     std::ostringstream out, err;
     CliEnvironment environment{
         [&](const Settings&) { return std::make_unique<KernelRef>(kernel_); },
-        [&]() -> Expected<std::string> { return stdin_text; }, out, err};
+        [&]() -> Expected<std::string> { return stdin_text; },
+        [&]() { return libvirt_active; }, out, err};
     std::vector<std::string> full{"vfio-hook", "--root", root_.string(), "--settle-deadline-ms", "5"};
     full.insert(full.end(), args.begin(), args.end());
     int status = run_cli(full, environment);

@@ -102,6 +102,8 @@ public:
     std::optional<std::string> driver_of(const std::string& address) const;
     std::string override_of(const std::string& address) const;
     std::vector<std::string> records() const;  // file names under run/vfio-hook/records
+    // What `virsh list --uuid` answers the admin commands (default: libvirt runs, nothing active).
+    Expected<std::set<std::string>> libvirt_active = std::set<std::string>{};
 
     // Runs the real command line, as `vfio-hook --root ROOT ARGS...` with `stdin` on stdin.
     struct Run {

@@ -1,0 +1,25 @@
+#pragma once
+// The admin commands' one door to libvirt: virsh, spawned with an argv array (never a shell
+// string) under a deadline. The hook never includes this: a hook that calls back into libvirt
+// deadlocks it.
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/expected.hpp"
+
+namespace vfio_hook {
+
+inline constexpr const char* default_libvirt_uri = "qemu:///system";
+
+// Runs `virsh ARGS...`; its stdout, or one line saying why not (not installed, libvirt not
+// running, its stderr, or the deadline).
+Expected<std::string> run_virsh(const std::vector<std::string>& args, std::chrono::milliseconds deadline);
+
+// UUIDs of the domains libvirt counts as active on `uri`. libvirt makes a domain active before it
+// runs the prepare hook, so a VM between its prepare and its QEMU opening the group is listed.
+Expected<std::set<std::string>> active_domain_uuids(const std::string& uri);
+
+}  // namespace vfio_hook
