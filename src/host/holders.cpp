@@ -91,19 +91,22 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
             if (!all_digits(fd->d_name)) continue;
             std::string link = fd_dir + "/" + fd->d_name;
             struct stat info;
-            if (!by_number.empty() && ::stat(link.c_str(), &info) == 0 && S_ISCHR(info.st_mode)) {
+            bool opened_exists = ::stat(link.c_str(), &info) == 0;
+            if (opened_exists && S_ISCHR(info.st_mode)) {
                 auto match = by_number.find(static_cast<std::uint64_t>(info.st_rdev));
                 if (match != by_number.end()) {
                     found(match->second);
                     continue;
                 }
             }
-            if (by_path.empty()) continue;
+            // Only the path can tell for a node without a number, or an fd whose file cannot be
+            // stat'ed (gone from this mount namespace).
+            if (by_path.empty() && opened_exists) continue;
             char target[512];
             ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
             if (n <= 0) continue;
             std::string node(target, static_cast<std::size_t>(n));
-            if (by_path.count(node)) found(node);
+            if (by_path.count(node) || (!opened_exists && wanted.count(node))) found(node);
         }
     }
     return holders;

@@ -1,5 +1,7 @@
 #include "fake_host.hpp"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -241,6 +243,48 @@ FakeHost& FakeHost::no_iommu() {
     fs::create_directories(root_ / "sys/kernel/iommu_groups");
     for (const auto& entry : fs::directory_iterator(root_ / "sys/bus/pci/devices"))
         fs::remove(entry.path() / "iommu_group");
+    return *this;
+}
+
+FakeHost& FakeHost::virtual_functions(const std::string& pf, const std::vector<std::string>& vfs) {
+    fs::path dir = root_ / "sys/bus/pci/devices" / pf;
+    for (std::size_t i = 0; i < vfs.size(); ++i)
+        fs::create_directory_symlink("../" + vfs[i], dir / ("virtfn" + std::to_string(i)));
+    write_file(dir / "sriov_numvfs", std::to_string(vfs.size()) + "\n");
+    return *this;
+}
+
+FakeHost& FakeHost::preset_override(const std::string& address, const std::string& driver) {
+    write_file(root_ / "sys/bus/pci/devices" / address / "driver_override", driver + "\n");
+    return *this;
+}
+
+FakeHost& FakeHost::char_device(const std::string& path, unsigned major, unsigned minor) {
+    fs::path node = root_ / path.substr(1);
+    fs::create_directories(node.parent_path());
+    if (::mknod(node.c_str(), S_IFCHR | 0600, makedev(major, minor)) != 0)
+        throw std::runtime_error("mknod " + node.string() + " failed (the fake needs root for it)");
+    return *this;
+}
+
+FakeHost& FakeHost::node_number(const std::string& address, const std::string& sysfs_subdir,
+                                unsigned major, unsigned minor, const std::string& dev_path) {
+    write_file(root_ / "sys/bus/pci/devices" / address / sysfs_subdir / "dev",
+               std::to_string(major) + ":" + std::to_string(minor) + "\n");
+    if (::geteuid() == 0) char_device(dev_path, major, minor);
+    return *this;
+}
+
+FakeHost& FakeHost::process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths) {
+    std::vector<std::string> targets;
+    for (const auto& path : paths) targets.push_back((root_ / path.substr(1)).string());
+    return process(pid, command, targets);
+}
+
+FakeHost& FakeHost::nvidia_minor(const std::string& address, unsigned minor) {
+    write_file(root_ / "proc/driver/nvidia/gpus" / address / "information",
+               "Model: \t\t NVIDIA GeForce RTX 4090\nIRQ:   \t\t 160\nDevice Minor: \t " +
+                   std::to_string(minor) + "\nBus Location: \t " + address + "\n");
     return *this;
 }
 

@@ -95,6 +95,20 @@ public:
     FakeHost& process(int pid, const std::string& command, const std::vector<std::string>& open_nodes);
     FakeHost& kernel_log(const std::string& message, int priority = 3);
     FakeHost& no_iommu();
+    // SR-IOV: virtfnN links from the PF to each VF (and sriov_numvfs), as the kernel makes them.
+    FakeHost& virtual_functions(const std::string& pf, const std::vector<std::string>& vfs);
+    // A driver_override set before vfio-hook came (driverctl's persistent override).
+    FakeHost& preset_override(const std::string& address, const std::string& driver);
+    // A node's device number as sysfs shows it (`dev` = "MAJ:MIN" under the device's sysfs
+    // dir, e.g. "drm/card1") and, as root, a real character device at /dev/PATH under the root.
+    FakeHost& node_number(const std::string& address, const std::string& sysfs_subdir, unsigned major,
+                          unsigned minor, const std::string& dev_path);
+    // A character device at PATH under the root (root only): a container's own name for a node.
+    FakeHost& char_device(const std::string& path, unsigned major, unsigned minor);
+    // A process whose fds open files under the fake root (real stat() then sees them).
+    FakeHost& process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths);
+    // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
+    FakeHost& nvidia_minor(const std::string& address, unsigned minor);
 
     const std::filesystem::path& root() const { return root_; }
     HostPaths paths() const { return HostPaths{root_}; }

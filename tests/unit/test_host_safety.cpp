@@ -1,0 +1,423 @@
+// Never take what the host needs, never block, never strand: each defect a kernel engineer's
+// review reproduced, driven through the real command line against the fake host.
+
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <future>
+
+#include "fake_host.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+struct Desktop : FakeHost {
+    Desktop() {
+        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");
+        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
+        audio("0000:01:00.1", "snd_hda_intel", 14).sound_card("0000:01:00.1", "card1", {"controlC1", "pcmC1D3p"});
+    }
+    bool home() const {
+        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
+               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty();
+    }
+    bool on_vfio() const {
+        return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
+    }
+};
+
+const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
+
+std::string metadata(const std::string& settings) {
+    return "    <vh:vfio-hook xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\">" + settings + "</vh:vfio-hook>";
+}
+
+// An Intel chipset: 00:1f.x share one group; the VM names only the onboard audio.
+struct Chipset : FakeHost {
+    Chipset() {
+        device("0000:00:1f.0", 0x060100, "lpc_ich", 9, 0x8086, 0xa305);
+        device("0000:00:1f.3", 0x040300, "snd_hda_intel", 9, 0x8086, 0xa348);
+        device("0000:00:1f.4", 0x0c0500, "i801_smbus", 9, 0x8086, 0xa323);
+        device("0000:00:1f.5", 0x0c8000, "intel-spi", 9, 0x8086, 0xa324);
+    }
+};
+
+bool is_root() { return ::geteuid() == 0; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(host_safety)
+
+// ---- 1. what may be taken from a group
+
+BOOST_AUTO_TEST_CASE(onboard_audio_does_not_take_the_chipsets_lpc_smbus_and_spi_with_it) {
+    Chipset host;
+    std::string xml = domain_xml("win11", uuid_a, {"0000:00:1f.3"});
+    auto check = host.run({"check", "-"}, xml);
+    BOOST_TEST(check.status == 1, check.out);
+    for (const char* named : {"0000:00:1f.0 (ISA bridge, lpc_ich)", "0000:00:1f.4 (SMBus controller, i801_smbus)",
+                              "0000:00:1f.5 (serial bus controller, intel-spi)"}) {
+        BOOST_TEST(contains(check.out, named), named << " in: " << check.out);
+    }
+    auto prepare = host.hook("win11", "prepare", "begin", xml);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(contains(prepare.err, "which the host needs"), prepare.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(host_critical_devices_go_only_when_the_vm_allows_each_address) {
+    Chipset host;
+    auto allow = [](const char* address) {
+        return std::string("<vh:allow-host-critical>") + address + "</vh:allow-host-critical>";
+    };
+    std::string xml = domain_xml("win11", uuid_a, {"0000:00:1f.3"}, false,
+                                 metadata(allow("0000:00:1f.0") + allow("0000:00:1f.4")));
+    auto refused = host.hook("win11", "prepare", "begin", xml);
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(contains(refused.err, "0000:00:1f.5"), refused.err);
+    BOOST_TEST(!contains(refused.err, "0000:00:1f.0"), refused.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+
+    xml = domain_xml("win11", uuid_a, {"0000:00:1f.3"}, false,
+                     metadata(allow("0000:00:1f.0") + allow("0000:00:1f.4") + allow("0000:00:1f.5")));
+    auto allowed = host.hook("win11", "prepare", "begin", xml);
+    BOOST_TEST(allowed.status == 0, allowed.err);
+    BOOST_TEST(host.driver_of("0000:00:1f.5") == "vfio-pci");
+    BOOST_TEST(host.hook("win11", "release", "end", xml).status == 0);
+    BOOST_TEST(host.driver_of("0000:00:1f.5") == "intel-spi");
+    BOOST_TEST(host.driver_of("0000:00:1f.0") == "lpc_ich");
+}
+
+BOOST_AUTO_TEST_CASE(a_named_storage_controller_is_refused_unless_allowed) {
+    FakeHost host;
+    host.device("0000:04:00.0", 0x010802, "nvme", 30, 0x144d, 0xa80a);
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:04:00.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:04:00.0: is 0000:04:00.0 (storage controller, nvme)"), run.err);
+    BOOST_TEST(contains(run.err, "<allow-host-critical>0000:04:00.0</allow-host-critical>"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_device_in_another_slot_of_the_group_is_refused_naming_it_and_its_driver) {
+    FakeHost host;
+    host.bridge("0000:03:00.0", 20);  // a PCIe-to-PCI bridge without ACS: one group behind it
+    host.audio("0000:04:01.0", "snd_hda_intel", 20);
+    host.device("0000:04:02.0", 0x020000, "e1000e", 20, 0x8086, 0x10d3);
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:04:01.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:04:02.0 (network controller, e1000e) in another slot"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.driver_of("0000:04:01.0") == "snd_hda_intel");
+
+    std::string both = domain_xml("win11", uuid_a, {"0000:04:01.0", "0000:04:02.0"});
+    BOOST_TEST(host.hook("win11", "prepare", "begin", both).status == 0);
+    BOOST_TEST(host.driver_of("0000:04:02.0") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:03:00.0") == "pcieport");
+}
+
+BOOST_AUTO_TEST_CASE(an_sriov_physical_function_with_vfs_is_never_moved) {
+    FakeHost host;
+    host.device("0000:05:00.0", 0x020000, "ixgbe", 40, 0x8086, 0x10fb);
+    host.device("0000:05:00.1", 0x020000, "ixgbe", 40, 0x8086, 0x10fb);
+    host.device("0000:05:10.0", 0x020000, "ixgbevf", 41, 0x8086, 0x10ed);
+    host.virtual_functions("0000:05:00.1", {"0000:05:10.0"});
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:05:00.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:05:00.1"), run.err);
+    BOOST_TEST(contains(run.err, "SR-IOV physical function with 1 virtual function(s) enabled (0000:05:10.0 on ixgbevf)"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+// ---- 2. logging never blocks
+
+BOOST_AUTO_TEST_CASE(a_full_journald_socket_never_blocks_the_hook) {
+    Desktop host;
+    fs::create_directories(host.root() / "run/systemd/journal");
+    std::string path = (host.root() / "run/systemd/journal/socket").string();
+    int journal = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+    BOOST_TEST_REQUIRE(::bind(journal, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    int filler = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int queued = 0;
+    while (::sendto(filler, "x", 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&address), sizeof address) == 1) ++queued;
+    BOOST_TEST_REQUIRE(errno == EAGAIN);  // journald's queue is full: a blocking send would wait
+
+    auto prepare = std::async(std::launch::async, [&] { return host.hook("win11", "prepare", "begin", gpu_only); });
+    bool blocked = prepare.wait_for(std::chrono::seconds(10)) != std::future_status::ready;
+    char buffer[4096];
+    while (prepare.wait_for(std::chrono::milliseconds(1)) != std::future_status::ready)
+        ::recv(journal, buffer, sizeof buffer, MSG_DONTWAIT);  // let a blocked hook go
+    auto run = prepare.get();
+    ::close(filler);
+    ::close(journal);
+    BOOST_TEST(!blocked, "the hook blocked on the full journal socket (" << queued << " datagrams queued)");
+    BOOST_TEST(run.status == 0, run.err);
+    BOOST_TEST(host.on_vfio());
+    // What the journal would not take went to stderr instead.
+    BOOST_TEST(contains(run.err, "0000:01:00.0: nvidia → vfio-pci"), run.err);
+}
+
+// ---- 3. release needs only the domain's identity
+
+BOOST_AUTO_TEST_CASE(release_brings_devices_home_when_the_live_xml_has_unreadable_metadata) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    std::string bad = domain_xml("win11", uuid_a, {"0000:01:00.0"}, false,
+                                 metadata("<vh:allow-boot-vga>maybe</vh:allow-boot-vga><vh:from-the-future>1</vh:from-the-future>"));
+    auto release = host.hook("win11", "release", "end", bad);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home(), release.err);
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(release_of_xml_that_does_not_parse_finds_the_record_by_the_domain_name) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto other = host.hook("linux", "release", "end", "<domain><name>");
+    BOOST_TEST(other.status == 0);
+    BOOST_TEST(host.on_vfio());  // another domain's name: not ours to give back
+    auto release = host.hook("win11", "release", "end", "<domain><name>");
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home(), release.err);
+    BOOST_TEST(host.records().empty());
+}
+
+// ---- 4. another owner's record refuses a device whatever its driver
+
+BOOST_AUTO_TEST_CASE(a_device_recorded_by_a_crashed_start_is_refused_to_another_vm) {
+    Desktop host;
+    host.kernel().crash_after(3);  // audio moved, the GPU not yet
+    BOOST_CHECK_THROW(host.hook("win11", "prepare", "begin", gpu_only), SimulatedCrash);
+    host.kernel().crash_after(-1);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    int writes = host.kernel().writes();
+
+    std::string rival = domain_xml("rival", uuid_b, {"0000:01:00.0"});
+    auto refused = host.hook("rival", "prepare", "begin", rival);
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(contains(refused.err, "0000:01:00.0: is recorded for domain 'win11'"), refused.err);
+    BOOST_TEST(host.kernel().writes() == writes);
+    BOOST_TEST(host.hook("rival", "release", "end", rival).status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");  // still A's, still recorded
+
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0, recover.out << recover.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+// ---- 5. a closed stderr costs a line, never a device (the built binary: main() ignores SIGPIPE)
+
+BOOST_AUTO_TEST_CASE(the_binary_survives_a_stderr_whose_reader_is_gone) {
+    Desktop host;
+    host.process(1234, "Xorg", {"/dev/dri/card1"});  // a refusal: lines for stderr
+    fs::path xml_file = host.root() / "domain.xml";
+    std::ofstream(xml_file) << gpu_only;
+    int pipe_fds[2];
+    BOOST_TEST_REQUIRE(::pipe(pipe_fds) == 0);
+    ::close(pipe_fds[0]);  // nobody will ever read our stderr
+    pid_t child = ::fork();
+    if (child == 0) {
+        int in = ::open(xml_file.c_str(), O_RDONLY);
+        ::dup2(in, 0);
+        ::dup2(pipe_fds[1], 2);
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::signal(SIGPIPE, SIG_DFL);  // as libvirt leaves it
+        std::string root = host.root().string();
+        const char* argv[] = {VFIO_HOOK_BINARY, "--root", root.c_str(), "hook", "win11", "prepare", "begin", "-", nullptr};
+        ::execv(VFIO_HOOK_BINARY, const_cast<char* const*>(argv));
+        ::_exit(127);
+    }
+    ::close(pipe_fds[1]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    BOOST_TEST(!WIFSIGNALED(status), "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+// ---- 6. the parked state
+
+BOOST_AUTO_TEST_CASE(a_vm_starts_on_a_device_the_admin_parked_and_leaves_it_parked) {
+    Desktop host;
+    auto bind = host.run({"bind", "0000:01:00.0"});
+    BOOST_TEST_REQUIRE(bind.status == 0, bind.err);
+    auto prepare = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.on_vfio());
+
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0);
+    BOOST_TEST(contains(recover.out, "parked: 0000:01:00.0"), recover.out);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.records() == std::vector<std::string>{"manual.record"});
+
+    BOOST_TEST(host.run({"restore", "0000:01:00.0", "0000:01:00.1"}).status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(recover_leaves_a_vm_that_libvirt_lists_as_active_even_before_qemu_opens_its_group) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.libvirt_active = std::set<std::string>{uuid_a};  // started, QEMU not yet holding /dev/vfio/14
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0);
+    BOOST_TEST(contains(recover.out, "running"), recover.out);
+    BOOST_TEST(host.on_vfio());
+    host.libvirt_active = Error{"virsh: failed to connect to the hypervisor"};
+    recover = host.run({"recover"});
+    BOOST_TEST(contains(recover.out, "failed to connect"), recover.out);
+    BOOST_TEST(host.home());
+}
+
+// ---- 7. shared NVIDIA nodes do not make every NVIDIA GPU busy
+
+BOOST_AUTO_TEST_CASE(xorg_on_one_nvidia_gpu_does_not_block_passing_the_other) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).nvidia_minor("0000:01:00.0", 0);
+    host.gpu("0000:02:00.0", "nvidia", 15).nvidia_minor("0000:02:00.0", 1);
+    host.process(1234, "Xorg", {"/dev/nvidiactl", "/dev/nvidia-modeset", "/dev/nvidia0"});
+    std::string second = domain_xml("win11", uuid_a, {"0000:02:00.0"});
+    auto run = host.hook("win11", "prepare", "begin", second);
+    BOOST_TEST(run.status == 0, run.err);
+    BOOST_TEST(host.driver_of("0000:02:00.0") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+
+    auto first = host.hook("linux", "prepare", "begin", domain_xml("linux", uuid_b, {"0000:01:00.0"}));
+    BOOST_TEST(first.status == 1);
+    BOOST_TEST(contains(first.err, "held open by pid 1234 (Xorg) on /dev/nvidia0"), first.err);
+}
+
+// ---- 8. names from records never become arbitrary paths
+
+BOOST_AUTO_TEST_CASE(a_record_naming_a_path_as_driver_is_refused_and_nothing_is_written) {
+    Desktop host;
+    host.gpu("0000:03:00.0", "vfio-pci", 16);
+    fs::create_directories(host.root() / "run/vfio-hook/records");
+    std::ofstream(host.root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record"))
+        << "vfio-hook-record 1\nowner " << uuid_a << "\ndomain evil\ndevice 0000:03:00.0 ../../../../etc 16\n";
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 1);
+    BOOST_TEST(contains(recover.err, "invalid driver name '../../../../etc'"), recover.err);
+    for (const auto& line : host.kernel().write_log()) BOOST_TEST(!contains(line, "etc"), line);
+    BOOST_TEST(!fs::exists(host.root() / "sys/bus/etc"));
+}
+
+// ---- the gaps behind them
+
+BOOST_AUTO_TEST_CASE(an_nvidia_proc_file_that_does_not_answer_refuses_within_the_deadline) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).nvidia_minor("0000:01:00.0", 0);
+    host.kernel().hang_read("0000:01:00.0/information");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "driver is not answering"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_vtconsole_that_does_not_answer_counts_as_the_console_being_there) {
+    Desktop host;
+    fs::create_directories(host.root() / "sys/class/graphics/fb0");
+    fs::create_directory_symlink(host.root() / "sys/bus/pci/devices/0000:01:00.0", host.root() / "sys/class/graphics/fb0/device");
+    fs::create_directories(host.root() / "sys/class/vtconsole/vtcon1");
+    std::ofstream(host.root() / "sys/class/vtconsole/vtcon1/name") << "(M) frame buffer device\n";
+    std::ofstream(host.root() / "sys/class/vtconsole/vtcon1/bind") << "0\n";
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    host.kernel().hang_read("vtcon1/bind");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "fbcon on /dev/fb0"), run.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_holder_is_found_by_device_number_whatever_it_calls_the_node,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return is_root(); })) {
+    Desktop host;
+    host.node_number("0000:01:00.0", "drm/card1", 226, 1, "/dev/dri/card1");
+    host.char_device("/containers/steam/dev/dri/card0", 226, 1);  // a container's view of card1
+    host.process_in_root(4321, "steam", {"/containers/steam/dev/dri/card0"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "held open by pid 4321 (steam) on /dev/dri/card1"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(release_leaves_a_device_an_iommufd_user_holds_through_its_cdev,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return is_root(); })) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    fs::create_directories(host.root() / "sys/bus/pci/devices/0000:01:00.0/vfio-dev/vfio3");
+    host.node_number("0000:01:00.0", "vfio-dev/vfio3", 511, 3, "/dev/vfio/devices/vfio3");
+    host.process_in_root(777, "qemu-system-x86", {"/dev/vfio/devices/vfio3"});
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(contains(release.err, "in use by pid 777 (qemu-system-x86) through /dev/vfio/devices/vfio3"), release.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.records().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_music_player_on_a_pcm_node_alone_is_a_holder) {
+    Desktop host;
+    host.process(2222, "mpv", {"/dev/snd/pcmC1D3p"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:01:00.1: is held open by pid 2222 (mpv) on /dev/snd/pcmC1D3p"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_driver_override_set_before_us_is_put_back_at_release) {
+    Desktop host;
+    host.preset_override("0000:01:00.0", "nvidia");
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(host.override_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.override_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.override_of("0000:01:00.1").empty());
+}
+
+BOOST_AUTO_TEST_CASE(binds_get_their_own_deadline_and_a_slow_one_is_still_binding_not_hung) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.kernel().hang_write("drivers/nvidia/bind");
+    auto release = host.run({"--bind-deadline-ms", "45000", "hook", "win11", "release", "end", "-"}, gpu_only);
+    BOOST_TEST(contains(release.err, "0000:01:00.0: still binding"), release.err);
+    BOOST_TEST(!contains(release.err, "hung"), release.err);
+    bool seen = false;
+    for (const auto& [file, deadline] : host.kernel().write_deadlines) {
+        if (contains(file, "drivers/nvidia/bind")) {
+            seen = true;
+            BOOST_TEST(deadline == 45000);
+        } else if (contains(file, "unbind")) {
+            BOOST_TEST(deadline == host.kernel().deadline().count());
+        }
+    }
+    BOOST_TEST(seen);
+    BOOST_TEST(host.records().size() == 1u);  // not home: still recorded for recover
+}
+
+BOOST_AUTO_TEST_SUITE_END()
