@@ -5,16 +5,22 @@
 
 namespace vfio_hook {
 
-int run_check(Host& host, const std::string& domain_xml, const std::string& source, std::ostream& out) {
+int run_check(Commands& commands, const std::string& domain_xml, const std::string& source) {
+    auto& out = commands.out;
     auto domain = parse_domain_xml(domain_xml);
     if (!domain) {
-        out << source << ": " << domain.error() << "\n";
+        commands.err << "vfio-hook check: " << source << ": " << domain.error() << "\n";
         return 2;
     }
     out << "domain '" << domain->name << "' (uuid " << domain->uuid.str() << "): "
         << domain->pci_devices.size() << " host PCI device(s)\n";
-    if (domain->pci_devices.empty()) return 0;
+    for (const auto& warning : domain->warnings) out << "  warning: " << warning << "\n";
+    if (domain->pci_devices.empty()) {
+        out << "ready to start (nothing to move)\n";
+        return 0;
+    }
     // Looking may load the vfio-pci module (harmless); it moves no device.
+    Host& host = commands.host;
     HostView view = look_before_prepare(host, *domain);
     PreparePlan plan = plan_with(host, *domain, domain->uuid.str(), view);
     for (const auto& move : plan.moves) {

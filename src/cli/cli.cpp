@@ -3,18 +3,20 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <map>
 
 #include "cli/commands.hpp"
 #include "core/config_file.hpp"
+#include "core/domain_xml.hpp"
 #include "host/log.hpp"
 
 namespace vfio_hook {
 namespace {
+
+constexpr std::size_t max_config_bytes = 1 << 20;
 
 std::filesystem::path default_config(const HostPaths& paths) {
     return paths.root / "etc/vfio-hook/vfio-hook.conf";
@@ -24,14 +26,13 @@ std::filesystem::path default_config(const HostPaths& paths) {
 Expected<Settings> load_settings(const std::filesystem::path& config, bool config_required,
                                  const std::map<std::string, std::string>& overrides) {
     Settings settings;
-    std::ifstream file(config, std::ios::binary);
-    if (file) {
-        std::string text(std::istreambuf_iterator<char>(file), {});
-        auto parsed = parse_config_file(text, config.string(), settings);
+    std::error_code missing;
+    if (config_required || std::filesystem::exists(config, missing)) {
+        auto text = read_user_file(config, max_config_bytes);
+        if (!text) return Error{"cannot use the config file: " + text.error()};
+        auto parsed = parse_config_file(*text, config.string(), settings);
         if (!parsed) return Error{parsed.error()};
         settings = *parsed;
-    } else if (config_required) {
-        return Error{"cannot read the config file " + config.string() + ": " + std::strerror(errno)};
     }
     for (const auto& [key, value] : overrides) {
         if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + *problem};
@@ -43,25 +44,115 @@ spdlog::level::level_enum log_level(const Settings& settings) {
     return spdlog::level::from_str(settings.log_level);
 }
 
-struct AddressList {
-    std::vector<std::string> texts;
-    Expected<std::vector<PciAddress>> parse() const {
-        std::vector<PciAddress> addresses;
-        for (const auto& text : texts) {
-            auto address = PciAddress::parse(text);
-            if (!address) {
-                return Error{"'" + text + "' is not a PCI address; expected the form 0000:01:00.0 "
-                             "(see `lspci -D`)"};
-            }
-            addresses.push_back(*address);
+Expected<std::vector<PciAddress>> parse_addresses(const std::vector<std::string>& texts) {
+    std::vector<PciAddress> addresses;
+    for (const auto& text : texts) {
+        auto address = PciAddress::parse(text);
+        if (!address) {
+            return Error{"'" + text + "' is not a PCI address; expected " + PciAddress::accepted_forms +
+                         " (see `lspci -D`)"};
         }
-        return addresses;
+        addresses.push_back(*address);
     }
-};
+    return addresses;
+}
 
 std::string basename_of(std::string_view path) {
     auto slash = path.find_last_of('/');
     return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+// A config file that does not parse must not make the hook guess: prepare of a VM with host
+// devices refuses (naming file:line); a VM without any starts as if there were no config; release
+// still gives devices back with the defaults, the safe direction.
+int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& config, bool required,
+                         const std::map<std::string, std::string>& overrides, const HookCall& call,
+                         CliEnvironment& environment) {
+    auto settings = load_settings(config, required, overrides);
+    setup_logging(paths, {true, settings ? log_level(*settings) : spdlog::level::info});
+    auto xml = environment.read_stdin();
+    if (!xml) {
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + xml.error());
+        if (call.operation == "prepare") return 1;
+        xml = std::string();  // release still finds this domain's records by its name
+    }
+    if (!settings) {
+        if (call.operation == "prepare") {
+            auto domain = parse_domain_xml(*xml);
+            if (domain && domain->pci_devices.empty() && !StateJournal(paths).has_record(domain->uuid.str())) {
+                logger().warn("{}; domain '{}' has no host PCI devices, so it starts all the same",
+                              settings.error(), domain->name);
+                return 0;
+            }
+            tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain +
+                                              "' not started, nothing was changed: " + settings.error());
+            return 1;
+        }
+        tell_user(spdlog::level::err, "vfio-hook: " + settings.error() + "; releasing with the defaults");
+        settings = Settings{};
+    }
+    auto kernel = environment.make_kernel(*settings);
+    Host host{paths, *kernel, *settings};
+    int status = run_hook(host, call, *xml);
+    if (auto dropped = dropped_log_lines())
+        logger().warn("{} log line(s) were dropped: neither journald nor stderr would take them", dropped);
+    return status;
+}
+
+// The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
+// required" or "arguments were not expected").
+const std::vector<std::string>& command_names() {
+    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover",
+                                                   "set", "get", "hook", "help"};
+    return names;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string nearest_command(std::string_view word) {
+    std::string best;
+    std::size_t best_distance = 3;  // suggest only what is close
+    for (const auto& name : command_names()) {
+        std::size_t distance = name.starts_with(word) ? 0 : edit_distance(word, name);
+        if (distance < best_distance) {
+            best = name;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+// The first word that is not an option or an option's value: the command the user meant.
+std::optional<std::string> command_word(const std::vector<std::string>& args,
+                                        const std::set<std::string>& options_with_values) {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& word = args[i];
+        if (word == "--") return std::nullopt;
+        if (word.starts_with("-")) {
+            if (word.find('=') == std::string::npos && options_with_values.count(word)) ++i;
+            continue;
+        }
+        return word;
+    }
+    return std::nullopt;
+}
+
+int usage_error(CliEnvironment& environment, const std::string& line) {
+    environment.err << "vfio-hook: " << line << "\n";
+    return 2;
 }
 
 }  // namespace
@@ -88,77 +179,61 @@ Expected<std::string> read_all_stdin() {
         }
         text.append(buffer, static_cast<std::size_t>(n));
         if (text.size() > max_domain_xml_bytes) {
-            return Error{"domain XML on stdin is over the 64 MiB limit: refusing"};
+            return Error{"the domain XML on stdin is over the 64 MiB limit: refusing"};
         }
     }
     return text;
 }
 
-namespace {
-
-// A config file that does not parse must not make the hook guess: prepare refuses (naming
-// file:line); release still gives devices back with the defaults, the safe direction.
-int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& config, bool required,
-                         const std::map<std::string, std::string>& overrides, const HookCall& call,
-                         CliEnvironment& environment) {
-    auto settings = load_settings(config, required, overrides);
-    setup_logging(paths, {true, settings ? log_level(*settings) : spdlog::level::info});
-    auto xml = environment.read_stdin();
-    if (!xml) {
-        tell_user(spdlog::level::err, "vfio-hook: " + xml.error());
-        if (call.operation == "prepare") return 1;
-        xml = std::string();  // release still finds this domain's records by its name
-    }
-    if (!settings) {
-        if (call.operation == "prepare") {
-            tell_user(spdlog::level::err, "vfio-hook: refusing to move any device: " + settings.error());
-            return 1;
-        }
-        tell_user(spdlog::level::err, "vfio-hook: " + settings.error() + "; releasing with the defaults");
-        settings = Settings{};
-    }
-    auto kernel = environment.make_kernel(*settings);
-    Host host{paths, *kernel, *settings};
-    int status = run_hook(host, call, *xml);
-    if (auto dropped = dropped_log_lines())
-        logger().warn("{} log line(s) were dropped: neither journald nor stderr would take them", dropped);
-    return status;
-}
-
-}  // namespace
-
 int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     set_user_stream(&environment.err);
 
-    // libvirt's call is positional and its domain name may look like an option: skip CLI11.
-    if (!args.empty() && invoked_as_libvirt_hook(args[0])) {
-        if (args.size() < 4 || !hook_acts_on(args[2], args[3])) return 0;
+    // libvirt's call is positional (`qemu DOMAIN OPERATION SUB-OP EXTRA`) and its domain name may
+    // look like an option: skip CLI11. Called by that name with fewer words, it is a person asking
+    // what is installed (`/etc/libvirt/hooks/qemu --version`): answer as the CLI does.
+    if (!args.empty() && invoked_as_libvirt_hook(args[0]) && args.size() >= 4) {
+        if (!hook_acts_on(args[2], args[3])) return 0;
         return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {},
                                     {args[1], args[2], args[3]}, environment);
     }
 
     CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
                  "back when it stops.\nInstalled as /etc/libvirt/hooks/qemu it is called by "
-                 "libvirt; run by hand it is the admin tool."};
+                 "libvirt; run by hand it is the admin tool.\nExit status: 0 success (or ready), "
+                 "1 refused, not ready or failed, 2 bad usage or bad input."};
     app.name("vfio-hook");
-    app.set_version_flag("--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
-    app.require_subcommand(1);
+    app.set_version_flag("-V,--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
+    app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
     std::map<std::string, std::string> overrides;
+    std::set<std::string> options_with_values = {"--config", "--root", "--connect"};
     for (const auto& key : config_keys()) {
         std::string name(key.name);
         if (key.is_flag) {
-            app.add_flag_callback("--" + name, [&overrides, name] { overrides[name] = "yes"; },
-                                  std::string(key.meaning));
+            // `--allow-boot-vga` alone means yes; `--allow-boot-vga no` says no.
+            app.add_option_function<std::string>(
+                   "--" + name, [&overrides, name](const std::string& value) {
+                       overrides[name] = value.empty() ? "yes" : value;
+                   },
+                   std::string(key.meaning))
+                ->expected(0, 1)
+                ->type_name("yes|no");
             continue;
         }
+        options_with_values.insert("--" + name);
         app.add_option_function<std::string>(
-            "--" + name, [&overrides, name](const std::string& value) { overrides[name] = value; },
-            std::string(key.meaning));
+               "--" + name, [&overrides, name](const std::string& value) { overrides[name] = value; },
+               std::string(key.meaning))
+            ->type_name(name.ends_with("-ms") ? "MS" : "VALUE");
     }
     std::string root = "/";
     std::string config_path;
-    app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)");
-    app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")->group("Testing");
+    std::string uri = default_libvirt_uri;
+    app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)")->type_name("FILE");
+    app.add_option("--connect", uri, "libvirt URI for the commands that ask libvirt (default qemu:///system)")
+        ->type_name("URI");
+    app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")
+        ->type_name("DIR")
+        ->group("Testing");
 
     HookCall call;
     std::string extra;
@@ -171,34 +246,83 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
 
     bool json = false;
     auto* status = app.add_subcommand("status", "show the IOMMU, vfio modules, GPUs and their groups, "
-                                                "and who has them; exit 0 when ready");
+                                                "who holds each GPU and whether a VM could take it; "
+                                                "exit 0 when ready");
     status->add_flag("--json", json, "machine-readable output");
 
     std::string check_file, check_domain;
     auto* check = app.add_subcommand("check", "dry run: what prepare would move and every refusal, "
                                               "without changing anything");
-    check->add_option("file", check_file, "domain XML file (- for stdin)");
-    check->add_option("--domain", check_domain, "read /etc/libvirt/qemu/NAME.xml");
+    check->add_option("file", check_file, "domain XML file (- for stdin)")->type_name("FILE");
+    check->add_option("--domain", check_domain, "read the VM's definition from libvirt (virsh dumpxml)")
+        ->type_name("NAME");
+    options_with_values.insert("--domain");
 
-    AddressList bind_addresses;
-    auto* bind = app.add_subcommand("bind", "move devices (and their IOMMU groups) to vfio-pci by hand");
-    bind->add_option("address", bind_addresses.texts, "PCI address, e.g. 0000:01:00.0")->required();
+    std::vector<std::string> bind_addresses;
+    auto* bind = app.add_subcommand("bind", "move devices (and their IOMMU groups) to vfio-pci by hand, "
+                                            "parked there for any VM (also for hot-plug)");
+    bind->add_option("address", bind_addresses, "PCI address, e.g. 0000:01:00.0")->required()->type_name("ADDRESS");
 
-    AddressList restore_addresses;
+    std::vector<std::string> restore_addresses;
     bool force = false;
     auto* restore = app.add_subcommand("restore", "give devices on vfio-pci back to their recorded "
                                                   "driver (or reprobe ones with no record)");
-    restore->add_option("address", restore_addresses.texts, "PCI address")->required();
+    restore->add_option("address", restore_addresses, "PCI address")->required()->type_name("ADDRESS");
     restore->add_flag("--force", force, "even while a process has the device's VFIO group open "
                                         "(the unbind then waits for it, up to the deadline)");
 
-    app.add_subcommand("recover", "give back every recorded device whose VM is not running");
+    auto* recover = app.add_subcommand("recover", "give back every recorded device whose VM is not running");
 
+    std::string settings_domain, settings_key, settings_value;
+    auto* set = app.add_subcommand("set", "set a per-VM setting in the VM's definition (virsh metadata)");
+    set->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
+    set->add_option("key", settings_key, "allow-boot-vga, firmware-errors or allow-host-critical")
+        ->required()
+        ->type_name("KEY");
+    set->add_option("value", settings_value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")
+        ->required()
+        ->type_name("VALUE");
+    auto* get = app.add_subcommand("get", "show a VM's per-VM settings");
+    get->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
+
+    std::string help_topic;
+    auto* help = app.add_subcommand("help", "show this help, or a command's");
+    help->add_option("command", help_topic, "a command")->type_name("COMMAND");
+
+    if (auto word = command_word(args, options_with_values);
+        word && std::find(command_names().begin(), command_names().end(), *word) == command_names().end()) {
+        auto nearest = nearest_command(*word);
+        return usage_error(environment, "unknown command '" + *word + "'" +
+                                            (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
+                                            "; see `vfio-hook help`");
+    }
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
+    } catch (const CLI::CallForHelp&) {
+        environment.out << app.help();
+        return 0;
+    } catch (const CLI::CallForVersion&) {
+        environment.out << "vfio-hook " << VFIO_HOOK_VERSION << "\n";
+        return 0;
     } catch (const CLI::ParseError& error) {
-        return app.exit(error, environment.out, environment.err);
+        if (error.get_exit_code() == 0) {
+            environment.out << app.help();
+            return 0;
+        }
+        return usage_error(environment, std::string(error.what()) + "; see `vfio-hook help`");
+    }
+    if (help->parsed() || app.get_subcommands().empty()) {
+        if (help_topic.empty() || !help->parsed()) {
+            environment.out << app.help();
+            return help->parsed() ? 0 : usage_error(environment, "a command is required; see `vfio-hook help`");
+        }
+        auto* topic = std::find(command_names().begin(), command_names().end(), help_topic) != command_names().end()
+                          ? app.get_subcommand(help_topic)
+                          : nullptr;
+        if (!topic) return usage_error(environment, "unknown command '" + help_topic + "'; see `vfio-hook help`");
+        environment.out << topic->help();
+        return 0;
     }
 
     HostPaths paths{root};
@@ -207,51 +331,51 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         if (!hook_acts_on(call.operation, call.sub_operation)) return 0;
         return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);
     }
+    std::string command = app.get_subcommands().front()->get_name();
     auto settings = load_settings(config, !config_path.empty(), overrides);
     if (!settings) {
-        environment.err << "vfio-hook: " << settings.error() << "\n";
+        environment.err << "vfio-hook " << command << ": " << settings.error() << "\n";
         return 2;
     }
     setup_logging(paths, {false, log_level(*settings)});
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
+    Commands commands{host, environment.out, environment.err, environment.virsh, uri};
 
-    if (status->parsed()) return run_status(host, json, environment.out);
+    if (status->parsed()) return run_status(commands, json);
     if (check->parsed()) {
-        std::string source = check_domain.empty() ? check_file : (paths.libvirt_domain_xml_dir() / (check_domain + ".xml")).string();
-        if (source.empty()) {
+        if (check_domain.empty() && check_file.empty()) {
             environment.err << "vfio-hook check: give a domain XML file, - for stdin, or --domain NAME\n";
             return 2;
         }
-        Expected<std::string> xml = source == "-" ? environment.read_stdin() : Expected<std::string>(Error{""});
-        if (source != "-") {
-            std::ifstream file(source, std::ios::binary);
-            if (!file) {
-                environment.err << "vfio-hook check: cannot read " << source << ": " << std::strerror(errno) << "\n";
-                return 2;
-            }
-            xml = std::string(std::istreambuf_iterator<char>(file), {});
+        Expected<std::string> xml = std::string();
+        std::string source = check_file;
+        if (!check_domain.empty()) {
+            source = "domain '" + check_domain + "'";
+            xml = environment.virsh({"-c", uri, "dumpxml", "--inactive", check_domain});
+        } else if (check_file == "-") {
+            source = "stdin";
+            xml = environment.read_stdin();
+        } else {
+            xml = read_user_file(check_file, max_domain_xml_bytes);
         }
         if (!xml) {
             environment.err << "vfio-hook check: " << xml.error() << "\n";
             return 2;
         }
-        return run_check(host, *xml, source, environment.out);
+        return run_check(commands, *xml, source);
     }
-    auto with_addresses = [&](const AddressList& list, auto&& command) {
-        auto addresses = list.parse();
+    if (bind->parsed() || restore->parsed()) {
+        auto addresses = parse_addresses(bind->parsed() ? bind_addresses : restore_addresses);
         if (!addresses) {
-            environment.err << "vfio-hook: " << addresses.error() << "\n";
+            environment.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
             return 2;
         }
-        return command(*addresses);
-    };
-    if (bind->parsed())
-        return with_addresses(bind_addresses, [&](const auto& a) { return run_bind(host, a, environment.out); });
-    if (restore->parsed())
-        return with_addresses(restore_addresses,
-                              [&](const auto& a) { return run_restore(host, a, force, environment.out); });
-    return run_recover(host, environment.active_domains(), environment.out);
+        return bind->parsed() ? run_bind(commands, *addresses) : run_restore(commands, *addresses, force);
+    }
+    if (recover->parsed()) return run_recover(commands);
+    if (set->parsed()) return run_set(commands, settings_domain, settings_key, settings_value);
+    return run_get(commands, settings_domain);
 }
 
 }  // namespace vfio_hook

@@ -12,14 +12,15 @@
 #include "core/expected.hpp"
 #include "core/settings.hpp"
 #include "host/sysfs.hpp"
+#include "host/virsh.hpp"
 
 namespace vfio_hook {
 
 struct CliEnvironment {
     std::function<std::unique_ptr<KernelInterface>(const Settings&)> make_kernel;
     std::function<Expected<std::string>()> read_stdin;
-    // The UUIDs of the VMs libvirt counts as active (admin commands only: never the hook).
-    std::function<Expected<std::set<std::string>>()> active_domains;
+    // The admin commands' door to libvirt (never the hook's): run_virsh in production.
+    Virsh virsh;
     std::ostream& out;
     std::ostream& err;
 };

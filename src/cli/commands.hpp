@@ -1,13 +1,15 @@
 #pragma once
-// One function per command; each renders its result and returns the exit code.
+// One function per command; each renders its result and returns the exit code
+// (0 success or ready, 1 refused, not ready or failed, 2 bad usage or bad input).
 
 #include <optional>
-#include <set>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "host/hand_over.hpp"
+#include "host/virsh.hpp"
 
 namespace vfio_hook {
 
@@ -17,12 +19,24 @@ struct HookCall {
     std::string sub_operation;
 };
 
+// The hook: never prints on stdout, never calls libvirt.
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml);
-int run_check(Host& host, const std::string& domain_xml, const std::string& source, std::ostream& out);
-int run_status(Host& host, bool json, std::ostream& out);
-int run_bind(Host& host, const std::vector<PciAddress>& addresses, std::ostream& out);
-int run_restore(Host& host, const std::vector<PciAddress>& addresses, bool force, std::ostream& out);
-// `active_domains`: libvirt's answer to which VMs are active (or why it could not say).
-int run_recover(Host& host, const Expected<std::set<std::string>>& active_domains, std::ostream& out);
+
+// What the admin commands work with: the host, their two streams, and their door to libvirt.
+struct Commands {
+    Host& host;
+    std::ostream& out;
+    std::ostream& err;
+    const Virsh& virsh;
+    std::string uri;
+};
+
+int run_check(Commands& commands, const std::string& domain_xml, const std::string& source);
+int run_status(Commands& commands, bool json);
+int run_bind(Commands& commands, const std::vector<PciAddress>& addresses);
+int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bool force);
+int run_recover(Commands& commands);
+int run_set(Commands& commands, const std::string& domain, const std::string& key, const std::string& value);
+int run_get(Commands& commands, const std::string& domain);
 
 }  // namespace vfio_hook

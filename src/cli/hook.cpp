@@ -33,15 +33,15 @@ int prepare(Host& host, const Domain& domain) {
 
     HostView view = look_before_prepare(host, domain);
     PreparePlan plan = plan_with(host, domain, domain.uuid.str(), view);
+    for (const auto& warning : domain.warnings) logger().warn("{}", warning);
     for (const auto& warning : plan.warnings) {
         tell_user(spdlog::level::warn, "vfio-hook: warning: " + warning.line());
     }
     if (plan.refused()) {
-        for (const auto& refusal : plan.refusals) {
-            tell_user(spdlog::level::err, "vfio-hook: refused: " + refusal.line());
-        }
-        tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name +
-                                          "' not started; nothing was changed");
+        // One message in `virsh start`'s output: what happened, then each reason with its fix.
+        std::string message = "vfio-hook: domain '" + domain.name + "' not started, nothing was changed:";
+        for (const auto& refusal : plan.refusals) message += "\n  " + refusal.line();
+        tell_user(spdlog::level::err, message);
         return 1;
     }
     auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);

@@ -10,8 +10,8 @@
 #include "host/virsh.hpp"
 
 int main(int argc, char** argv) {
-    if (argc > 0 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
-        (argc < 4 || !vfio_hook::hook_acts_on(argv[2], argv[3])))
+    if (argc >= 4 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
+        !vfio_hook::hook_acts_on(argv[2], argv[3]))
         return 0;
     // libvirtd restarting mid-start, or an OpenRC/runit host with no reader on our stderr: a
     // write to a dead pipe must cost a log line (EPIPE), never kill us between two moves.
@@ -21,7 +21,15 @@ int main(int argc, char** argv) {
             return std::make_unique<vfio_hook::RealKernel>(settings.write_deadline);
         },
         vfio_hook::read_all_stdin,
-        [] { return vfio_hook::active_domain_uuids(vfio_hook::default_libvirt_uri); }, std::cout,
-        std::cerr};
-    return vfio_hook::run_cli(std::vector<std::string>(argv, argv + argc), environment);
+        [](const std::vector<std::string>& args) {
+            return vfio_hook::run_virsh(args, std::chrono::milliseconds(15000));
+        },
+        std::cout, std::cerr};
+    try {
+        return vfio_hook::run_cli(std::vector<std::string>(argv, argv + argc), environment);
+    } catch (const std::exception& error) {
+        // A bug, or memory running out: one line naming it rather than abort()'s core dump.
+        std::cerr << "vfio-hook: internal error: " << error.what() << "\n";
+        return 1;
+    }
 }

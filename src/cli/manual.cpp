@@ -14,8 +14,8 @@ namespace vfio_hook {
 namespace {
 
 Domain manual_domain(const std::vector<PciAddress>& addresses) {
-    Domain domain{"manual bind", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"), {}, {}};
-    for (const auto& address : addresses) domain.pci_devices.push_back({address, false, "command line"});
+    Domain domain{"manual bind", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"), {}, {}, {}};
+    for (const auto& address : addresses) domain.pci_devices.push_back({address, false, ""});
     return domain;
 }
 
@@ -23,7 +23,7 @@ Domain manual_domain(const std::vector<PciAddress>& addresses) {
 int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::ostream& out) {
     auto device = read_device(host.paths, host.kernel, address);
     if (!device) {
-        tell_user(spdlog::level::err, address.str() + ": no such PCI device on this host");
+        tell_user(spdlog::level::err, "vfio-hook restore: " + address.str() + ": no such PCI device on this host");
         return 1;
     }
     if (!device->on_vfio()) {
@@ -36,7 +36,7 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
         alone.devices.emplace(address, *device);
         for (const auto& holder : find_holders(host.paths, nodes_of(host.paths, alone))) {
             tell_user(spdlog::level::err,
-                      address.str() + ": in use by pid " + std::to_string(holder.pid) + " (" +
+                      "vfio-hook restore: " + address.str() + ": in use by pid " + std::to_string(holder.pid) + " (" +
                           holder.command + ") through " + holder.node +
                           "; stop that VM first (or use --force)");
             return 1;
@@ -44,7 +44,7 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
     }
     DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.reprobe(address)) {
-        tell_user(spdlog::level::err, failure->message);
+        tell_user(spdlog::level::err, "vfio-hook restore: " + failure->message);
         return 1;
     }
     out << address.str() << ": no record of its driver; reprobed, now on "
@@ -54,23 +54,25 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
 
 }  // namespace
 
-int run_bind(Host& host, const std::vector<PciAddress>& addresses, std::ostream& out) {
+int run_bind(Commands& commands, const std::vector<PciAddress>& addresses) {
+    Host& host = commands.host;
+    auto& out = commands.out;
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
-        tell_user(spdlog::level::err, lock.error());
+        tell_user(spdlog::level::err, "vfio-hook bind: " + lock.error());
         return 1;
     }
     Domain domain = manual_domain(addresses);
     std::string owner(manual_owner);
     HostView view = look_before_prepare(host, domain);
     PreparePlan plan = plan_with(host, domain, owner, view);
-    for (const auto& warning : plan.warnings) tell_user(spdlog::level::warn, "warning: " + warning.line());
+    for (const auto& warning : plan.warnings) tell_user(spdlog::level::warn, "vfio-hook bind: warning: " + warning.line());
     if (plan.refused()) {
-        for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "refused: " + refusal.line());
+        for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "vfio-hook bind: refused: " + refusal.line());
         return 1;
     }
     auto failure = carry_out_prepare(host, domain, owner, plan);
-    for (const auto& line : failure) tell_user(spdlog::level::err, line);
+    for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook bind: " + line);
     if (!failure.empty()) return 1;
     for (const auto& move : plan.moves) {
         out << move.address.str() << ": " << move.from.value_or("no driver") << " -> vfio-pci\n";
@@ -79,10 +81,12 @@ int run_bind(Host& host, const std::vector<PciAddress>& addresses, std::ostream&
     return 0;
 }
 
-int run_restore(Host& host, const std::vector<PciAddress>& addresses, bool force, std::ostream& out) {
+int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bool force) {
+    Host& host = commands.host;
+    auto& out = commands.out;
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
-        tell_user(spdlog::level::err, lock.error());
+        tell_user(spdlog::level::err, "vfio-hook restore: " + lock.error());
         return 1;
     }
     std::map<std::string, std::set<PciAddress>> by_owner;
@@ -101,8 +105,8 @@ int run_restore(Host& host, const std::vector<PciAddress>& addresses, bool force
     for (const auto& [owner, selected] : by_owner) {
         auto report = release_owner(host, owner, selected, force);
         for (const auto& line : report.restored) out << line << "\n";
-        for (const auto& line : report.kept) tell_user(spdlog::level::warn, line);
-        for (const auto& line : report.problems) tell_user(spdlog::level::err, line);
+        for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook restore: " + line);
+        for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook restore: " + line);
         if (!report.kept.empty() || !report.problems.empty()) status = 1;
     }
     for (const auto& address : unrecorded) status |= restore_unrecorded(host, address, force, out);

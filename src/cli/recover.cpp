@@ -8,7 +8,10 @@
 
 namespace vfio_hook {
 
-int run_recover(Host& host, const Expected<std::set<std::string>>& active_domains, std::ostream& out) {
+int run_recover(Commands& commands) {
+    Host& host = commands.host;
+    auto& out = commands.out;
+    auto active_domains = active_domain_uuids(commands.virsh, commands.uri);
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook recover: " + lock.error());

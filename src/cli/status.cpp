@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "core/host_report.hpp"
+#include "host/holders.hpp"
 #include "host/kernel_log_reader.hpp"
 #include "host/pci_bus.hpp"
 
@@ -14,10 +15,7 @@ namespace vfio_hook {
 namespace fs = std::filesystem;
 namespace {
 
-std::string read_text(const fs::path& file) {
-    std::ifstream stream(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
+std::string read_text(const fs::path& file) { return read_text_file(file, 16 << 20); }
 
 DriverHolds read_driver_holds(const HostPaths& paths, const std::string& cmdline) {
     DriverHolds holds;
@@ -99,6 +97,14 @@ void render_json(const HostReport& report, std::ostream& out) {
                text.pop_back();
                return text + ",\"companions\":" + json_array(gpu.companions, json_device) +
                       ",\"vm\":" + json_string(gpu.owner) +
+                      ",\"could_be_taken\":" + (gpu.could_be_taken() ? "true" : "false") +
+                      ",\"held_by\":" + json_array(gpu.holders, [](const Holder& holder) {
+                          return "{\"pid\":" + std::to_string(holder.pid) + ",\"command\":" +
+                                 json_string(holder.command) + ",\"node\":" + json_string(holder.node) + "}";
+                      }) +
+                      ",\"blockers\":" + json_array(gpu.blockers, [](const Refusal& blocker) {
+                          return json_string(blocker.line());
+                      }) +
                       ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted) + "}";
            })
         << ",\"problems\":" << json_array(report.problems, [&](const Refusal& problem) {
@@ -139,6 +145,16 @@ void render_table(const HostReport& report, std::ostream& out) {
         render_device_row(gpu.gpu, "    ", out);
         for (const auto& companion : gpu.companions) render_device_row(companion, "    + ", out);
         for (const auto& line : gpu.log_problems) out << "    kernel log: " << line << "\n";
+        for (const auto& holder : gpu.holders) {
+            out << "    held by pid " << holder.pid << " (" << holder.command << ") on " << holder.node << "\n";
+        }
+        if (!gpu.owner.empty()) continue;
+        if (gpu.blockers.empty()) {
+            out << "    a VM could take it now\n";
+            continue;
+        }
+        out << "    a VM could not take it now:\n";
+        for (const auto& blocker : gpu.blockers) out << "      " << blocker.line() << "\n";
     }
     if (report.ready()) {
         out << "ready\n";
@@ -150,13 +166,16 @@ void render_table(const HostReport& report, std::ostream& out) {
 
 }  // namespace
 
-int run_status(Host& host, bool json, std::ostream& out) {
+int run_status(Commands& commands, bool json) {
+    Host& host = commands.host;
+    auto& out = commands.out;
     BusSnapshot bus = read_whole_bus(host.paths, host.kernel);
+    auto holders = find_holders(host.paths, nodes_of(host.paths, bus));
     auto records = StateJournal(host.paths).load_all();
     auto kernel_log = read_kernel_log(host.paths);
     std::string cmdline = read_small_file(host.paths.proc() / "cmdline");
     std::error_code error;
-    HostReport report = assess_host({bus, records, kernel_log, cmdline, read_driver_holds(host.paths, cmdline),
+    HostReport report = assess_host({bus, holders, host.settings, records, kernel_log, cmdline, read_driver_holds(host.paths, cmdline),
                                      fs::exists(host.paths.pci_driver("vfio-pci"), error),
                                      vfio_pci_installed(host.paths)});
     if (json) {

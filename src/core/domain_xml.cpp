@@ -1,5 +1,6 @@
 #include "core/domain_xml.hpp"
 
+#include <libxml/parser.h>
 #include <libxml/xmlreader.h>
 
 #include <algorithm>
@@ -68,7 +69,7 @@ Expected<PciAddress> parse_source_address(xmlNodePtr address, const std::string&
     }
     auto parsed = PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
     if (!parsed) {
-        return Error{where + ": <source><address> is out of range (domain ≤ 0xffff, bus ≤ 0xff, "
+        return Error{where + ": <source><address> is out of range (domain ≤ 0xffffffff, bus ≤ 0xff, "
                              "slot ≤ 0x1f, function ≤ 7)"};
     }
     return *parsed;
@@ -108,21 +109,9 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
         if (child->type != XML_ELEMENT_NODE) continue;
         std::string name = to_string(child->name);
         std::string value = owned_string(xmlNodeGetContent(child));
-        std::string where = "<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" +
-                            name + ">" + value + "</" + name + ">";
-        if (name == "allow-boot-vga") {
-            settings.allow_boot_vga = parse_yes_no(value);
-            if (!settings.allow_boot_vga) return Error{where + ": expected yes or no"};
-        } else if (name == "firmware-errors") {
-            if (value != "warn" && value != "refuse") return Error{where + ": expected warn or refuse"};
-            settings.refuse_on_firmware_errors = value == "refuse";
-        } else if (name == "allow-host-critical") {
-            auto address = PciAddress::parse(value);
-            if (!address) return Error{where + ": expected a PCI address such as 0000:00:1f.3"};
-            settings.allowed_host_critical.insert(*address);
-        } else {
-            return Error{where + ": unknown setting (known: allow-boot-vga, firmware-errors, "
-                                 "allow-host-critical)"};
+        if (auto problem = apply_domain_setting(settings, name, value)) {
+            return Error{"<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" + name + ">" +
+                         value + "</" + name + ">: " + *problem};
         }
     }
     return settings;
@@ -200,13 +189,33 @@ private:
             add_device(device->value());
             return std::nullopt;
         }
-        if (path.size() == 2 && path[1] == "metadata" &&
-            is(xmlTextReaderConstNamespaceUri(reader_.get()), metadata_namespace)) {
+        if (path.size() == 2 && path[1] == "metadata") return visit_metadata(name);
+        return std::nullopt;
+    }
+
+    // Our settings live in one wrapper element of our namespace. What merely looks like them is
+    // ignored, but said: libvirt keeps a foreign namespace silently, and a user would never know
+    // why allow-boot-vga "does nothing".
+    std::optional<std::string> visit_metadata(const std::string& name) {
+        std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
+        bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical";
+        if (ns == metadata_namespace && setting_name) {
+            warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
+                                "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
+            return std::nullopt;
+        }
+        if (ns == metadata_namespace) {
             xmlNodePtr node = xmlTextReaderExpand(reader_.get());
             if (!node) return std::nullopt;
             auto settings = parse_settings(node);
             if (!settings) return "domain XML: " + settings.error();
             settings_ = *settings;
+            return std::nullopt;
+        }
+        if (setting_name || name == "vfio-hook" || ns.find("vfio-hook") != std::string::npos) {
+            warnings_.push_back("<metadata> holds <" + name + "> in " +
+                                (ns.empty() ? std::string("no namespace") : "namespace '" + ns + "'") +
+                                ": it is ignored; vfio-hook reads namespace '" + std::string(metadata_namespace) + "'");
         }
         return std::nullopt;
     }
@@ -216,13 +225,13 @@ private:
     }
 
     Expected<Domain> finish() {
-        if (!seen_root_) return Error{"domain XML is empty: expected a <domain> document on stdin"};
+        if (!seen_root_) return Error{"domain XML is empty: expected a <domain> document"};
         auto uuid = DomainUuid::parse(uuid_text_);
         if (!uuid) {
             return Error{"domain XML: <uuid> is missing or invalid ('" + uuid_text_.substr(0, 64) +
                          "')"};
         }
-        return Domain{name_, *uuid, devices_, settings_};
+        return Domain{name_, *uuid, devices_, settings_, warnings_};
     }
 
     Scope scope_;
@@ -234,6 +243,7 @@ private:
     std::vector<HostPciDevice> devices_;
     std::set<PciAddress> seen_;
     DomainSettings settings_;
+    std::vector<std::string> warnings_;
 };
 
 // Errors quote the input; they must stay one line whatever the input holds.
@@ -246,7 +256,7 @@ std::string one_line(std::string text) {
 
 Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
     if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-        return Error{"domain XML is empty: expected a <domain> document on stdin"};
+        return Error{"domain XML is empty: expected a <domain> document"};
     }
     if (xml.size() > max_domain_xml_bytes) {
         return Error{"domain XML is " + std::to_string(xml.size() >> 20) +
@@ -258,6 +268,56 @@ Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
 }
 
 }  // namespace
+
+std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::string_view key,
+                                                std::string_view value) {
+    if (key == "allow-boot-vga") {
+        settings.allow_boot_vga = parse_yes_no(std::string(value));
+        return settings.allow_boot_vga ? std::nullopt : std::optional<std::string>("expected yes or no");
+    }
+    if (key == "firmware-errors") {
+        if (value != "warn" && value != "refuse") return "expected warn or refuse";
+        settings.refuse_on_firmware_errors = value == "refuse";
+        return std::nullopt;
+    }
+    if (key == "allow-host-critical") {
+        bool drop = value.starts_with("-");
+        auto address = PciAddress::parse(drop ? value.substr(1) : value);
+        if (!address) return "expected a PCI address such as 0000:00:1f.3";
+        if (drop) {
+            settings.allowed_host_critical.erase(*address);
+        } else {
+            settings.allowed_host_critical.insert(*address);
+        }
+        return std::nullopt;
+    }
+    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical)";
+}
+
+std::string serialize_settings(const DomainSettings& settings) {
+    std::string xml = "<vfio-hook>";
+    if (settings.allow_boot_vga)
+        xml += std::string("<allow-boot-vga>") + (*settings.allow_boot_vga ? "yes" : "no") + "</allow-boot-vga>";
+    if (settings.refuse_on_firmware_errors)
+        xml += std::string("<firmware-errors>") + (*settings.refuse_on_firmware_errors ? "refuse" : "warn") +
+               "</firmware-errors>";
+    for (const auto& address : settings.allowed_host_critical)
+        xml += "<allow-host-critical>" + address.str() + "</allow-host-critical>";
+    return xml + "</vfio-hook>";
+}
+
+Expected<DomainSettings> parse_settings_element(std::string_view xml) {
+    if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) return DomainSettings{};
+    if (xml.find("<!DOCTYPE") != std::string_view::npos) return Error{"settings XML declares a DOCTYPE: refusing"};
+    std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> document(
+        xmlReadMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
+                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
+        &xmlFreeDoc);
+    if (!document || !xmlDocGetRootElement(document.get())) return Error{"settings XML is not well-formed"};
+    auto settings = parse_settings(xmlDocGetRootElement(document.get()));
+    if (!settings) return Error{one_line(settings.error())};
+    return settings;
+}
 
 Expected<Domain> parse_domain_xml(std::string_view xml) {
     return parse_domain(xml, DomainReader::Scope::everything);

@@ -36,10 +36,21 @@ struct Domain {
     DomainUuid uuid;
     std::vector<HostPciDevice> pci_devices;  // host addresses, each once, in document order
     DomainSettings settings;
+    // What looks like our settings but is not read: a wrong namespace, settings outside a wrapper.
+    std::vector<std::string> warnings;
 };
 
 // Largest domain XML we read; libvirt's own definitions are kilobytes.
 inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
+
+// One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
+// allow-host-critical ADDRESS or -ADDRESS); the error names what was expected.
+std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::string_view key,
+                                                std::string_view value);
+// The wrapper element `virsh metadata --set` takes (libvirt puts it in our namespace).
+std::string serialize_settings(const DomainSettings& settings);
+// The wrapper element as `virsh metadata` prints it, whatever its namespace prefix.
+Expected<DomainSettings> parse_settings_element(std::string_view xml);
 
 // Parses without network access, without DTDs and without entity expansion; a document that
 // declares a DOCTYPE is refused outright (libvirt never writes one).

@@ -112,6 +112,23 @@ HostReport assess_host(const HostFacts& facts) {
         for (const auto& record : facts.records) {
             if (record.find(address)) gpu.owner = record.owner_label();
         }
+        std::vector<const PciDevice*> group{&gpu.gpu};
+        for (const auto& companion : gpu.companions) group.push_back(&companion);
+        for (const auto& holder : facts.holders) {
+            for (const PciDevice* function : group) {
+                const auto& nodes = function->device_nodes;
+                if (std::find(nodes.begin(), nodes.end(), holder.node) != nodes.end()) gpu.holders.push_back(holder);
+            }
+        }
+        if (gpu.owner.empty() && facts.bus.iommu_enabled) {
+            // The very checks a prepare would make, for a VM that asks for this GPU alone.
+            Domain probe{"a VM", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
+                         {{address, false, "hostdev"}}, {}, {}};
+            const std::string owner = "status";
+            std::vector<KernelLogLine> no_log;  // log lines are reported on their own below
+            gpu.blockers = plan_prepare({probe, owner, facts.bus, facts.holders, facts.records, no_log,
+                                         facts.settings}).refusals;
+        }
         std::vector<const PciDevice*> functions{&gpu.gpu};
         for (const auto& companion : gpu.companions) functions.push_back(&companion);
         for (const PciDevice* function : functions) {
@@ -124,6 +141,15 @@ HostReport assess_host(const HostFacts& facts) {
             }
         }
         report.gpus.push_back(std::move(gpu));
+    }
+    bool any_usable = std::any_of(report.gpus.begin(), report.gpus.end(), [](const GpuReport& gpu) {
+        return gpu.could_be_taken() || !gpu.owner.empty();
+    });
+    if (facts.bus.iommu_enabled && !any_usable) {
+        report.problems.push_back(
+            {std::nullopt,
+             report.gpus.empty() ? "no GPU found" : "no GPU could be given to a VM now (see each GPU's reasons above)",
+             "free one of them as its reasons say, or add a second GPU for the VMs"});
     }
     for (const auto& record : facts.records) {
         for (const auto& moved : record.devices) {

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/kernel_log.hpp"
+#include "core/plan.hpp"
+#include "core/settings.hpp"
 #include "core/pci_device.hpp"
 #include "core/refusal.hpp"
 #include "core/state_record.hpp"
@@ -35,6 +37,11 @@ struct GpuReport {
     std::vector<PciDevice> companions;  // the rest of its IOMMU group
     std::string owner;                  // who has it per the records ("" when nobody)
     std::vector<std::string> log_problems;
+    std::vector<Holder> holders;        // host processes with its (or its companions') nodes open
+    // What a VM asking for it now would be refused for (prepare's own checks); empty: it could
+    // take it now. Not judged while a VM has it.
+    std::vector<Refusal> blockers;
+    bool could_be_taken() const { return owner.empty() && blockers.empty(); }
 };
 
 struct HostReport {
@@ -51,6 +58,8 @@ struct HostReport {
 
 struct HostFacts {
     const BusSnapshot& bus;
+    const std::vector<Holder>& holders;
+    const Settings& settings;
     const std::vector<StateRecord>& records;
     const std::vector<KernelLogLine>& kernel_log;
     std::string cmdline;

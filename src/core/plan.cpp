@@ -49,6 +49,12 @@ public:
                  "to a VM",
                  "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
                  "amd_iommu=on (AMD), plus iommu=pt"});
+            // Every other problem too, so one fix-and-retry cycle shows them all.
+            for (const auto& wanted : in_.domain.pci_devices) {
+                const PciDevice* device = in_.bus.find(wanted.address);
+                if (!device) refuse_missing(wanted);
+                else if (device->is_bridge()) refuse_bridge(*device);
+            }
             return plan_;
         }
         std::set<GroupId> groups;
@@ -64,10 +70,7 @@ private:
     std::optional<GroupId> check_requested(const HostPciDevice& wanted) {
         const PciDevice* device = in_.bus.find(wanted.address);
         if (!device) {
-            refuse(wanted.address,
-                   "no such PCI device on this host (domain '" + in_.domain.name +
-                       "' asks for it in <" + wanted.element + ">)",
-                   "check the address with `lspci -D` and fix the <source><address> of the VM");
+            refuse_missing(wanted);
             return std::nullopt;
         }
         if (!device->iommu_group) {
@@ -76,12 +79,28 @@ private:
             return std::nullopt;
         }
         if (device->is_bridge()) {
-            refuse(wanted.address, "is a " + device->kind() + ", which cannot be passed through",
-                   "give the VM the devices behind it instead");
+            refuse_bridge(*device);
             return std::nullopt;
         }
         requested_.insert(wanted.address);
         return device->iommu_group;
+    }
+
+    void refuse_missing(const HostPciDevice& wanted) {
+        if (wanted.element.empty()) {  // a manual command: the address came from the command line
+            refuse(wanted.address, "no such PCI device on this host (given on the command line)",
+                   "check the address with `lspci -D`");
+            return;
+        }
+        refuse(wanted.address,
+               "no such PCI device on this host (domain '" + in_.domain.name + "' asks for it in <" +
+                   wanted.element + ">)",
+               "check the address with `lspci -D` and fix the <source><address> of the VM");
+    }
+
+    void refuse_bridge(const PciDevice& device) {
+        refuse(device.address, "is a " + device.kind() + ", which cannot be passed through",
+               "give the VM the devices behind it instead");
     }
 
     void plan_group(GroupId group) {
@@ -103,8 +122,10 @@ private:
                                                : "drives the host's console (" + device.console + ")";
             refuse(device.address,
                    via + what + ": giving it to the VM would take the host's console and screen",
-                   "give the VM the other GPU, or allow it for this VM with <allow-boot-vga>yes"
-                   "</allow-boot-vga> in its vfio-hook metadata (single-GPU setups)");
+                   "give the VM the other GPU; for a single-GPU setup allow it for this VM with "
+                   "`vfio-hook set '" + in_.domain.name + "' allow-boot-vga yes` (that runs `virsh metadata '" +
+                       in_.domain.name + "' --uri " + std::string(metadata_namespace) +
+                       " --key vh --set '<vfio-hook><allow-boot-vga>yes</allow-boot-vga></vfio-hook>' --config`)");
             return;
         }
         const StateRecord* owner = owner_of(in_.records, device.address);

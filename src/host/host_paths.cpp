@@ -4,10 +4,36 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 namespace vfio_hook {
+
+Expected<std::string> read_user_file(const std::filesystem::path& path, std::size_t limit) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Error{"cannot read " + path.string() + ": " + std::strerror(errno)};
+    std::string text;
+    char buffer[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int error = errno;
+            ::close(fd);
+            return Error{"cannot read " + path.string() + ": " + std::strerror(error)};
+        }
+        if (n == 0) break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        if (text.size() > limit) {
+            ::close(fd);
+            return Error{path.string() + " is over the " + std::to_string(limit >> 20) + " MiB limit"};
+        }
+    }
+    ::close(fd);
+    return text;
+}
 
 std::string read_small_file(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/expected.hpp"
 #include "core/pci_address.hpp"
 
 namespace vfio_hook {
@@ -30,6 +31,10 @@ struct HostPaths {
     std::filesystem::path libvirt_domain_xml_dir() const { return root / "etc/libvirt/qemu"; }
     bool is_real_root() const { return root == "/"; }
 };
+
+// Reads a file a user names (a domain XML, the config): its bytes, or one line saying why not
+// ("… is a directory", "… is over the 64 MiB limit").
+Expected<std::string> read_user_file(const std::filesystem::path& path, std::size_t limit);
 
 // Reads a small sysfs/proc file; "" when it is absent. Trailing newline removed.
 std::string read_small_file(const std::filesystem::path& path);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -98,13 +99,16 @@ Expected<std::string> run_virsh(const std::vector<std::string>& args, std::chron
     return out;
 }
 
-Expected<std::set<std::string>> active_domain_uuids(const std::string& uri) {
-    auto listed = run_virsh({"-c", uri, "list", "--uuid"}, std::chrono::milliseconds(15000));
+Expected<std::set<std::string>> active_domain_uuids(const Virsh& virsh, const std::string& uri) {
+    auto listed = virsh({"-c", uri, "list", "--uuid"});
     if (!listed) return Error{listed.error()};
     std::set<std::string> uuids;
     std::istringstream lines(*listed);
     std::string line;
-    while (lines >> line) uuids.insert(line);
+    while (lines >> line) {
+        for (char& c : line) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        uuids.insert(line);  // records are named by the canonical lower-case UUID
+    }
     return uuids;
 }
 

@@ -4,6 +4,7 @@
 // deadlocks it.
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,8 +19,11 @@ inline constexpr const char* default_libvirt_uri = "qemu:///system";
 // running, its stderr, or the deadline).
 Expected<std::string> run_virsh(const std::vector<std::string>& args, std::chrono::milliseconds deadline);
 
+// How the commands reach virsh: run_virsh in production, a stand-in in tests.
+using Virsh = std::function<Expected<std::string>(const std::vector<std::string>& args)>;
+
 // UUIDs of the domains libvirt counts as active on `uri`. libvirt makes a domain active before it
 // runs the prepare hook, so a VM between its prepare and its QEMU opening the group is listed.
-Expected<std::set<std::string>> active_domain_uuids(const std::string& uri);
+Expected<std::set<std::string>> active_domain_uuids(const Virsh& virsh, const std::string& uri);
 
 }  // namespace vfio_hook

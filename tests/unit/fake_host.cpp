@@ -328,7 +328,23 @@ FakeHost::Run FakeHost::run(const std::vector<std::string>& args, const std::str
     CliEnvironment environment{
         [&](const Settings&) { return std::make_unique<KernelRef>(kernel_); },
         [&]() -> Expected<std::string> { return stdin_text; },
-        [&]() { return libvirt_active; }, out, err};
+        [&](const std::vector<std::string>& virsh_args) -> Expected<std::string> {
+            virsh_calls.push_back(virsh_args);
+            std::string command = virsh_args.size() > 2 ? virsh_args[2] : "";
+            if (command == "list") {
+                if (!libvirt_active) return Error{libvirt_active.error()};
+                std::string lines;
+                for (const auto& uuid : *libvirt_active) lines += uuid + "\n";
+                return lines + "\n";
+            }
+            auto answers = virsh_answers.find(command);
+            if (answers == virsh_answers.end() || answers->second.empty())
+                return Error{"virsh failed: error: failed to get domain"};
+            auto answer = answers->second.front();
+            if (answers->second.size() > 1) answers->second.erase(answers->second.begin());
+            return answer;
+        },
+        out, err};
     std::vector<std::string> full{"vfio-hook", "--root", root_.string(), "--settle-deadline-ms", "5"};
     full.insert(full.end(), args.begin(), args.end());
     int status = run_cli(full, environment);

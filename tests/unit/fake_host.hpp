@@ -118,6 +118,10 @@ public:
     std::vector<std::string> records() const;  // file names under run/vfio-hook/records
     // What `virsh list --uuid` answers the admin commands (default: libvirt runs, nothing active).
     Expected<std::set<std::string>> libvirt_active = std::set<std::string>{};
+    // Every virsh call the admin commands made, and canned answers by virsh command ("dumpxml",
+    // "metadata"); a command without an answer fails as virsh would with no such domain.
+    std::vector<std::vector<std::string>> virsh_calls;
+    std::map<std::string, std::vector<Expected<std::string>>> virsh_answers;
 
     // Runs the real command line, as `vfio-hook --root ROOT ARGS...` with `stdin` on stdin.
     struct Run {

@@ -26,7 +26,18 @@ BOOST_AUTO_TEST_CASE(from_parts_checks_every_field) {
     BOOST_TEST(!PciAddress::from_parts(0, 0x100, 0, 0).has_value());
     BOOST_TEST(!PciAddress::from_parts(0, 0, 0x20, 0).has_value());
     BOOST_TEST(!PciAddress::from_parts(0, 0, 0, 8).has_value());
-    BOOST_TEST(!PciAddress::from_parts(0x10000, 0, 0, 0).has_value());
+    BOOST_TEST(PciAddress::from_parts(0x10000, 0, 0, 0).has_value());  // Intel VMD
+    BOOST_TEST(!PciAddress::from_parts(0x100000000UL, 0, 0, 0).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(virsh_node_device_names_and_vmd_domains_parse_too) {
+    BOOST_TEST(PciAddress::parse("pci_0000_01_00_1")->str() == "0000:01:00.1");
+    BOOST_TEST(PciAddress::parse("pci_10000_e1_00_0")->str() == "10000:e1:00.0");
+    BOOST_TEST(PciAddress::parse("10000:e1:00.0")->str() == "10000:e1:00.0");
+    for (const char* text : {"pci_0000_01_00", "pci_0000:01:00.0", "pci_", "pci_0000_01_00_0_", "010000:e1:00.0",
+                             "123456789:00:00.0", "pci_00000_01_00_0"}) {
+        BOOST_TEST(!PciAddress::parse(text).has_value(), text);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

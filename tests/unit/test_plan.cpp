@@ -153,12 +153,15 @@ BOOST_AUTO_TEST_CASE(a_storage_controller_in_the_group_is_refused_naming_it_and_
     BOOST_TEST(mentions(plan.refusals, "0000:00:17.0: IOMMU group 9 also holds 0000:00:17.0 (storage controller, ahci)"));
 }
 
-BOOST_AUTO_TEST_CASE(an_iommu_that_is_off_gives_one_refusal_with_the_kernel_parameter) {
+BOOST_AUTO_TEST_CASE(an_iommu_that_is_off_is_said_once_and_other_problems_are_listed_too) {
     Scene scene;
+    scene.add("0000:01:00.0", 0x030000, "nvidia", 14);
     scene.bus.iommu_enabled = false;
-    auto plan = scene.plan(domain_with({"0000:01:00.0", "0000:01:00.1"}));
-    BOOST_TEST_REQUIRE(plan.refusals.size() == 1u);
+    auto plan = scene.plan(domain_with({"0000:01:00.0", "0000:0a:00.0"}));
+    BOOST_TEST_REQUIRE(plan.refusals.size() == 2u, render_lines(plan.refusals));
     BOOST_TEST(mentions(plan.refusals, "intel_iommu=on"));
+    BOOST_TEST(mentions(plan.refusals, "0000:0a:00.0: no such PCI device"));
+    BOOST_TEST(!mentions(plan.refusals, "has no IOMMU group"));
 }
 
 BOOST_AUTO_TEST_CASE(firmware_errors_warn_by_default_and_refuse_when_configured) {
