@@ -158,7 +158,7 @@ BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
 BOOST_AUTO_TEST_CASE(restore_of_an_unrecorded_vfio_device_reprobes_it) {
     FakeHost host;
     host.gpu("0000:01:00.0", "vfio-pci", 14);
-    host.kernel().native_driver["0000:01:00.0"] = "nouveau";
+    host.kernel().matching_drivers["0000:01:00.0"] = {"nouveau"};
     host.driver("nouveau");
     auto run = host.run({"restore", "0000:01:00.0"});
     BOOST_TEST(run.status == 0, run.err);

@@ -192,6 +192,23 @@ BOOST_AUTO_TEST_CASE(a_driver_that_will_not_come_back_leaves_the_device_on_vfio_
     BOOST_TEST(release.err.find("an old error") == std::string::npos, release.err);
 }
 
+// A reprobe takes whichever matching driver the kernel tries first: nouveau before nvidia, or
+// vfio-pci itself once driverctl has given it the card's ID. Only a bind by name brings the card
+// back to the driver it was on.
+BOOST_AUTO_TEST_CASE(release_brings_a_gpu_back_to_its_recorded_driver_when_a_reprobe_would_pick_another) {
+    for (const char* reprobe_picks : {"nouveau", "vfio-pci"}) {
+        Desktop host;
+        host.claimed_first_by("0000:01:00.0", reprobe_picks);
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0, reprobe_picks);
+        BOOST_TEST_REQUIRE(host.on_vfio(), reprobe_picks);
+        auto release = host.hook("win11", "release", "end", gpu_only);
+        BOOST_TEST(release.status == 0);
+        BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia", "reprobe picks " << reprobe_picks << ": " << release.err);
+        BOOST_TEST(host.home(), reprobe_picks);
+        BOOST_TEST(host.records().empty(), reprobe_picks);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(release_ignores_the_fourth_argument_libvirt_passes) {
     Desktop host;
     BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
