@@ -139,6 +139,8 @@ BOOST_AUTO_TEST_CASE(a_device_without_a_driver_stays_driverless_on_release) {
     BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
     BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
     BOOST_TEST(!host.driver_of("0000:01:00.1").has_value());
+    // Its driver_override must go too: left at vfio-pci, the next reprobe would hand it back.
+    BOOST_TEST(host.override_of("0000:01:00.1").empty());
     BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
 }
 
