@@ -211,6 +211,21 @@ BOOST_AUTO_TEST_CASE(release_brings_a_gpu_back_to_its_recorded_driver_when_a_rep
     }
 }
 
+// A music player holds only a PCM node (pcmC1D3p), no control node: it is as much a holder as
+// the sound server.
+BOOST_AUTO_TEST_CASE(a_process_holding_only_a_pcm_node_of_the_gpus_audio_refuses_the_prepare) {
+    Desktop host;
+    host.process(3100, "mpv", {"/dev/snd/pcmC1D3p"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.1: is held open by pid 3100 (mpv) on /dev/snd/pcmC1D3p") !=
+                   std::string::npos,
+               run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(release_ignores_the_fourth_argument_libvirt_passes) {
     Desktop host;
     BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
