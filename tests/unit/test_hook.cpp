@@ -32,6 +32,12 @@ struct Desktop : FakeHost {
 
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
+std::string one_per_line(const std::vector<std::string>& entries) {
+    std::string text = "\n";
+    for (const auto& entry : entries) text += "  " + entry + "\n";
+    return text;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(hook)
@@ -209,6 +215,46 @@ BOOST_AUTO_TEST_CASE(release_brings_a_gpu_back_to_its_recorded_driver_when_a_rep
         BOOST_TEST(host.home(), reprobe_picks);
         BOOST_TEST(host.records().empty(), reprobe_picks);
     }
+}
+
+// Ordering of the two functions: the GPU's audio function is a runtime-PM consumer of the GPU
+// function, so it leaves its driver first at prepare and comes back after the GPU at release.
+BOOST_AUTO_TEST_CASE(the_audio_function_leaves_before_the_gpu_and_comes_back_after_it) {
+    Desktop host;
+    const auto& log = host.kernel().write_log();
+    // The first write from `from` on that unbinds `address` (leaves), or binds or reprobes it
+    // (gives it back); log.size() if there is none.
+    auto first = [&](std::size_t from, const std::string& address, bool unbind) {
+        for (std::size_t i = from; i < log.size(); ++i) {
+            const std::string& entry = log[i];
+            if (!entry.ends_with(" <- " + address)) continue;
+            bool is_unbind = entry.find("/unbind <- ") != std::string::npos;
+            bool gives_back = entry.find("/bind <- ") != std::string::npos ||
+                              entry.starts_with("sys/bus/pci/drivers_probe <- ");
+            if (unbind ? is_unbind : gives_back) return i;
+        }
+        return log.size();
+    };
+
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto audio_leaves = first(0, "0000:01:00.1", true);
+    auto gpu_leaves = first(0, "0000:01:00.0", true);
+    BOOST_TEST_REQUIRE(audio_leaves < log.size(), one_per_line(log));
+    BOOST_TEST_REQUIRE(gpu_leaves < log.size(), one_per_line(log));
+    BOOST_TEST(audio_leaves < gpu_leaves, "at prepare the audio function leaves its driver at write "
+                                              << audio_leaves << ", the GPU at write " << gpu_leaves
+                                              << ":" << one_per_line(log));
+
+    std::size_t release_starts = log.size();
+    BOOST_TEST_REQUIRE(host.hook("win11", "release", "end", gpu_only).status == 0);
+    auto gpu_back = first(release_starts, "0000:01:00.0", false);
+    auto audio_back = first(release_starts, "0000:01:00.1", false);
+    BOOST_TEST_REQUIRE(gpu_back < log.size(), one_per_line(log));
+    BOOST_TEST_REQUIRE(audio_back < log.size(), one_per_line(log));
+    BOOST_TEST(gpu_back < audio_back, "at release the GPU is given back at write "
+                                          << gpu_back << ", its audio function at write " << audio_back
+                                          << ":" << one_per_line(log));
+    BOOST_TEST(host.home());
 }
 
 // A music player holds only a PCM node (pcmC1D3p), no control node: it is as much a holder as
