@@ -6,6 +6,10 @@
 //   - every device came from <hostdev> or <interface>;
 //   - the UUID is canonical (lower-case 8-4-4-4-12) and round-trips through DomainUuid::parse,
 //     since it becomes a file name under /run/vfio-hook/records/.
+//   - it declares no DOCTYPE (parse_domain_xml refuses every document that does): "<!DOCTYPE"
+//     appears, if at all, only inside a comment, a CDATA section or a processing instruction;
+//   - the same document with "<!DOCTYPE domain>" put in front of it (after the BOM and XML
+//     declaration, if any) is refused.
 // A refusal must carry a non-empty message on one line (no '\n' or '\r'), as core/expected.hpp
 // promises, whatever libxml2 says and whatever text of the input the message quotes.
 
@@ -39,6 +43,45 @@ bool canonical_uuid(const std::string& text) {
     return true;
 }
 
+// Where the text declares a DOCTYPE: the first "<!DOCTYPE" that is not inside a comment, a CDATA
+// section or a processing instruction, which may quote it; npos if there is none. The scan
+// stops at the first NUL byte, where libxml2 stops reading.
+std::size_t doctype_declaration(std::string_view xml) {
+    xml = xml.substr(0, xml.find('\0'));
+    struct Quoting {
+        std::string_view open, close;
+    };
+    static constexpr Quoting quoting[] = {{"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}};
+    std::size_t at = 0;
+    while ((at = xml.find('<', at)) != std::string_view::npos) {
+        std::string_view rest = xml.substr(at);
+        if (rest.starts_with("<!DOCTYPE")) return at;
+        std::size_t next = at + 1;
+        for (const auto& [open, close] : quoting) {
+            if (!rest.starts_with(open)) continue;
+            auto end = xml.find(close, at + open.size());
+            if (end == std::string_view::npos) return std::string_view::npos;
+            next = end + close.size();
+            break;
+        }
+        at = next;
+    }
+    return std::string_view::npos;
+}
+
+// The document with "<!DOCTYPE domain>" where a DOCTYPE goes: after the byte-order mark and the
+// XML declaration (<?xml ...?>) if there are any, else at the very start.
+std::string with_doctype(std::string_view xml) {
+    std::size_t at = xml.starts_with("\xEF\xBB\xBF") ? 3 : 0;
+    std::string_view rest = xml.substr(at);
+    if (rest.size() > 5 && rest.starts_with("<?xml") &&
+        (rest[5] == ' ' || rest[5] == '\t' || rest[5] == '\r' || rest[5] == '\n')) {
+        auto end = rest.find("?>");
+        if (end != std::string_view::npos) at += end + 2;
+    }
+    return std::string(xml.substr(0, at)) + "<!DOCTYPE domain>" + std::string(xml.substr(at));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -51,6 +94,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     const Domain& domain = *parsed;
+
+    auto doctype = doctype_declaration(xml);
+    FUZZ_CHECK(doctype == std::string_view::npos,
+               "a document declaring a DOCTYPE at byte " + std::to_string(doctype) + " was accepted");
+    auto doctyped = with_doctype(xml);
+    FUZZ_CHECK(!parse_domain_xml(doctyped),
+               "the accepted document with a DOCTYPE put in front is accepted too: '" +
+                   printable(doctyped, 200) + "'");
 
     const std::string& uuid = domain.uuid.str();
     FUZZ_CHECK(canonical_uuid(uuid), "uuid '" + printable(uuid) + "' is not canonical");

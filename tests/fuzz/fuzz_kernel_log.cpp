@@ -4,8 +4,11 @@
 //     a message without '\n';
 //   - every parsed line is a fixed point: "PRI,SEQ,0,-;MESSAGE" parses back to the same
 //     sequence, priority and message;
-//   - problems_about() returns, in order, exactly the lines for which mentions_device() and
-//     reports_driver_problem() both hold;
+//   - reports_driver_problem() and mentions_device() agree, line by line, with an independent
+//     statement of the rules written here (namespace `rules`: plain loops, no code shared with
+//     core/kernel_log.cpp), so a wrong classification cannot hide behind itself;
+//   - problems_about() returns, in order, exactly the lines that those rules call a problem
+//     about the device;
 //   - a problem line that names a device's full address (0000:01:00.0, any case), or starts with
 //     "DRIVER:" for the device's driver, is never missed for that device.
 // Devices asked about: a few fixed (address, driver) pairs, and the first full PCI address and
@@ -27,6 +30,96 @@ constexpr const char* fuzz_target_name = "fuzz-kernel-log";
 
 using namespace vfio_hook;
 using fuzz::printable;
+
+// The rules, as a reader of the kernel log would state them. Deliberately naive: ASCII case
+// folding by hand, substring search by brute force, addresses matched character by character.
+namespace rules {
+
+char folded(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// `phrase` is lower case.
+bool says(std::string_view message, std::string_view phrase) {
+    for (std::size_t start = 0; start + phrase.size() <= message.size(); ++start) {
+        std::size_t i = 0;
+        while (i < phrase.size() && folded(message[start + i]) == phrase[i]) ++i;
+        if (i == phrase.size()) return true;
+    }
+    return false;
+}
+
+// A message reports that a driver failed a device when it says, in any case, one of these
+// (missing firmware, a failed probe or init, power-state and AER errors, a device not ready),
+// or says both "probe" and "failed" anywhere in it.
+bool reports_problem(std::string_view message) {
+    static constexpr std::string_view phrases[] = {
+        "firmware unavailable", "failed to load firmware", "direct firmware load",
+        "rminitadapter failed", "probe with driver", "probe failed", "failed to probe",
+        "unable to change power state", "aer:", "not ready", "init failed", "failed to initialize",
+    };
+    for (std::string_view phrase : phrases) {
+        if (says(message, phrase)) return true;
+    }
+    return says(message, "probe") && says(message, "failed");
+}
+
+bool hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    return folded(c) - 'a' + 10;
+}
+
+// The PCI address written at `message[at]` ("DDDD:BB:SS.F" in hex digits of any case, slot at
+// most 1f, function at most 7), in lower case; "" when there is none.
+std::string address_at(std::string_view message, std::size_t at) {
+    static constexpr std::string_view shape = "hhhh:hh:hh.h";
+    if (at + shape.size() > message.size()) return "";
+    std::string text;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        char c = message[at + i];
+        if (shape[i] == 'h' ? !hex_digit(c) : c != shape[i]) return "";
+        text += folded(c);
+    }
+    int slot = hex_value(text[8]) * 16 + hex_value(text[9]);
+    int function = hex_value(text[11]);
+    if (slot > 0x1f || function > 7) return "";
+    return text;
+}
+
+// Every PCI address the message names, in lower case.
+std::vector<std::string> named_addresses(std::string_view message) {
+    std::vector<std::string> named;
+    for (std::size_t at = 0; at < message.size(); ++at) {
+        std::string address = address_at(message, at);
+        if (!address.empty()) named.push_back(address);
+    }
+    return named;
+}
+
+// A line that names PCI addresses (`named`) is about those devices only; a line that names none
+// is about every device of the driver it starts with, followed by ':' or ' ' ("nvidia: ...",
+// "snd-hda-intel ..."), in any case, with '-' and '_' taken as the same.
+bool is_about(std::string_view message, const std::vector<std::string>& named,
+              const PciAddress& address, const std::optional<DriverName>& driver) {
+    if (!named.empty()) {
+        for (const auto& text : named) {
+            if (text == address.str()) return true;
+        }
+        return false;
+    }
+    if (!driver) return false;
+    const std::string& name = *driver;
+    if (message.size() <= name.size()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char a = folded(message[i]), b = folded(name[i]);
+        bool dash_or_underscore = (a == '-' || a == '_') && (b == '-' || b == '_');
+        if (a != b && !dash_or_underscore) return false;
+    }
+    return message[name.size()] == ':' || message[name.size()] == ' ';
+}
+
+}  // namespace rules
 
 struct Asked {
     PciAddress address;
@@ -52,8 +145,13 @@ std::string describe(const KernelLogLine& line) {
            printable(line.message);
 }
 
-// `problem[i]`: reports_driver_problem(lines[i].message), worked out once per input.
-void check_problems(const std::vector<KernelLogLine>& lines, const std::vector<bool>& problem,
+// What the rules say of a line whatever the device, worked out once per input.
+struct Judged {
+    bool problem;                    // rules::reports_problem(message)
+    std::vector<std::string> named;  // rules::named_addresses(message)
+};
+
+void check_problems(const std::vector<KernelLogLine>& lines, const std::vector<Judged>& judged,
                     const Asked& asked, const KernelLogLine* must_find) {
     auto problems = problems_about(lines, asked.address, asked.driver);
     std::string who = asked.address.str() + " (driver " +
@@ -61,7 +159,11 @@ void check_problems(const std::vector<KernelLogLine>& lines, const std::vector<b
     std::size_t next = 0;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const auto& line = lines[i];
-        if (!problem[i] || !mentions_device(line, asked.address, asked.driver)) continue;
+        bool about = rules::is_about(line.message, judged[i].named, asked.address, asked.driver);
+        FUZZ_CHECK(mentions_device(line, asked.address, asked.driver) == about,
+                   "mentions_device says " + std::string(about ? "no" : "yes") + " for " + who +
+                       ", the rules say " + (about ? "yes" : "no") + ": " + describe(line));
+        if (!judged[i].problem || !about) continue;
         FUZZ_CHECK(next < problems.size(), "problems_about " + who + " misses " + describe(line));
         const auto& got = problems[next++];
         FUZZ_CHECK(got.sequence == line.sequence && got.priority == line.priority &&
@@ -108,9 +210,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         {*PciAddress::parse("0000:03:00.0"), DriverName("amdgpu")},
         {*PciAddress::parse("0000:00:02.0"), std::nullopt},
     };
-    std::vector<bool> problem;
-    for (const auto& line : lines) problem.push_back(reports_driver_problem(line.message));
-    for (const auto& asked : fixed) check_problems(lines, problem, asked, nullptr);
+    std::vector<Judged> judged;
+    for (const auto& line : lines) {
+        bool expected = rules::reports_problem(line.message);
+        FUZZ_CHECK(reports_driver_problem(line.message) == expected,
+                   "reports_driver_problem says " + std::string(expected ? "no" : "yes") +
+                       ", the rules say " + (expected ? "yes" : "no") + ": " + describe(line));
+        judged.push_back({expected, rules::named_addresses(line.message)});
+    }
+    for (const auto& asked : fixed) check_problems(lines, judged, asked, nullptr);
 
     std::size_t derived = 0;
     for (std::size_t i = 0; i < lines.size() && derived < 8; ++i) {
@@ -122,7 +230,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // The line names this address (or names none and begins with this driver's "name:"): if it reports a
         // problem, it is a problem about that device.
         Asked asked{address.value_or(*PciAddress::parse("0000:ff:1f.7")), driver};
-        check_problems(lines, problem, asked, problem[i] ? &line : nullptr);
+        check_problems(lines, judged, asked, judged[i].problem ? &line : nullptr);
     }
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -118,11 +119,12 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
         if (driver_of(value)) return WriteResult::success();
         std::string override_driver = read_file(device_dir(value) / "driver_override");
         while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
-        std::string candidate = override_driver != "(null)" && !override_driver.empty()
-                                    ? override_driver
-                                    : native_driver[value];
+        bool overridden = override_driver != "(null)" && !override_driver.empty();
+        auto candidates = overridden ? std::vector<std::string>{override_driver} : matching_drivers[value];
+        for (const auto& candidate : candidates) {
+            if (try_bind(value, candidate)) break;
+        }
         // Like the kernel: drivers_probe says success even when nothing bound.
-        if (!candidate.empty()) try_bind(value, candidate);
         return WriteResult::success();
     }
     if (parts.size() == 3 && parts[0] == "drivers" && (parts[2] == "bind" || parts[2] == "unbind")) {
@@ -139,7 +141,9 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
         while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
         bool overridden = override_driver != "(null)" && !override_driver.empty();
         if (overridden && override_driver != driver) return failed(ENODEV);
-        if (!overridden && driver != native_driver[value]) return failed(ENODEV);
+        const auto& matching = matching_drivers[value];
+        if (!overridden && std::find(matching.begin(), matching.end(), driver) == matching.end())
+            return failed(ENODEV);
         return try_bind(value, driver) ? WriteResult::success() : failed(ENODEV);
     }
     if (!fs::exists(file.parent_path(), error)) return failed(ENOENT);
@@ -200,8 +204,15 @@ FakeHost& FakeHost::device(const std::string& address, std::uint32_t class_code,
     if (!driver_name.empty()) {
         driver(driver_name);
         fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver_name, dir / "driver");
-        kernel_.native_driver[address] = driver_name;
+        kernel_.matching_drivers[address] = {driver_name};
     }
+    return *this;
+}
+
+FakeHost& FakeHost::claimed_first_by(const std::string& address, const std::string& driver_name) {
+    driver(driver_name);
+    auto& matching = kernel_.matching_drivers[address];
+    matching.insert(matching.begin(), driver_name);
     return *this;
 }
 

@@ -48,8 +48,11 @@ public:
     int writes() const { return writes_; }
     const std::vector<std::string>& write_log() const { return log_; }
 
-    // The driver a device binds to by id-table match when no override is set.
-    std::map<std::string, std::string> native_driver;
+    // The drivers whose ID tables match each device, in the order a reprobe (drivers_probe with
+    // no driver_override) tries them: the first whose probe succeeds takes the device. Binding
+    // by name works for any of them. nouveau and nvidia both claim an NVIDIA card; vfio-pci
+    // claims one too once driverctl gives it the card's ID (new_id).
+    std::map<std::string, std::vector<std::string>> matching_drivers;
 
 private:
     std::filesystem::path device_dir(const std::string& address) const;
@@ -75,7 +78,8 @@ public:
     FakeHost(const FakeHost&) = delete;
     FakeHost& operator=(const FakeHost&) = delete;
 
-    // Devices. `driver` "" means no driver. The driver also becomes the device's native driver.
+    // Devices. `driver` "" means no driver. The driver also becomes the one driver that matches
+    // the device (see FakeKernel::matching_drivers).
     FakeHost& device(const std::string& address, std::uint32_t class_code, const std::string& driver,
                      std::optional<unsigned> group, std::uint16_t vendor = 0x10de,
                      std::uint16_t device_id = 0x2684);
@@ -92,6 +96,8 @@ public:
     FakeHost& drm_node(const std::string& address, const std::string& name);   // card1, renderD128
     FakeHost& sound_card(const std::string& address, const std::string& card, const std::vector<std::string>& nodes);
     FakeHost& driver(const std::string& name);  // an available (loaded) driver
+    // Another (loaded) driver that claims the device and that a reprobe tries before the others.
+    FakeHost& claimed_first_by(const std::string& address, const std::string& driver);
     FakeHost& process(int pid, const std::string& command, const std::vector<std::string>& open_nodes);
     FakeHost& kernel_log(const std::string& message, int priority = 3);
     FakeHost& no_iommu();

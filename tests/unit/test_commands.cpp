@@ -155,10 +155,23 @@ BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
     BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
 }
 
+BOOST_AUTO_TEST_CASE(recover_leaves_a_device_that_had_no_driver_driverless_and_without_override) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).audio("0000:01:00.1", "", 14);
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0, recover.out + recover.err);
+    BOOST_TEST(!host.driver_of("0000:01:00.1").has_value());
+    BOOST_TEST(host.override_of("0000:01:00.1").empty());
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(restore_of_an_unrecorded_vfio_device_reprobes_it) {
     FakeHost host;
     host.gpu("0000:01:00.0", "vfio-pci", 14);
-    host.kernel().native_driver["0000:01:00.0"] = "nouveau";
+    host.kernel().matching_drivers["0000:01:00.0"] = {"nouveau"};
     host.driver("nouveau");
     auto run = host.run({"restore", "0000:01:00.0"});
     BOOST_TEST(run.status == 0, run.err);

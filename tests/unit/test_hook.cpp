@@ -32,6 +32,12 @@ struct Desktop : FakeHost {
 
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
+std::string one_per_line(const std::vector<std::string>& entries) {
+    std::string text = "\n";
+    for (const auto& entry : entries) text += "  " + entry + "\n";
+    return text;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(hook)
@@ -139,6 +145,8 @@ BOOST_AUTO_TEST_CASE(a_device_without_a_driver_stays_driverless_on_release) {
     BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
     BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
     BOOST_TEST(!host.driver_of("0000:01:00.1").has_value());
+    // Its driver_override must go too: left at vfio-pci, the next reprobe would hand it back.
+    BOOST_TEST(host.override_of("0000:01:00.1").empty());
     BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
 }
 
@@ -190,6 +198,78 @@ BOOST_AUTO_TEST_CASE(a_driver_that_will_not_come_back_leaves_the_device_on_vfio_
     BOOST_TEST(release.err.find("0000:01:00.0: did not come back to nvidia") != std::string::npos, release.err);
     BOOST_TEST(release.err.find("RmInitAdapter failed") != std::string::npos, release.err);
     BOOST_TEST(release.err.find("an old error") == std::string::npos, release.err);
+}
+
+// A reprobe takes whichever matching driver the kernel tries first: nouveau before nvidia, or
+// vfio-pci itself once driverctl has given it the card's ID. Only a bind by name brings the card
+// back to the driver it was on.
+BOOST_AUTO_TEST_CASE(release_brings_a_gpu_back_to_its_recorded_driver_when_a_reprobe_would_pick_another) {
+    for (const char* reprobe_picks : {"nouveau", "vfio-pci"}) {
+        Desktop host;
+        host.claimed_first_by("0000:01:00.0", reprobe_picks);
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0, reprobe_picks);
+        BOOST_TEST_REQUIRE(host.on_vfio(), reprobe_picks);
+        auto release = host.hook("win11", "release", "end", gpu_only);
+        BOOST_TEST(release.status == 0);
+        BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia", "reprobe picks " << reprobe_picks << ": " << release.err);
+        BOOST_TEST(host.home(), reprobe_picks);
+        BOOST_TEST(host.records().empty(), reprobe_picks);
+    }
+}
+
+// Ordering of the two functions: the GPU's audio function is a runtime-PM consumer of the GPU
+// function, so it leaves its driver first at prepare and comes back after the GPU at release.
+BOOST_AUTO_TEST_CASE(the_audio_function_leaves_before_the_gpu_and_comes_back_after_it) {
+    Desktop host;
+    const auto& log = host.kernel().write_log();
+    // The first write from `from` on that unbinds `address` (leaves), or binds or reprobes it
+    // (gives it back); log.size() if there is none.
+    auto first = [&](std::size_t from, const std::string& address, bool unbind) {
+        for (std::size_t i = from; i < log.size(); ++i) {
+            const std::string& entry = log[i];
+            if (!entry.ends_with(" <- " + address)) continue;
+            bool is_unbind = entry.find("/unbind <- ") != std::string::npos;
+            bool gives_back = entry.find("/bind <- ") != std::string::npos ||
+                              entry.starts_with("sys/bus/pci/drivers_probe <- ");
+            if (unbind ? is_unbind : gives_back) return i;
+        }
+        return log.size();
+    };
+
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto audio_leaves = first(0, "0000:01:00.1", true);
+    auto gpu_leaves = first(0, "0000:01:00.0", true);
+    BOOST_TEST_REQUIRE(audio_leaves < log.size(), one_per_line(log));
+    BOOST_TEST_REQUIRE(gpu_leaves < log.size(), one_per_line(log));
+    BOOST_TEST(audio_leaves < gpu_leaves, "at prepare the audio function leaves its driver at write "
+                                              << audio_leaves << ", the GPU at write " << gpu_leaves
+                                              << ":" << one_per_line(log));
+
+    std::size_t release_starts = log.size();
+    BOOST_TEST_REQUIRE(host.hook("win11", "release", "end", gpu_only).status == 0);
+    auto gpu_back = first(release_starts, "0000:01:00.0", false);
+    auto audio_back = first(release_starts, "0000:01:00.1", false);
+    BOOST_TEST_REQUIRE(gpu_back < log.size(), one_per_line(log));
+    BOOST_TEST_REQUIRE(audio_back < log.size(), one_per_line(log));
+    BOOST_TEST(gpu_back < audio_back, "at release the GPU is given back at write "
+                                          << gpu_back << ", its audio function at write " << audio_back
+                                          << ":" << one_per_line(log));
+    BOOST_TEST(host.home());
+}
+
+// A music player holds only a PCM node (pcmC1D3p), no control node: it is as much a holder as
+// the sound server.
+BOOST_AUTO_TEST_CASE(a_process_holding_only_a_pcm_node_of_the_gpus_audio_refuses_the_prepare) {
+    Desktop host;
+    host.process(3100, "mpv", {"/dev/snd/pcmC1D3p"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.1: is held open by pid 3100 (mpv) on /dev/snd/pcmC1D3p") !=
+                   std::string::npos,
+               run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
 }
 
 BOOST_AUTO_TEST_CASE(release_ignores_the_fourth_argument_libvirt_passes) {

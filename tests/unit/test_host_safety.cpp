@@ -380,15 +380,6 @@ BOOST_AUTO_TEST_CASE(release_leaves_a_device_an_iommufd_user_holds_through_its_c
     BOOST_TEST(host.records().size() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(a_music_player_on_a_pcm_node_alone_is_a_holder) {
-    Desktop host;
-    host.process(2222, "mpv", {"/dev/snd/pcmC1D3p"});
-    auto run = host.hook("win11", "prepare", "begin", gpu_only);
-    BOOST_TEST(run.status == 1);
-    BOOST_TEST(contains(run.err, "0000:01:00.1: is held open by pid 2222 (mpv) on /dev/snd/pcmC1D3p"), run.err);
-    BOOST_TEST(host.kernel().writes() == 0);
-}
-
 BOOST_AUTO_TEST_CASE(a_driver_override_set_before_us_is_put_back_at_release) {
     Desktop host;
     host.preset_override("0000:01:00.0", "nvidia");
