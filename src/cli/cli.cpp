@@ -137,17 +137,29 @@ std::string nearest_command(std::string_view word) {
 
 // The first word that is not an option or an option's value: the command the user meant.
 std::optional<std::string> command_word(const std::vector<std::string>& args,
-                                        const std::set<std::string>& options_with_values) {
+                                        const std::set<std::string>& options_with_values,
+                                        const std::set<std::string>& options_with_a_yes_or_no) {
     for (std::size_t i = 1; i < args.size(); ++i) {
         const std::string& word = args[i];
         if (word == "--") return std::nullopt;
         if (word.starts_with("-")) {
-            if (word.find('=') == std::string::npos && options_with_values.count(word)) ++i;
+            bool inline_value = word.find('=') != std::string::npos;
+            if (!inline_value && options_with_values.count(word)) ++i;
+            // Its value is optional: the next word is it unless that word is a command.
+            if (!inline_value && options_with_a_yes_or_no.count(word) && i + 1 < args.size() &&
+                !args[i + 1].starts_with("-") &&
+                std::find(command_names().begin(), command_names().end(), args[i + 1]) == command_names().end())
+                ++i;
             continue;
         }
         return word;
     }
     return std::nullopt;
+}
+
+std::string help_of(CLI::App& app, const std::string& name) {
+    // Not App::help(): it describes the command that was parsed (here: `help` itself).
+    return app.get_formatter()->make_help(&app, name, CLI::AppFormatMode::Normal);
 }
 
 int usage_error(CliEnvironment& environment, const std::string& line) {
@@ -206,10 +218,12 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
     std::map<std::string, std::string> overrides;
     std::set<std::string> options_with_values = {"--config", "--root", "--connect"};
+    std::set<std::string> options_with_a_yes_or_no;
     for (const auto& key : config_keys()) {
         std::string name(key.name);
         if (key.is_flag) {
             // `--allow-boot-vga` alone means yes; `--allow-boot-vga no` says no.
+            options_with_a_yes_or_no.insert("--" + name);
             app.add_option_function<std::string>(
                    "--" + name, [&overrides, name](const std::string& value) {
                        overrides[name] = value.empty() ? "yes" : value;
@@ -289,7 +303,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     auto* help = app.add_subcommand("help", "show this help, or a command's");
     help->add_option("command", help_topic, "a command")->type_name("COMMAND");
 
-    if (auto word = command_word(args, options_with_values);
+    if (auto word = command_word(args, options_with_values, options_with_a_yes_or_no);
         word && std::find(command_names().begin(), command_names().end(), *word) == command_names().end()) {
         auto nearest = nearest_command(*word);
         return usage_error(environment, "unknown command '" + *word + "'" +
@@ -300,28 +314,34 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
     } catch (const CLI::CallForHelp&) {
-        environment.out << app.help();
+        auto selected = app.get_subcommands();
+        environment.out << (selected.empty() ? help_of(app, "vfio-hook")
+                                             : help_of(*selected.front(), "vfio-hook " + selected.front()->get_name()));
         return 0;
     } catch (const CLI::CallForVersion&) {
         environment.out << "vfio-hook " << VFIO_HOOK_VERSION << "\n";
         return 0;
     } catch (const CLI::ParseError& error) {
         if (error.get_exit_code() == 0) {
-            environment.out << app.help();
+            environment.out << help_of(app, "vfio-hook");
             return 0;
         }
         return usage_error(environment, std::string(error.what()) + "; see `vfio-hook help`");
     }
     if (help->parsed() || app.get_subcommands().empty()) {
+        // `help status`: with options allowed after commands, CLI11 may take `status` as a command.
+        for (auto* other : app.get_subcommands()) {
+            if (other != help && help_topic.empty()) help_topic = other->get_name();
+        }
         if (help_topic.empty() || !help->parsed()) {
-            environment.out << app.help();
+            environment.out << help_of(app, "vfio-hook");
             return help->parsed() ? 0 : usage_error(environment, "a command is required; see `vfio-hook help`");
         }
         auto* topic = std::find(command_names().begin(), command_names().end(), help_topic) != command_names().end()
                           ? app.get_subcommand(help_topic)
                           : nullptr;
         if (!topic) return usage_error(environment, "unknown command '" + help_topic + "'; see `vfio-hook help`");
-        environment.out << topic->help();
+        environment.out << help_of(*topic, "vfio-hook " + help_topic);
         return 0;
     }
 

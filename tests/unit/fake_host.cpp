@@ -335,6 +335,12 @@ struct KernelRef : KernelInterface {
 }  // namespace
 
 FakeHost::Run FakeHost::run(const std::vector<std::string>& args, const std::string& stdin_text) {
+    std::vector<std::string> full{"vfio-hook", "--root", root_.string(), "--settle-deadline-ms", "5"};
+    full.insert(full.end(), args.begin(), args.end());
+    return run_exactly(full, stdin_text);
+}
+
+FakeHost::Run FakeHost::run_exactly(const std::vector<std::string>& full, const std::string& stdin_text) {
     std::ostringstream out, err;
     CliEnvironment environment{
         [&](const Settings&) { return std::make_unique<KernelRef>(kernel_); },
@@ -356,8 +362,6 @@ FakeHost::Run FakeHost::run(const std::vector<std::string>& args, const std::str
             return answer;
         },
         out, err};
-    std::vector<std::string> full{"vfio-hook", "--root", root_.string(), "--settle-deadline-ms", "5"};
-    full.insert(full.end(), args.begin(), args.end());
     int status = run_cli(full, environment);
     return {status, out.str(), err.str()};
 }

@@ -136,6 +136,8 @@ public:
         std::string err;
     };
     Run run(const std::vector<std::string>& args, const std::string& stdin_text = "");
+    // The command line exactly as given (args[0] is the program name), without --root.
+    Run run_exactly(const std::vector<std::string>& args, const std::string& stdin_text = "");
     // Runs as libvirt does: `qemu DOMAIN OP SUB EXTRA`, but against this fake root.
     Run hook(const std::string& domain, const std::string& operation, const std::string& sub,
              const std::string& xml);

@@ -1,0 +1,290 @@
+// The command line tells the truth: what a new user types first, through the real entry point.
+
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "fake_host.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+struct Desktop : FakeHost {
+    Desktop() {
+        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
+        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
+        audio("0000:01:00.1", "snd_hda_intel", 14);
+    }
+};
+
+const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
+
+// Every line a command wrote to stderr starts with the program's name.
+void every_line_is_ours(const std::string& err) {
+    std::istringstream lines(err);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.starts_with("  ")) continue;  // a refusal's reasons, under its first line
+        BOOST_TEST(line.starts_with("vfio-hook"), "stderr line without 'vfio-hook': " << line);
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli)
+
+// 1.
+BOOST_AUTO_TEST_CASE(a_config_typo_never_blocks_a_vm_without_host_devices) {
+    Desktop host;
+    fs::path bad = host.root() / "bad.conf";
+    std::ofstream(bad) << "write-deadline-ms = soon\n";
+    auto plain = host.run({"--config", bad.string(), "hook", "plain", "prepare", "begin", "-"},
+                          domain_xml("plain", uuid_b, {}));
+    BOOST_TEST(plain.status == 0, plain.err);
+    auto gpu = host.run({"--config", bad.string(), "hook", "win11", "prepare", "begin", "-"}, gpu_only);
+    BOOST_TEST(gpu.status == 1);
+    BOOST_TEST(contains(gpu.err, "bad.conf:1: 'write-deadline-ms = soon'"), gpu.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+// 2.
+BOOST_AUTO_TEST_CASE(a_directory_where_a_file_belongs_is_one_line_and_exit_2) {
+    Desktop host;
+    auto check = host.run({"check", host.root().string()});
+    BOOST_TEST(check.status == 2);
+    BOOST_TEST(contains(check.err, "vfio-hook check: cannot read " + host.root().string() + ": Is a directory"), check.err);
+    auto config = host.run({"--config", host.root().string(), "status"});
+    BOOST_TEST(config.status == 2);
+    BOOST_TEST(contains(config.err, "Is a directory"), config.err);
+    every_line_is_ours(check.err + config.err);
+}
+
+// 3.
+BOOST_AUTO_TEST_CASE(status_is_not_ready_when_the_only_gpu_is_the_held_boot_display) {
+    FakeHost host;
+    host.gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
+    host.process(1234, "Xorg", {"/dev/dri/card0"});
+    auto status = host.run({"status"});
+    BOOST_TEST(status.status == 1);
+    BOOST_TEST(contains(status.out, "held by pid 1234 (Xorg) on /dev/dri/card0"), status.out);
+    BOOST_TEST(contains(status.out, "a VM could not take it now"), status.out);
+    BOOST_TEST(contains(status.out, "no GPU could be given to a VM now"), status.out);
+    auto json = host.run({"status", "--json"});
+    BOOST_TEST(contains(json.out, "\"could_be_taken\":false"), json.out);
+    BOOST_TEST(contains(json.out, "\"held_by\":[{\"pid\":1234,\"command\":\"Xorg\",\"node\":\"/dev/dri/card0\"}]"), json.out);
+}
+
+BOOST_AUTO_TEST_CASE(status_is_ready_when_a_second_gpu_could_be_taken) {
+    Desktop host;
+    host.process(1234, "Xorg", {"/dev/dri/card0"});
+    auto status = host.run({"status"});
+    BOOST_TEST(status.status == 0, status.out);
+    BOOST_TEST(contains(status.out, "a VM could take it now"), status.out);
+}
+
+// 4.
+BOOST_AUTO_TEST_CASE(with_the_iommu_off_a_missing_address_is_named_too) {
+    Desktop host;
+    host.no_iommu();
+    auto check = host.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:01:00.0", "0000:0a:00.0"}));
+    BOOST_TEST(check.status == 1);
+    BOOST_TEST(contains(check.out, "the IOMMU is off"), check.out);
+    BOOST_TEST(contains(check.out, "0000:0a:00.0: no such PCI device"), check.out);
+    auto bind = host.run({"bind", "0000:0a:00.0"});
+    BOOST_TEST(bind.status == 1);
+    BOOST_TEST(contains(bind.err, "the IOMMU is off"), bind.err);
+    BOOST_TEST(contains(bind.err, "0000:0a:00.0: no such PCI device"), bind.err);
+}
+
+// 5.
+BOOST_AUTO_TEST_CASE(unknown_words_are_named_with_the_nearest_command_and_exit_2) {
+    FakeHost host;
+    auto unknown = host.run({"frobnicate"});
+    BOOST_TEST(unknown.status == 2);
+    BOOST_TEST(contains(unknown.err, "vfio-hook: unknown command 'frobnicate'"), unknown.err);
+    auto typo = host.run({"stauts"});
+    BOOST_TEST(typo.status == 2);
+    BOOST_TEST(contains(typo.err, "did you mean 'status'?"), typo.err);
+    auto option = host.run({"--frob", "status"});
+    BOOST_TEST(option.status == 2);
+    BOOST_TEST(contains(option.err, "--frob"), option.err);
+    auto nothing = host.run({});
+    BOOST_TEST(nothing.status == 2);
+    every_line_is_ours(unknown.err + typo.err + option.err + nothing.err);
+    BOOST_TEST(host.run({"bind", "0000:01:00.0", "--no-such-option"}).status == 2);
+}
+
+BOOST_AUTO_TEST_CASE(help_version_and_global_options_after_the_command) {
+    Desktop host;
+    auto help = host.run({"help"});
+    BOOST_TEST(help.status == 0);
+    BOOST_TEST(contains(help.out, "recover"), help.out);
+    BOOST_TEST(contains(help.out, "MS"), help.out);  // number options say what they take
+    BOOST_TEST(!contains(help.out, "TEXT"), help.out);
+    auto status_help = host.run({"help", "status"});
+    BOOST_TEST(status_help.status == 0);
+    BOOST_TEST(contains(status_help.out, "--json"), status_help.out);
+    BOOST_TEST(host.run({"help", "frob"}).status == 2);
+    for (const char* flag : {"-V", "--version"}) {
+        auto version = host.run({flag});
+        BOOST_TEST(version.status == 0);
+        BOOST_TEST(version.out == std::string("vfio-hook ") + VFIO_HOOK_VERSION + "\n", version.out);
+    }
+    // `vfio-hook status --root DIR`: the fake root given after the command still counts.
+    auto after = host.run_exactly({"vfio-hook", "status", "--root", host.root().string()});
+    BOOST_TEST(after.status == 0, after.err);
+    BOOST_TEST(contains(after.out, "0000:01:00.0"), after.out);
+}
+
+BOOST_AUTO_TEST_CASE(allow_boot_vga_takes_the_yes_or_no_its_help_shows) {
+    Desktop host;
+    std::string boot = domain_xml("win11", uuid_a, {"0000:00:02.0"});
+    BOOST_TEST(host.run({"--allow-boot-vga", "no", "check", "-"}, boot).status == 1);
+    BOOST_TEST(host.run({"--allow-boot-vga", "yes", "check", "-"}, boot).status == 0);
+    BOOST_TEST(host.run({"check", "-", "--allow-boot-vga"}, boot).status == 0);
+    auto bad = host.run({"--allow-boot-vga", "maybe", "check", "-"}, boot);
+    BOOST_TEST(bad.status == 2);
+    BOOST_TEST(contains(bad.err, "expected yes or no"), bad.err);
+}
+
+// 6.
+BOOST_AUTO_TEST_CASE(errors_read_the_same_from_a_file_or_stdin_and_go_to_stderr) {
+    Desktop host;
+    fs::path empty = host.root() / "empty.xml";
+    std::ofstream(empty) << "";
+    auto from_file = host.run({"check", empty.string()});
+    auto from_stdin = host.run({"check", "-"}, "");
+    BOOST_TEST(from_file.status == 2);
+    BOOST_TEST(from_stdin.status == 2);
+    BOOST_TEST(from_file.out.empty());
+    BOOST_TEST(from_stdin.out.empty());
+    BOOST_TEST(from_file.err == "vfio-hook check: " + empty.string() + ": domain XML is empty: expected a <domain> document\n");
+    BOOST_TEST(from_stdin.err == "vfio-hook check: stdin: domain XML is empty: expected a <domain> document\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_start_is_one_message_what_happened_then_each_reason) {
+    Desktop host;
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:01:00.0", "0000:0a:00.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.starts_with("vfio-hook: domain 'win11' not started, nothing was changed:\n  "), run.err);
+    BOOST_TEST(contains(run.err, "\n  0000:01:00.0: is held open by pid 1234 (Xorg) on /dev/dri/card1"), run.err);
+    BOOST_TEST(contains(run.err, "\n  0000:0a:00.0: no such PCI device"), run.err);
+    every_line_is_ours(run.err);
+}
+
+// 7.
+BOOST_AUTO_TEST_CASE(called_as_the_hook_without_libvirts_arguments_it_answers_like_the_cli) {
+    FakeHost host;
+    auto version = host.run_exactly({"/etc/libvirt/hooks/qemu", "--version"});
+    BOOST_TEST(version.status == 0);
+    BOOST_TEST(contains(version.out, "vfio-hook "), version.out);
+    auto help = host.run_exactly({"/etc/libvirt/hooks/qemu.d/vfio-hook", "help"});
+    BOOST_TEST(help.status == 0);
+    BOOST_TEST(contains(help.out, "recover"), help.out);
+    auto bare = host.run_exactly({"/etc/libvirt/hooks/qemu"});
+    BOOST_TEST(bare.status == 2);
+    BOOST_TEST(contains(bare.out, "Usage"), bare.out);
+}
+
+// 8.
+BOOST_AUTO_TEST_CASE(bind_of_a_missing_address_speaks_of_the_command_line) {
+    Desktop host;
+    auto bind = host.run({"bind", "0000:0a:00.0"});
+    BOOST_TEST(bind.status == 1);
+    BOOST_TEST(contains(bind.err, "0000:0a:00.0: no such PCI device on this host (given on the command line)"), bind.err);
+    BOOST_TEST(!contains(bind.err, "<"), bind.err);
+    BOOST_TEST(!contains(bind.err, "domain"), bind.err);
+}
+
+// Per-VM settings a user can actually set.
+BOOST_AUTO_TEST_CASE(the_boot_vga_refusal_gives_the_exact_command_that_allows_it) {
+    Desktop host;
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:00:02.0"}));
+    BOOST_TEST(contains(run.err, "`vfio-hook set 'win11' allow-boot-vga yes`"), run.err);
+    BOOST_TEST(contains(run.err, "virsh metadata 'win11' --uri https://vfio-hook.org/xmlns/domain/1 --key vh --set "
+                                 "'<vfio-hook><allow-boot-vga>yes</allow-boot-vga></vfio-hook>' --config"),
+               run.err);
+}
+
+BOOST_AUTO_TEST_CASE(set_merges_into_the_vms_metadata_through_virsh_and_get_shows_it) {
+    Desktop host;
+    host.virsh_answers["metadata"] = {
+        std::string("<vfio-hook><firmware-errors>refuse</firmware-errors></vfio-hook>\n"),
+        std::string(""),
+        std::string("<vfio-hook><firmware-errors>refuse</firmware-errors><allow-boot-vga>yes</allow-boot-vga></vfio-hook>\n")};
+    auto set = host.run({"--connect", "qemu:///session", "set", "win11", "allow-boot-vga", "yes"});
+    BOOST_TEST(set.status == 0, set.err);
+    BOOST_TEST_REQUIRE(host.virsh_calls.size() == 2u);
+    std::vector<std::string> expected{"-c", "qemu:///session", "metadata", "win11", "--uri",
+                                      "https://vfio-hook.org/xmlns/domain/1", "--key", "vh", "--set",
+                                      "<vfio-hook><allow-boot-vga>yes</allow-boot-vga><firmware-errors>refuse</firmware-errors></vfio-hook>",
+                                      "--config"};
+    BOOST_TEST(host.virsh_calls[1] == expected);
+    auto get = host.run({"get", "win11"});
+    BOOST_TEST(get.status == 0);
+    BOOST_TEST(contains(get.out, "allow-boot-vga = yes"), get.out);
+    BOOST_TEST(contains(get.out, "firmware-errors = refuse"), get.out);
+}
+
+BOOST_AUTO_TEST_CASE(set_refuses_a_bad_value_before_asking_libvirt) {
+    Desktop host;
+    auto set = host.run({"set", "win11", "allow-boot-vga", "maybe"});
+    BOOST_TEST(set.status == 2);
+    BOOST_TEST(contains(set.err, "vfio-hook set: allow-boot-vga maybe: expected yes or no"), set.err);
+    BOOST_TEST(host.virsh_calls.empty());
+    auto unknown = host.run({"set", "win11", "alow-boot-vga", "yes"});
+    BOOST_TEST(unknown.status == 2);
+    BOOST_TEST(contains(unknown.err, "unknown setting"), unknown.err);
+}
+
+BOOST_AUTO_TEST_CASE(metadata_under_a_wrong_namespace_is_a_warning_in_check) {
+    Desktop host;
+    std::string wrong = domain_xml("win11", uuid_a, {"0000:01:00.0"}, false,
+                                   "<vh:vfio-hook xmlns:vh=\"http://vfio-hook.org/xmlns/domain/1\">"
+                                   "<vh:allow-boot-vga>yes</vh:allow-boot-vga></vh:vfio-hook>");
+    auto check = host.run({"check", "-"}, wrong);
+    BOOST_TEST(contains(check.out, "warning: <metadata> holds <vfio-hook> in namespace 'http://vfio-hook.org/xmlns/domain/1': "
+                                   "it is ignored"),
+               check.out);
+    std::string unwrapped = domain_xml("win11", uuid_a, {"0000:01:00.0"}, false,
+                                       "<vh:allow-boot-vga xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\">yes</vh:allow-boot-vga>");
+    BOOST_TEST(contains(host.run({"check", "-"}, unwrapped).out, "without its wrapper"));
+}
+
+BOOST_AUTO_TEST_CASE(check_domain_reads_the_definition_through_virsh) {
+    Desktop host;
+    host.virsh_answers["dumpxml"] = {gpu_only};
+    auto check = host.run({"check", "--domain", "win11", "--connect", "qemu:///session"});
+    BOOST_TEST(check.status == 0, check.err);
+    BOOST_TEST(contains(check.out, "move  0000:01:00.0"), check.out);
+    BOOST_TEST_REQUIRE(host.virsh_calls.size() == 1u);
+    BOOST_TEST(host.virsh_calls[0] == (std::vector<std::string>{"-c", "qemu:///session", "dumpxml", "--inactive", "win11"}));
+    host.virsh_answers.clear();
+    auto missing = host.run({"check", "--domain", "nope"});
+    BOOST_TEST(missing.status == 2);
+    BOOST_TEST(contains(missing.err, "vfio-hook check: virsh failed"), missing.err);
+}
+
+// Addresses users type.
+BOOST_AUTO_TEST_CASE(virsh_node_device_names_work_wherever_an_address_is_taken) {
+    Desktop host;
+    auto bind = host.run({"bind", "pci_0000_01_00_0"});
+    BOOST_TEST(bind.status == 0, bind.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.run({"restore", "pci_0000_01_00_0", "01:00.1"}).status == 0);
+    auto bad = host.run({"bind", "01:00"});
+    BOOST_TEST(bad.status == 2);
+    BOOST_TEST(contains(bad.err, "vfio-hook bind: '01:00' is not a PCI address; expected 0000:01:00.0, 01:00.0 or pci_0000_01_00_0"),
+               bad.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
