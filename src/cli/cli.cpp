@@ -204,9 +204,9 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     // look like an option: skip CLI11. Called by that name with fewer words, it is a person asking
     // what is installed (`/etc/libvirt/hooks/qemu --version`): answer as the CLI does.
     if (!args.empty() && invoked_as_libvirt_hook(args[0]) && args.size() >= 4) {
-        if (!hook_acts_on(args[2], args[3])) return 0;
-        return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {},
-                                    {args[1], args[2], args[3]}, environment);
+        HookCall call{args[1], args[2], args[3], args.size() > 4 ? args[4] : "-"};
+        if (!hook_has_work(HostPaths{}, call)) return 0;
+        return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {}, call, environment);
     }
 
     CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
@@ -249,14 +249,13 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         ->type_name("DIR")
         ->group("Testing");
 
-    HookCall call;
-    std::string extra;
+    HookCall call{"", "", "", "-"};
     auto* hook = app.add_subcommand("hook", "run as libvirt's QEMU hook: DOMAIN OPERATION SUB-OP "
                                             "[EXTRA], the domain XML on stdin");
     hook->add_option("domain", call.domain, "domain name")->required();
     hook->add_option("operation", call.operation, "prepare, start, started, stopped, release, …")->required();
     hook->add_option("sub-operation", call.sub_operation, "begin or end")->required();
-    hook->add_option("extra", extra, "ignored (libvirt passes '-' or 'shutdown')");
+    hook->add_option("extra", call.extra, "passed on to hook.d scripts (libvirt passes '-', 'shutdown', …)");
 
     bool json = false;
     auto* status = app.add_subcommand("status", "show the IOMMU, vfio modules, GPUs and their groups, "
@@ -348,7 +347,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     HostPaths paths{root};
     std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
     if (hook->parsed()) {
-        if (!hook_acts_on(call.operation, call.sub_operation)) return 0;
+        if (!hook_has_work(paths, call)) return 0;
         return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);
     }
     std::string command = app.get_subcommands().front()->get_name();

@@ -17,7 +17,12 @@ struct HookCall {
     std::string domain;  // as libvirt passes it: for messages only, never for paths
     std::string operation;
     std::string sub_operation;
+    std::string extra;  // libvirt's fourth argument ("-", "shutdown", …): passed on to scripts only
 };
+
+// Whether the hook has anything to do for an event: prepare and release always; any other event
+// only when a hook.d directory exists for it (a few stat calls, no parse).
+bool hook_has_work(const HostPaths& paths, const HookCall& call);
 
 // The hook: never prints on stdout, never calls libvirt.
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml);

@@ -1,15 +1,28 @@
-// libvirt's QEMU hook: prepare begin moves the domain's devices to vfio-pci, release end gives
-// them back. Nothing is ever printed on stdout: for migrate/restore libvirt would parse it as a
-// replacement domain XML.
+// libvirt's QEMU hook, as one sequence per event:
+//   prepare begin:  hook.d prepare scripts → lock → checks (holders, groups, console) → record →
+//                   moves to vfio-pci (host/hand_over.cpp → host/device_mover.cpp)
+//   release end:    lock → devices home, verified → hook.d release scripts
+//   anything else:  hook.d scripts for it, if any
+// Nothing is ever printed on stdout: for migrate/restore libvirt would parse it as a
+// replacement domain XML. Nothing here calls libvirt: that deadlocks it.
 
+#include <chrono>
 #include <optional>
 
+#include "cli/cli.hpp"
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
 #include "host/log.hpp"
+#include "host/scripts.hpp"
 
 namespace vfio_hook {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string since(Clock::time_point start) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+}
 
 // Finishes what an earlier run for this domain left (a crash mid-move, a failed release).
 void finish_unfinished(Host& host, const Domain& domain) {
@@ -19,10 +32,46 @@ void finish_unfinished(Host& host, const Domain& domain) {
     for (const auto& line : report.kept) logger().warn("unfinished earlier run: {}", line);
 }
 
-int prepare(Host& host, const Domain& domain) {
+// The user's hook.d scripts for this event. Returns the lines that explain a failure (a script
+// that failed or an unsafe one that was not run); empty when all went well or there were none.
+std::vector<std::string> run_user_scripts(Host& host, const HookCall& call, const std::string& uuid,
+                                          const std::vector<PciAddress>& addresses, const std::string& xml,
+                                          bool stop_at_first_failure) {
+    if (!script_directory_exists(host.paths, call.domain, call.operation, call.sub_operation)) return {};
+    auto plan = find_scripts(host.paths, call.domain, call.operation, call.sub_operation);
+    if (!plan.refusals.empty()) {
+        std::vector<std::string> lines;
+        for (const auto& refusal : plan.refusals) lines.push_back("hook.d script not run: " + refusal);
+        return lines;
+    }
+    ScriptEvent event{call.domain, uuid, call.operation, call.sub_operation, call.extra, addresses};
+    return run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure);
+}
+
+std::vector<PciAddress> addresses_of(const Domain& domain) {
+    std::vector<PciAddress> addresses;
+    for (const auto& device : domain.pci_devices) addresses.push_back(device.address);
+    return addresses;
+}
+
+int refuse_start(const Domain& domain, const std::vector<std::string>& reasons) {
+    // One message in `virsh start`'s output: what happened, then each reason with its fix.
+    std::string message = "vfio-hook: domain '" + domain.name + "' not started, nothing was changed:";
+    for (const auto& reason : reasons) message += "\n  " + reason;
+    tell_user(spdlog::level::err, message);
+    return 1;
+}
+
+int prepare(Host& host, const HookCall& call, const Domain& domain, const std::string& xml) {
+    // First the user's scripts: a single-GPU setup stops the display manager here, which holds
+    // the card the holder check is about to look at.
+    auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true);
+    if (!failed.empty()) return refuse_start(domain, failed);
+
     StateJournal journal(host.paths);
     // VMs without host PCI devices never wait on the lock.
     if (domain.pci_devices.empty() && !journal.has_record(domain.uuid.str())) return 0;
+    auto start = Clock::now();
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook: domain '" + domain.name + "': " + lock.error());
@@ -38,14 +87,16 @@ int prepare(Host& host, const Domain& domain) {
         tell_user(spdlog::level::warn, "vfio-hook: warning: " + warning.line());
     }
     if (plan.refused()) {
-        // One message in `virsh start`'s output: what happened, then each reason with its fix.
-        std::string message = "vfio-hook: domain '" + domain.name + "' not started, nothing was changed:";
-        for (const auto& refusal : plan.refusals) message += "\n  " + refusal.line();
-        tell_user(spdlog::level::err, message);
-        return 1;
+        std::vector<std::string> reasons;
+        for (const auto& refusal : plan.refusals) reasons.push_back(refusal.line());
+        return refuse_start(domain, reasons);
     }
     auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);
     for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    log_with_fields(spdlog::level::info,
+                    "prepare " + std::string(failure.empty() ? "done" : "failed") + ": " +
+                        std::to_string(plan.moves.size()) + " device(s) in " + since(start) + " ms",
+                    {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(plan.moves.size())}});
     return failure.empty() ? 0 : 1;
 }
 
@@ -71,8 +122,11 @@ std::vector<std::string> owners_to_release(Host& host, const HookCall& call, con
 
 int release(Host& host, const HookCall& call, const std::string& xml) {
     StateJournal journal(host.paths);
-    for (const auto& owner : owners_to_release(host, call, xml)) {
+    std::vector<PciAddress> released;
+    auto owners = owners_to_release(host, call, xml);
+    for (const auto& owner : owners) {
         if (!journal.has_record(owner)) continue;  // nothing of this domain's moved
+        auto start = Clock::now();
         auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
         if (!lock) {
             tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + lock.error() +
@@ -82,24 +136,49 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
         auto report = release_owner(host, owner);
         for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
         for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
+        released.insert(released.end(), report.addresses.begin(), report.addresses.end());
+        log_with_fields(spdlog::level::info,
+                        "release done: " + std::to_string(report.addresses.size()) + " device(s) home in " +
+                            since(start) + " ms",
+                        {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())}});
     }
+    // After the devices are home: a single-GPU setup restarts its display manager here.
+    run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false);
     // libvirt ignores release's exit status: the record keeps what failed for `recover`.
     return 0;
 }
 
+// start, started, stopped, migrate, restore, reconnect, …: only the user's scripts, if any.
+int other_event(Host& host, const HookCall& call, const std::string& xml) {
+    auto domain = parse_domain_xml(xml);
+    auto identity = domain ? Expected<Domain>(*domain) : parse_domain_identity(xml);
+    std::string uuid = identity ? identity->uuid.str() : "";
+    auto failed = run_user_scripts(host, call, uuid, domain ? addresses_of(*domain) : std::vector<PciAddress>{},
+                                   xml, true);
+    for (const auto& line : failed) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
+    // Only these can still stop a start; reconnect must never fail (libvirt would kill the VM).
+    bool can_refuse = call.operation == "start" || call.operation == "started";
+    return failed.empty() || !can_refuse ? 0 : 1;
+}
+
 }  // namespace
+
+bool hook_has_work(const HostPaths& paths, const HookCall& call) {
+    return hook_acts_on(call.operation, call.sub_operation) ||
+           script_directory_exists(paths, call.domain, call.operation, call.sub_operation);
+}
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {
     set_log_context({call.domain, "", call.operation});
-    if (call.operation == "release") return release(host, call, domain_xml);
-    if (call.operation != "prepare") return 0;
+    if (call.operation == "release" && call.sub_operation == "end") return release(host, call, domain_xml);
+    if (call.operation != "prepare" || call.sub_operation != "begin") return other_event(host, call, domain_xml);
     auto domain = parse_domain_xml(domain_xml);
     if (!domain) {
         tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + domain.error());
         return 1;
     }
     set_log_context({domain->name, domain->uuid.str(), call.operation});
-    return prepare(host, *domain);
+    return prepare(host, call, *domain, domain_xml);
 }
 
 }  // namespace vfio_hook

@@ -7,11 +7,12 @@
 #include <iostream>
 
 #include "cli/cli.hpp"
+#include "cli/commands.hpp"
 #include "host/virsh.hpp"
 
 int main(int argc, char** argv) {
     if (argc >= 4 && vfio_hook::invoked_as_libvirt_hook(argv[0]) &&
-        !vfio_hook::hook_acts_on(argv[2], argv[3]))
+        !vfio_hook::hook_has_work(vfio_hook::HostPaths{}, {argv[1], argv[2], argv[3], ""}))
         return 0;
     // libvirtd restarting mid-start, or an OpenRC/runit host with no reader on our stderr: a
     // write to a dead pipe must cost a log line (EPIPE), never kill us between two moves.

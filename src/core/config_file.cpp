@@ -43,6 +43,7 @@ const std::vector<ConfigKey>& config_keys() {
         {"bind-deadline-ms", "how long giving a device back to its host driver may take (the driver's probe loads its firmware)"},
         {"settle-deadline-ms", "how long to wait for a driver to appear on a device after a write"},
         {"lock-deadline-ms", "how long to wait for another vfio-hook run to finish"},
+        {"script-deadline-ms", "how long one hook.d script may run before its process group is killed"},
         {"allow-boot-vga", "allow moving the host's boot display (single-GPU setups): yes or no", true},
         {"firmware-errors", "what kernel-log firmware/probe errors for a device do at prepare: warn or refuse"},
         {"log-level", "debug, info, warn or error"},
@@ -55,6 +56,7 @@ std::optional<std::string> apply_setting(Settings& settings, std::string_view ke
     if (key == "bind-deadline-ms") return parse_milliseconds(value, 10, 600000, settings.bind_deadline);
     if (key == "settle-deadline-ms") return parse_milliseconds(value, 1, 600000, settings.settle_deadline);
     if (key == "lock-deadline-ms") return parse_milliseconds(value, 1, 3600000, settings.lock_deadline);
+    if (key == "script-deadline-ms") return parse_milliseconds(value, 10, 3600000, settings.script_deadline);
     if (key == "allow-boot-vga") return parse_bool(value, settings.allow_boot_vga);
     if (key == "firmware-errors") {
         if (value != "warn" && value != "refuse") return std::string("expected warn or refuse");

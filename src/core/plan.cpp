@@ -157,11 +157,15 @@ private:
     bool may_take(const PciDevice& device, GroupId group) {
         if (device.on_vfio()) return true;  // the host does not use it now
         bool requested = requested_.count(device.address) > 0;
-        std::string member = "IOMMU group " + std::to_string(group) + " also holds " + describe(device);
+        // "a network controller (e1000e)", and for a companion where it comes from.
+        std::string what = device.kind() + " (" + device.driver.value_or("no driver") + ")";
+        std::string in_group = requested ? std::string()
+                                         : ", in IOMMU group " + std::to_string(group) + " with the VM's " +
+                                               requested_in_group(group).str();
         if (device.is_host_critical() && !in_.domain.settings.allowed_host_critical.count(device.address)) {
             refuse(device.address,
-                   (requested ? "is " + describe(device) : member) +
-                       ", which the host needs; giving it to the VM would take it from the host",
+                   "is the host's " + what + in_group +
+                       ": the host needs it, and giving it to the VM would take it from the host",
                    "move the card to a slot with its own IOMMU group; to give it away all the same, "
                    "add <allow-host-critical>" + device.address.str() +
                        "</allow-host-critical> to this VM's vfio-hook metadata");
@@ -173,21 +177,27 @@ private:
                 vfs += (vfs.empty() ? "" : ", ") + vf.address.str() + " on " + vf.driver.value_or("no driver");
             }
             refuse(device.address,
-                   (requested ? std::string("is") : member + ", which is") +
-                       " an SR-IOV physical function with " +
-                       std::to_string(device.virtual_functions.size()) +
-                       " virtual function(s) enabled (" + vfs + "): unbinding its driver destroys them",
+                   "is a " + what + in_group + " with " + std::to_string(device.virtual_functions.size()) +
+                       " SR-IOV virtual function(s) enabled (" + vfs + "): unbinding its driver destroys them",
                    "give the VM a virtual function instead, or disable them first (echo 0 > "
                    "/sys/bus/pci/devices/" + device.address.str() + "/sriov_numvfs)");
             return false;
         }
         if (requested || in_slot_of_a_requested_device(device)) return true;
         refuse(device.address,
-               member + " in another slot, which the VM does not name; passing the group would "
-                        "take it from the host",
+               "is a " + what + in_group + " but in another slot, and the VM does not name it: "
+               "passing the group would take it from the host",
                "add it to the VM's definition if it should go too, or move the card to a slot with "
                "its own IOMMU group");
         return false;
+    }
+
+    PciAddress requested_in_group(GroupId group) const {
+        for (const auto& address : requested_) {
+            const PciDevice* device = in_.bus.find(address);
+            if (device && device->iommu_group == group) return address;
+        }
+        return *requested_.begin();
     }
 
     bool in_slot_of_a_requested_device(const PciDevice& device) const {

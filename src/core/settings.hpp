@@ -18,6 +18,8 @@ struct Settings {
     std::chrono::milliseconds settle_deadline{2000};
     // How long a hook run waits for another run's lock before refusing.
     std::chrono::milliseconds lock_deadline{60000};
+    // How long one hook.d script may run before its whole process group is killed.
+    std::chrono::milliseconds script_deadline{60000};
     bool allow_boot_vga = false;
     bool refuse_on_firmware_errors = false;
     std::string log_level = "info";

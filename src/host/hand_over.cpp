@@ -89,8 +89,11 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         moved.push_back(&move);
         auto failure = mover.to_vfio(move.address);
         if (!failure) {
-            logger().info("{}: {} → vfio-pci in {} ms", move.address.str(),
-                          move.from.value_or("no driver"), elapsed_ms(start));
+            long took = elapsed_ms(start);
+            log_with_fields(spdlog::level::info,
+                            move.address.str() + ": " + move.from.value_or("no driver") + " → vfio-pci in " +
+                                std::to_string(took) + " ms",
+                            {{"DURATION_MS", std::to_string(took)}});
             continue;
         }
         std::vector<std::string> lines{failure->message};
@@ -164,8 +167,12 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
         auto start = Clock::now();
         auto failure = mover.home(restore.address, restore.to, restore.override_to_restore);
         if (!failure) {
-            logger().info("{}: vfio-pci → {} in {} ms", restore.address.str(),
-                          restore.to.value_or("no driver"), elapsed_ms(start));
+            long took = elapsed_ms(start);
+            log_with_fields(spdlog::level::info,
+                            restore.address.str() + ": vfio-pci → " + restore.to.value_or("no driver") + " in " +
+                                std::to_string(took) + " ms",
+                            {{"DURATION_MS", std::to_string(took)}});
+            report.addresses.push_back(restore.address);
             report.restored.push_back(restore.address.str() + ": back on " +
                                       restore.to.value_or("no driver"));
             continue;

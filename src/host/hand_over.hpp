@@ -45,6 +45,7 @@ struct ReleaseReport {
     std::vector<std::string> restored;  // "0000:01:00.0: vfio-pci → bochs-drm"
     std::vector<std::string> problems;  // one line each; devices involved are still recorded
     std::vector<std::string> kept;      // left on vfio-pci on purpose, with why
+    std::vector<PciAddress> addresses;  // the devices that came home
 };
 
 // Logs each device it moves; returns failures for the caller to tell the user.

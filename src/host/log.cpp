@@ -171,4 +171,14 @@ void tell_user(spdlog::level::level_enum level, const std::string& line) {
 
 std::size_t dropped_log_lines() { return dropped; }
 
+void log_with_fields(spdlog::level::level_enum level, const std::string& message, const LogFields& extra) {
+    if (!journal || level < logger().level()) {
+        logger().log(level, "{}", message);
+        return;
+    }
+    auto fields = fields_for(level, message);
+    fields.insert(fields.end(), extra.begin(), extra.end());
+    if (!journal->send(journald_datagram(fields))) write_stderr_line("vfio-hook: " + message);
+}
+
 }  // namespace vfio_hook

@@ -41,6 +41,10 @@ public:
     DeviceLogFields& operator=(const DeviceLogFields&) = delete;
 };
 
+// A log entry with fields of its own besides the context's (DURATION_MS, DEVICE_COUNT, ...).
+using LogFields = std::vector<std::pair<std::string, std::string>>;
+void log_with_fields(spdlog::level::level_enum level, const std::string& message, const LogFields& extra);
+
 // A line for the user: always on stderr (or the stream set for tests), and in the journal when
 // there is one.
 void tell_user(spdlog::level::level_enum level, const std::string& line);

@@ -1,0 +1,64 @@
+#include "core/script_plan.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace vfio_hook {
+namespace {
+
+bool one_component(const std::string& name) {
+    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+           name.find('\0') == std::string::npos;
+}
+
+// A script runs as root: whoever may change it, or a directory above it, may run anything as
+// root. So: owned by root (or by us), and writable by nobody else.
+std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) {
+    if (entry.uid != 0 && entry.uid != trusted_uid)
+        return entry.path + " is owned by uid " + std::to_string(entry.uid) + ", not root";
+    if (entry.mode & (S_IWGRP | S_IWOTH)) return entry.path + " is writable by group or others";
+    return std::nullopt;
+}
+
+std::string name_of(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::vector<std::string> script_directories(const std::string& domain_name, const std::string& operation,
+                                            const std::string& sub_operation) {
+    if (!one_component(domain_name) || !one_component(operation) || !one_component(sub_operation)) return {};
+    std::string event = operation + "/" + sub_operation;
+    return {"etc/vfio-hook/hook.d/all/" + event, "etc/vfio-hook/hook.d/vm/" + domain_name + "/" + event,
+            "etc/libvirt/hooks/qemu.d/" + domain_name + "/" + event};
+}
+
+ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigned trusted_uid) {
+    ScriptPlan plan;
+    for (const auto& directory : directories) {
+        // Dotfiles, READMEs, *.disabled examples, subdirectories: not scripts, never run.
+        std::vector<EntryInfo> candidates;
+        for (const auto& entry : directory.entries) {
+            if (!name_of(entry.path).starts_with(".") && S_ISREG(entry.mode) && (entry.mode & S_IXUSR))
+                candidates.push_back(entry);
+        }
+        if (candidates.empty()) continue;
+        std::size_t refused = plan.refusals.size();
+        for (const auto& ancestor : directory.ancestors) {
+            if (auto problem = unsafe(ancestor, trusted_uid)) plan.refusals.push_back(*problem);
+        }
+        for (const auto& candidate : candidates) {
+            if (auto problem = unsafe(candidate, trusted_uid)) plan.refusals.push_back(*problem);
+        }
+        if (plan.refusals.size() != refused) continue;  // nothing of an unsafe directory runs
+        std::sort(candidates.begin(), candidates.end(),
+                  [](const EntryInfo& a, const EntryInfo& b) { return name_of(a.path) < name_of(b.path); });
+        for (const auto& script : candidates) plan.scripts.push_back(script.path);
+    }
+    return plan;
+}
+
+}  // namespace vfio_hook

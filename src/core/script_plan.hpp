@@ -1,0 +1,44 @@
+#pragma once
+// Which of the user's hook.d scripts run for one libvirt event, in what order, and which are
+// refused, decided from a listing of the candidate directories (names, owners, modes) that the
+// boundary read. Pure: no file is opened here.
+//
+// Layout (no legal domain name can collide with it: names are one component under vm/):
+//   /etc/vfio-hook/hook.d/all/OPERATION/SUB-OP/*       every VM
+//   /etc/vfio-hook/hook.d/vm/NAME/OPERATION/SUB-OP/*   one VM, by its libvirt name
+//   /etc/libvirt/hooks/qemu.d/NAME/OPERATION/SUB-OP/*  VFIO-Tools' layout, where it exists
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vfio_hook {
+
+// One file system entry as stat() saw it.
+struct EntryInfo {
+    std::string path;
+    unsigned uid = 0;
+    unsigned mode = 0;  // st_mode: type and permission bits
+};
+
+// A candidate directory: the directories from the tree's root down to it (each must be safe),
+// then what it holds.
+struct ScriptDirectory {
+    std::vector<EntryInfo> ancestors;  // root of the tree first, the directory itself last
+    std::vector<EntryInfo> entries;
+};
+
+struct ScriptPlan {
+    std::vector<std::string> scripts;  // in the order they run
+    std::vector<std::string> refusals;  // one line each: "FILE is writable by group or others"
+};
+
+// `trusted_uid`: who may own scripts besides root (the uid vfio-hook runs as; root in production).
+ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigned trusted_uid);
+
+// The candidate directories for an event, relative to the root, in the order they run.
+// Empty when the domain name could not be one directory name ("", ".", "..", or with a '/').
+std::vector<std::string> script_directories(const std::string& domain_name, const std::string& operation,
+                                            const std::string& sub_operation);
+
+}  // namespace vfio_hook

@@ -1,0 +1,42 @@
+#pragma once
+// Runs the user's hook.d scripts for one libvirt event (see core/script_plan.hpp for the layout
+// and the rules): each in its own process group, the domain XML on stdin, the libvirt arguments
+// and VFIO_HOOK_* in its environment, both output streams to the log (never to libvirt: for
+// migrate/restore libvirt reads the hook's stdout as XML), under a deadline that kills the group.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/pci_address.hpp"
+#include "core/script_plan.hpp"
+#include "host/host_paths.hpp"
+
+namespace vfio_hook {
+
+struct ScriptEvent {
+    std::string domain_name;
+    std::string domain_uuid;  // "" when unknown
+    std::string operation;
+    std::string sub_operation;
+    std::string extra;
+    std::vector<PciAddress> addresses;  // the PCI devices of the event (VFIO_HOOK_PCI_ADDRESSES)
+};
+
+// A few stat calls and nothing else: whether any script directory exists for the event. The hook
+// calls this for every event of every VM.
+bool script_directory_exists(const HostPaths& paths, const std::string& domain_name,
+                             const std::string& operation, const std::string& sub_operation);
+
+// Lists the candidate directories (stat of each directory on their path and of each entry).
+ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, const std::string& operation,
+                        const std::string& sub_operation);
+
+// Runs them in order. Returns one line per failed script ("SCRIPT exited 3: <its last stderr
+// line>"); with `stop_at_first_failure` the scripts after a failed one do not run.
+std::vector<std::string> run_scripts(const std::vector<std::string>& scripts, const ScriptEvent& event,
+                                     const std::string& domain_xml, std::chrono::milliseconds deadline,
+                                     bool stop_at_first_failure);
+
+}  // namespace vfio_hook
