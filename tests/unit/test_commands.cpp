@@ -228,4 +228,27 @@ BOOST_AUTO_TEST_CASE(every_command_option_and_config_key_is_in_the_man_page) {
     for (const auto& key : config_keys()) BOOST_TEST(man.find(std::string(key.name)) != std::string::npos, key.name);
 }
 
+BOOST_AUTO_TEST_CASE(readme_man_page_and_help_agree_on_commands_options_and_exit_codes) {
+    auto text_of = [](const char* file) {
+        std::ifstream stream(std::string(VFIO_HOOK_SOURCE_DIR) + "/" + file);
+        return std::string(std::istreambuf_iterator<char>(stream), {});
+    };
+    std::string readme = text_of("README.md"), man = text_of("man/vfio-hook.8.scd");
+    FakeHost host;
+    std::string help = host.run({"--help"}).out;
+    BOOST_TEST(help.find("0 success (or ready), 1 refused, not ready or failed, 2 bad usage or bad input") != std::string::npos, help);
+    BOOST_TEST(readme.find("Exit status: 0 success (status: ready), 1 refused,\nnot ready or failed, 2 bad usage or bad input") !=
+               std::string::npos);
+    for (const char* code : {"*0*", "*1*", "*2*"}) BOOST_TEST(man.find(code) != std::string::npos, code);
+    for (const char* command : {"status", "check", "bind", "restore", "recover", "set", "get", "help"}) {
+        BOOST_TEST(help.find("  " + std::string(command)) != std::string::npos, command);
+        BOOST_TEST(readme.find("vfio-hook " + std::string(command)) != std::string::npos, command);
+    }
+    for (const auto& key : config_keys()) {
+        BOOST_TEST(readme.find("--" + std::string(key.name)) != std::string::npos, key.name);
+        BOOST_TEST(help.find("--" + std::string(key.name)) != std::string::npos, key.name);
+    }
+    for (const char* option : {"--connect", "--config"}) BOOST_TEST(readme.find(option) != std::string::npos, option);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
