@@ -35,6 +35,9 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
     for (const auto& address : plan.left_on_vfio) {
         out << "  keep  " << address.str() << ": already on vfio-pci before us; left alone\n";
     }
+    for (const auto& address : plan.left_alone) {
+        out << "  keep  " << address.str() << ": no driver, in another slot; left alone (it keeps the group viable)\n";
+    }
     for (const auto& warning : plan.warnings) out << "  warning: " << warning.line() << "\n";
     for (const auto& refusal : plan.refusals) out << "  refused: " << refusal.line() << "\n";
     out << (plan.refused() ? "would refuse to start\n" : "ready to start\n");

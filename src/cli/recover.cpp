@@ -5,13 +5,25 @@
 
 #include "cli/commands.hpp"
 #include "host/log.hpp"
+#include "host/pci_bus.hpp"
 
 namespace vfio_hook {
+namespace {
+
+// libvirt not installed, or its daemon not running: then no VM can be starting, and a running
+// QEMU shows itself by holding its VFIO devices. Any other failure (virsh timing out behind a
+// hook that holds its domain's lock, say) says nothing: no domain's devices are touched then.
+bool libvirt_is_absent(const std::string& error) {
+    return error.starts_with("cannot run virsh") || error.find("ailed to connect") != std::string::npos;
+}
+
+}  // namespace
 
 int run_recover(Commands& commands) {
     Host& host = commands.host;
     auto& out = commands.out;
-    auto active_domains = active_domain_uuids(commands.virsh, commands.uri);
+    // The lock first, then libvirt: a VM whose prepare ran between libvirt's answer and our lock
+    // would be missing from the answer.
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook recover: " + lock.error());
@@ -25,26 +37,42 @@ int run_recover(Commands& commands) {
         tell_user(spdlog::level::err, "vfio-hook recover: unreadable record: " + problem);
         status = 1;
     }
-    if (records.empty() && unreadable.empty()) out << "nothing to recover: no device is recorded as moved\n";
-    if (!active_domains && !records.empty()) {
-        out << "libvirt cannot say which VMs run (" << active_domains.error()
-            << "); a VM counts as running only while a process holds its VFIO devices\n";
+    if (records.empty() && unreadable.empty()) {
+        out << "nothing to recover: no device is recorded as moved\n";
+        return status;
+    }
+    auto active_domains = active_domain_uuids(commands.virsh, commands.uri);
+    bool know_who_runs = active_domains || libvirt_is_absent(active_domains.error());
+    if (!active_domains) {
+        out << "libvirt cannot say which VMs run (" << active_domains.error() << "); "
+            << (know_who_runs ? "a VM counts as running only while a process holds its VFIO devices"
+                              : "no VM's devices are touched: run recover again once `virsh list` answers")
+            << "\n";
     }
     for (const auto& record : records) {
         out << record.owner_label() << ":\n";
+        std::optional<std::set<PciAddress>> only;
         if (record.owner == manual_owner) {
+            // Parked on vfio-pci on purpose; a bind that did not finish is given back.
+            only.emplace();
             for (const auto& device : record.devices) {
-                out << "  parked: " << device.address.str()
-                    << " stays on vfio-pci (`vfio-hook restore " << device.address.str()
-                    << "` gives it back)\n";
+                if (current_driver(host.paths, device.address) == std::string(vfio_pci)) {
+                    out << "  parked: " << device.address.str() << " stays on vfio-pci (`vfio-hook restore "
+                        << device.address.str() << "` gives it back)\n";
+                } else {
+                    only->insert(device.address);
+                }
             }
+            if (only->empty()) continue;
+        } else if (!know_who_runs) {
+            out << "  left as is: libvirt did not answer\n";
+            status = 1;
             continue;
-        }
-        if (active_domains && active_domains->count(record.owner)) {
+        } else if (active_domains && active_domains->count(record.owner)) {
             out << "  running: libvirt lists it as active; its devices stay with it\n";
             continue;
         }
-        auto report = release_owner(host, record.owner);
+        auto report = release_owner(host, record.owner, only);
         for (const auto& line : report.restored) out << "  " << line << "\n";
         for (const auto& line : report.kept) out << "  kept: " << line << "\n";
         for (const auto& line : report.problems) {

@@ -25,8 +25,12 @@ bool PciDevice::is_storage() const { return (class_code >> 16) == 0x01; }
 
 bool PciDevice::is_host_critical() const {
     unsigned class_subclass = class_code >> 8;
-    if (is_storage() || is_host_bridge() || class_subclass == 0x0601 || class_subclass == 0x0c05)
+    if (is_storage() || is_host_bridge() || class_subclass == 0x0601 || class_subclass == 0x0c05 ||
+        class_subclass == 0x0580)  // 0x0580: the chipset's PMC / memory controller
         return true;
+    // On the root bus, "other serial bus" (0x0c80) is the chipset's SPI flash controller, bound or
+    // not (intel-spi is often not loaded); a GPU's UCSI function of that class sits behind a port.
+    if (class_subclass == 0x0c80 && address.bus == 0) return true;
     // SPI flash controllers have no class of their own (0x0c80, "other serial bus"): their
     // drivers tell (intel-spi, intel_spi_pci, spi-intel-pci, …).
     return driver && driver->find("spi") != std::string::npos;

@@ -6,11 +6,6 @@
 namespace vfio_hook {
 namespace {
 
-std::string describe(const PciDevice& device) {
-    return device.address.str() + " (" + device.kind() + ", " + device.driver.value_or("no driver") +
-           ")";
-}
-
 std::vector<const Holder*> holders_of(const std::vector<Holder>& holders, const std::string& node) {
     std::vector<const Holder*> found;
     for (const auto& holder : holders) {
@@ -136,7 +131,11 @@ private:
             refuse_recorded_elsewhere(device, group, *owner);
             return;
         }
-        if (!may_take(device, group)) return;
+        switch (may_take(device, group)) {
+            case Verdict::take: break;
+            case Verdict::leave: plan_.left_alone.push_back(device.address); return;
+            case Verdict::refused: return;
+        }
         if (device.on_vfio()) {
             plan_device_on_vfio(device, group, ours ? owner : nullptr);
             return;
@@ -147,6 +146,7 @@ private:
         }
         check_holders(device, device.device_nodes);
         check_kernel_log(device);
+        if (device.boot_vga || !device.console.empty()) plan_.takes_console.push_back(device.address);
         plan_.moves.push_back(Move{device.address, device.driver, group, requested, false});
     }
 
@@ -154,11 +154,14 @@ private:
     // same slot as one it names (the GPU's HDMI audio, USB-C, UCSI). Another slot in the group
     // (behind a bridge without ACS) is an unrelated device: a NIC, a USB controller. And what
     // the host cannot run without never goes, named or not, unless the VM allows that address.
-    bool may_take(const PciDevice& device, GroupId group) {
-        if (device.on_vfio()) return true;  // the host does not use it now
+    enum class Verdict { take, leave, refused };
+
+    Verdict may_take(const PciDevice& device, GroupId group) {
+        if (device.on_vfio()) return Verdict::take;  // the host does not use it now
         bool requested = requested_.count(device.address) > 0;
         // "a network controller (e1000e)", and for a companion where it comes from.
         std::string what = device.kind() + " (" + device.driver.value_or("no driver") + ")";
+        std::string a_what = (std::string("aeiouAEIOU").find(what[0]) == std::string::npos ? "a " : "an ") + what;
         std::string in_group = requested ? std::string()
                                          : ", in IOMMU group " + std::to_string(group) + " with the VM's " +
                                                requested_in_group(group).str();
@@ -166,10 +169,12 @@ private:
             refuse(device.address,
                    "is the host's " + what + in_group +
                        ": the host needs it, and giving it to the VM would take it from the host",
-                   "move the card to a slot with its own IOMMU group; to give it away all the same, "
-                   "add <allow-host-critical>" + device.address.str() +
-                       "</allow-host-critical> to this VM's vfio-hook metadata");
-            return false;
+                   in_.owner == manual_owner
+                       ? "`vfio-hook bind` never takes it; a VM may, with <allow-host-critical>" +
+                             device.address.str() + "</allow-host-critical> in its vfio-hook metadata"
+                       : "move the card to a slot with its own IOMMU group; to give it away all the same, "
+                         "`vfio-hook set '" + in_.domain.name + "' allow-host-critical " + device.address.str() + "`");
+            return Verdict::refused;
         }
         if (!device.virtual_functions.empty()) {
             std::string vfs;
@@ -177,19 +182,22 @@ private:
                 vfs += (vfs.empty() ? "" : ", ") + vf.address.str() + " on " + vf.driver.value_or("no driver");
             }
             refuse(device.address,
-                   "is a " + what + in_group + " with " + std::to_string(device.virtual_functions.size()) +
+                   "is " + a_what + in_group + " with " + std::to_string(device.virtual_functions.size()) +
                        " SR-IOV virtual function(s) enabled (" + vfs + "): unbinding its driver destroys them",
                    "give the VM a virtual function instead, or disable them first (echo 0 > "
                    "/sys/bus/pci/devices/" + device.address.str() + "/sriov_numvfs)");
-            return false;
+            return Verdict::refused;
         }
-        if (requested || in_slot_of_a_requested_device(device)) return true;
+        if (requested || in_slot_of_a_requested_gpu(device)) return Verdict::take;
+        // Nothing on the host uses it, and a driverless member keeps a VFIO group viable.
+        if (!device.driver) return Verdict::leave;
+        bool same_slot = device.same_slot(requested_in_group(group));
         refuse(device.address,
-               "is a " + what + in_group + " but in another slot, and the VM does not name it: "
-               "passing the group would take it from the host",
+               "is " + a_what + in_group + (same_slot ? "" : " but in another slot") +
+                   ", and the VM does not name it: passing the group would take it from the host",
                "add it to the VM's definition if it should go too, or move the card to a slot with "
                "its own IOMMU group");
-        return false;
+        return Verdict::refused;
     }
 
     PciAddress requested_in_group(GroupId group) const {
@@ -200,9 +208,13 @@ private:
         return *requested_.begin();
     }
 
-    bool in_slot_of_a_requested_device(const PciDevice& device) const {
-        return std::any_of(requested_.begin(), requested_.end(),
-                           [&](const PciAddress& wanted) { return device.same_slot(wanted); });
+    // A GPU's other functions (HDMI audio, USB-C, UCSI) go with it unnamed. A chipset slot's do
+    // not: 00:1f.x holds the LPC bridge, the PMC, SMBus, the SPI flash and the onboard NIC.
+    bool in_slot_of_a_requested_gpu(const PciDevice& device) const {
+        return std::any_of(requested_.begin(), requested_.end(), [&](const PciAddress& wanted) {
+            const PciDevice* gpu = in_.bus.find(wanted);
+            return gpu && gpu->is_display() && device.same_slot(wanted);
+        });
     }
 
     // Whatever its driver now: another owner's record says where it must go home to, and a second

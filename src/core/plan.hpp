@@ -32,6 +32,8 @@ struct Move {
 struct PreparePlan {
     std::vector<Move> moves;                   // in execution order
     std::vector<PciAddress> left_on_vfio;      // on vfio-pci before us and nobody's: not recorded
+    std::vector<PciAddress> takes_console;     // moves that take the host's console (allowed)
+    std::vector<PciAddress> left_alone;        // driverless members of another slot: not moved
     std::vector<Refusal> refusals;
     std::vector<Refusal> warnings;
 

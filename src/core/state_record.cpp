@@ -60,6 +60,10 @@ std::string StateRecord::owner_label() const {
     return "domain '" + domain_name + "' (uuid " + owner + ")";
 }
 
+std::string ConsoleStep::describe() const {
+    return kind == Kind::vtconsole ? "fbcon on " + name : name + " (" + driver + ")";
+}
+
 std::string serialize_record(const StateRecord& record) {
     std::string text(header);
     text += "\nowner " + record.owner + "\ndomain " + escape(record.domain_name) + "\n";
@@ -67,6 +71,12 @@ std::string serialize_record(const StateRecord& record) {
         text += "device " + device.address.str() + " " + device.original_driver.value_or("-") + " " +
                 (device.group ? std::to_string(*device.group) : std::string("-")) +
                 (device.original_override ? " override=" + *device.original_override : std::string()) + "\n";
+    }
+    for (const auto& step : record.console) {
+        text += "console " + step.gpu.str() + " " +
+                (step.kind == ConsoleStep::Kind::vtconsole ? "vtcon " + step.name
+                                                           : "framebuffer " + step.name + " " + step.driver) +
+                "\n";
     }
     return text;
 }
@@ -121,6 +131,20 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
                 device.original_override = name;
             }
             record.devices.push_back(device);
+        } else if (key == "console") {
+            std::string address_text, kind, name, driver;
+            words >> address_text >> kind >> name >> driver;
+            auto gpu = PciAddress::parse(address_text);
+            if (!gpu) return fail("invalid PCI address '" + address_text + "'");
+            // Names become sysfs path components, like driver names: the same rule.
+            if (!is_kernel_driver_name(name)) return fail("invalid console name '" + name + "'");
+            if (kind == "vtcon" && name.starts_with("vtcon")) {
+                record.console.push_back({*gpu, ConsoleStep::Kind::vtconsole, name, ""});
+            } else if (kind == "framebuffer" && is_kernel_driver_name(driver)) {
+                record.console.push_back({*gpu, ConsoleStep::Kind::firmware_framebuffer, name, driver});
+            } else {
+                return fail("invalid console step '" + kind + " " + name + " " + driver + "'");
+            }
         } else if (!key.empty()) {
             return fail("unknown field '" + key + "'");
         }

@@ -25,10 +25,24 @@ struct RecordedDevice {
     std::optional<DriverName> original_override = std::nullopt;
 };
 
+// A piece of the host's console taken away with a GPU (single-GPU setups), to be put back after
+// the GPU is home: fbcon unbound from a virtual console, or a firmware framebuffer (efifb,
+// simpledrm) detached from its platform driver.
+struct ConsoleStep {
+    enum class Kind { vtconsole, firmware_framebuffer };
+    PciAddress gpu;      // the GPU whose console this was
+    Kind kind = Kind::vtconsole;
+    std::string name;    // "vtcon1", "efi-framebuffer.0"
+    std::string driver;  // firmware framebuffer: the platform driver it was bound to (efifb)
+
+    std::string describe() const;  // "fbcon on vtcon1", "efi-framebuffer.0 (efifb)"
+};
+
 struct StateRecord {
     std::string owner;        // a canonical domain UUID, or manual_owner; also the file name
     std::string domain_name;  // for messages only: never part of a path
     std::vector<RecordedDevice> devices;
+    std::vector<ConsoleStep> console;  // in the order taken; given back in reverse
 
     const RecordedDevice* find(const PciAddress& address) const;
     std::string owner_label() const;  // "domain 'win11' (uuid …)" or "manual bind"

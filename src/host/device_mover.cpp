@@ -95,8 +95,10 @@ std::optional<MoveError> DeviceMover::home(const PciAddress& address,
                                            const std::optional<DriverName>& override) {
     if (auto error = come_home(address, driver)) return error;
     if (!override) return std::nullopt;
-    return write(address, "putting back driver_override " + *override,
-                 paths_.pci_device(address) / "driver_override", *override);
+    auto failure = write(address, "putting back driver_override " + *override,
+                         paths_.pci_device(address) / "driver_override", *override);
+    if (failure) failure->device_home = true;
+    return failure;
 }
 
 std::optional<MoveError> DeviceMover::come_home(const PciAddress& address,

@@ -18,6 +18,7 @@ namespace vfio_hook {
 struct MoveError {
     std::string message;  // one line naming the device, the step and the file
     bool hung = false;    // a write is still stuck in the kernel: further writes would block too
+    bool device_home = false;  // on its driver: only putting back its old driver_override failed
 };
 
 class DeviceMover {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "host/console.hpp"
 #include "host/device_mover.hpp"
 #include "host/holders.hpp"
 #include "host/kernel_log_reader.hpp"
@@ -32,8 +33,11 @@ std::uint64_t last_sequence(const std::vector<KernelLogLine>& lines) {
 
 StateRecord merged_record(const StateRecord* existing, const Domain& domain,
                           const std::string& owner, const PreparePlan& plan) {
-    StateRecord record{owner, domain.name, {}};
-    if (existing) record.devices = existing->devices;
+    StateRecord record{owner, domain.name, {}, {}};
+    if (existing) {
+        record.devices = existing->devices;
+        record.console = existing->console;
+    }
     for (const auto& move : plan.moves) {
         if (record.find(move.address)) continue;
         record.devices.push_back({move.address, move.from, move.group});
@@ -63,6 +67,26 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
     return plan;
 }
 
+namespace {
+
+// Gives back, in reverse, the console steps taken; the ones that would not come back stay
+// recorded (returned), each problem added to `lines`.
+std::vector<ConsoleStep> give_back_console(Host& host, const std::vector<ConsoleStep>& taken,
+                                           std::vector<std::string>& lines) {
+    std::vector<ConsoleStep> not_back;
+    for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
+        if (auto problem = give_back_console_step(host.paths, host.kernel, *it)) {
+            lines.push_back(*problem + "; `vfio-hook recover` tries again");
+            not_back.insert(not_back.begin(), *it);
+            continue;
+        }
+        logger().info("{}: gave back {}", it->gpu.str(), it->describe());
+    }
+    return not_back;
+}
+
+}  // namespace
+
 std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
                                            const std::string& owner, const PreparePlan& plan) {
     StateJournal journal(host.paths);
@@ -75,11 +99,38 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         auto move = std::find_if(plan.moves.begin(), plan.moves.end(),
                                  [&](const Move& m) { return m.address == device.address; });
         if (move == plan.moves.end() || move->already_on_vfio) continue;
+        // An earlier unfinished run recorded what the override was before us: keep that.
+        if (existing->has_value() && (**existing).find(device.address)) continue;
         auto override = mover.read_override(device.address);
         if (!override) return {override.error() + "; nothing was moved"};
         device.original_override = *override;
     }
+    // Single GPU: the host's console, taken only now that every check has passed, so a refused
+    // start never touches it (fbcon, once unbound, cannot simply be bound again).
+    std::vector<ConsoleStep> console;
+    for (const auto& gpu : plan.takes_console) {
+        for (auto& step : console_on(host.paths, host.kernel, gpu)) console.push_back(step);
+    }
+    record.console.insert(record.console.end(), console.begin(), console.end());
     if (auto problem = journal.save(record)) return {"cannot write the state record: " + *problem + "; nothing was moved"};
+
+    StateRecord rest = existing->value_or(StateRecord{owner, domain.name, {}, {}});
+    std::vector<ConsoleStep> taken;
+    for (const auto& step : console) {
+        if (auto failure = take_console_step(host.paths, host.kernel, step)) {
+            std::vector<std::string> lines{*failure};
+            rest.console = give_back_console(host, taken, lines);
+            if (rest.devices.empty() && rest.console.empty()) {
+                journal.remove(owner);
+            } else {
+                journal.save(rest);
+            }
+            lines.push_back("nothing was moved");
+            return lines;
+        }
+        logger().info("{}: took {}", step.gpu.str(), step.describe());
+        taken.push_back(step);
+    }
 
     std::vector<const Move*> moved;
     for (const auto& move : plan.moves) {
@@ -108,19 +159,24 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
             }
             if (auto undo_failure = mover.home(undo.address, where.original_driver, where.original_override)) {
                 lines.push_back("rollback: " + undo_failure->message);
-                stranded.push_back(where);
+                if (!undo_failure->device_home) stranded.push_back(where);
             }
         }
-        StateRecord rest = existing->value_or(StateRecord{owner, domain.name, {}});
         for (const auto& device : stranded) {
             if (!rest.find(device.address)) rest.devices.push_back(device);
         }
-        if (rest.devices.empty()) {
+        // The GPU is back on its driver (which brings its framebuffer): now the console.
+        bool console_gpu_home = std::none_of(taken.begin(), taken.end(), [&](const ConsoleStep& step) {
+            return rest.find(step.gpu) != nullptr;
+        });
+        auto not_back = console_gpu_home ? give_back_console(host, taken, lines) : taken;
+        rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
+        if (rest.devices.empty() && rest.console.empty()) {
             journal.remove(owner);
             lines.push_back("every device was put back where it was");
         } else {
             journal.save(rest);
-            lines.push_back("devices not yet home stay recorded in " + journal.file_of(owner).string() +
+            lines.push_back("what is not yet home stays recorded in " + journal.file_of(owner).string() +
                             "; run `vfio-hook recover` once the cause is fixed");
         }
         return lines;
@@ -139,7 +195,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
     if (!loaded->has_value()) return report;
     StateRecord record = **loaded;
-    StateRecord selected{record.owner, record.domain_name, {}};
+    StateRecord selected{record.owner, record.domain_name, {}, {}};
     for (const auto& device : record.devices) {
         if (!only || only->count(device.address)) selected.devices.push_back(device);
     }
@@ -177,6 +233,12 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
                                       restore.to.value_or("no driver"));
             continue;
         }
+        if (failure->device_home) {
+            // Home on its driver; only its old driver_override could not be written back.
+            report.addresses.push_back(restore.address);
+            report.problems.push_back(failure->message + "; the device is home: set it by hand");
+            continue;
+        }
         still_ours.insert(restore.address);
         std::string line = failure->message;
         // A device that did not come home goes back to vfio-pci, a known and safe state —
@@ -200,12 +262,18 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
         }
     }
 
-    StateRecord rest{record.owner, record.domain_name, {}};
+    StateRecord rest{record.owner, record.domain_name, {}, {}};
     for (const auto& device : record.devices) {
         bool selected_device = !only || only->count(device.address);
         if (!selected_device || still_ours.count(device.address)) rest.devices.push_back(device);
     }
-    auto problem = rest.devices.empty() ? journal.remove(owner) : journal.save(rest);
+    // The console goes back once its GPU is home (its driver's framebuffer is what fbcon needs).
+    std::vector<ConsoleStep> ready, waiting;
+    for (const auto& step : record.console) (rest.find(step.gpu) ? waiting : ready).push_back(step);
+    rest.console = waiting;
+    auto not_back = give_back_console(host, ready, report.problems);
+    rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
+    auto problem = rest.devices.empty() && rest.console.empty() ? journal.remove(owner) : journal.save(rest);
     if (problem) report.problems.push_back(*problem);
     return report;
 }

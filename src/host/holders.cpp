@@ -1,6 +1,7 @@
 #include "host/holders.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -90,23 +91,32 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
             std::string link = fd_dir + "/" + fd->d_name;
-            struct stat info;
-            bool opened_exists = ::stat(link.c_str(), &info) == 0;
-            if (opened_exists && S_ISCHR(info.st_mode)) {
-                auto match = by_number.find(static_cast<std::uint64_t>(info.st_rdev));
-                if (match != by_number.end()) {
-                    found(match->second);
-                    continue;
-                }
-            }
-            // Only the path can tell for a node without a number, or an fd whose file cannot be
-            // stat'ed (gone from this mount namespace).
-            if (by_path.empty() && opened_exists) continue;
+            // readlink first: it never asks a file system anything. stat() on an fd of a hung
+            // FUSE or NFS mount would wait for its server, forever, with our lock held; only
+            // device nodes (a path with a /dev/ in it: /dev/dri/card0 in a container's own
+            // namespace too) are worth a stat, and one that asks for nothing the inode does not
+            // already hold (AT_STATX_DONT_SYNC returns at once even on a hung FUSE mount).
             char target[512];
             ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
             if (n <= 0) continue;
             std::string node(target, static_cast<std::size_t>(n));
-            if (by_path.count(node) || (!opened_exists && wanted.count(node))) found(node);
+            if (by_path.count(node)) {
+                found(node);
+                continue;
+            }
+            if (node.find("/dev/") == std::string::npos) continue;
+            struct statx info;
+            if (::statx(AT_FDCWD, link.c_str(), AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) {
+                if (wanted.count(node)) found(node);  // gone from this namespace: the path must do
+                continue;
+            }
+            if (!S_ISCHR(info.stx_mode)) continue;
+            auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
+            if (match != by_number.end()) {
+                found(match->second);
+            } else if (wanted.count(node) && !wanted.at(node)) {
+                found(node);
+            }
         }
     }
     return holders;

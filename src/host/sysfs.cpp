@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 extern char** environ;
@@ -93,6 +95,48 @@ WriteResult RealKernel::write_within(const std::filesystem::path& file, std::str
         ::waitpid(child, nullptr, 0);
     }
     // On expiry the helper is left to finish (or stay stuck) on its own; it holds nothing of ours.
+    ::close(report[0]);
+    return outcome;
+}
+
+WriteResult RealKernel::map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) {
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) return {WriteResult::Status::failed, errno};
+    std::string path = fb_node.string();
+    pid_t child = ::fork();
+    if (child < 0) {
+        int error = errno;
+        ::close(report[0]);
+        ::close(report[1]);
+        return {WriteResult::Status::failed, error};
+    }
+    if (child == 0) {
+        isolate_child_fds(report[1]);
+        int result = 0;
+        int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            result = errno;
+        } else {
+            // linux/fb.h: struct fb_con2fbmap { __u32 console; __u32 framebuffer; }; consoles 1..63.
+            struct {
+                std::uint32_t console, framebuffer;
+            } map{0, framebuffer};
+            for (map.console = 1; map.console <= 63; ++map.console) {
+                if (::ioctl(fd, 0x4610 /* FBIOPUT_CON2FBMAP */, &map) != 0 && result == 0) result = errno;
+            }
+        }
+        [[maybe_unused]] auto written = ::write(3, &result, sizeof result);
+        ::_exit(0);
+    }
+    ::close(report[1]);
+    WriteResult outcome{WriteResult::Status::timed_out, 0};
+    if (wait_readable(report[0], Clock::now() + deadline_)) {
+        int result = 0;
+        outcome = ::read(report[0], &result, sizeof result) == sizeof result
+                      ? (result == 0 ? WriteResult::success() : WriteResult{WriteResult::Status::failed, result})
+                      : WriteResult{WriteResult::Status::failed, EIO};
+        ::waitpid(child, nullptr, 0);
+    }
     ::close(report[0]);
     return outcome;
 }

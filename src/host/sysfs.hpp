@@ -38,6 +38,10 @@ public:
                                      std::chrono::milliseconds deadline) = 0;
     // Under the same deadline as the writes.
     virtual ReadResult read_blocking(const std::filesystem::path& file) = 0;
+    // Maps every virtual console to framebuffer `framebuffer` through `fb_node` (/dev/fbN) with
+    // FBIOPUT_CON2FBMAP, what con2fbmap does: the one way to give fbcon back a console once its
+    // vtconsole was unbound (writing 1 to `bind` is accepted and ignored), under the deadline.
+    virtual WriteResult map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) = 0;
     // Loads a kernel module by name; true when it is (now) present.
     virtual bool load_module(const std::string& name) = 0;
     virtual std::chrono::milliseconds deadline() const = 0;
@@ -53,6 +57,7 @@ public:
     WriteResult write_within(const std::filesystem::path& file, std::string_view value,
                              std::chrono::milliseconds deadline) override;
     ReadResult read_blocking(const std::filesystem::path& file) override;
+    WriteResult map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) override;
     bool load_module(const std::string& name) override;
     std::chrono::milliseconds deadline() const override { return deadline_; }
 

@@ -58,7 +58,52 @@ bool FakeKernel::try_bind(const std::string& address, const std::string& driver)
         return false;
     }
     fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver, device_dir(address) / "driver");
+    driver_bound(address, driver);
     return true;
+}
+
+void FakeKernel::set_fbcon(bool bound) {
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(root_ / "sys/class/vtconsole", error)) {
+        if (read_file(entry.path() / "name").find("frame buffer") != std::string::npos)
+            write_file(entry.path() / "bind", bound ? "1\n" : "0\n");
+    }
+}
+
+void FakeKernel::driver_bound(const std::string& address, const std::string& driver) {
+    std::error_code error;
+    if (auto firmware = firmware_framebuffers.find(address); firmware != firmware_framebuffers.end()) {
+        fs::remove_all(root_ / "sys/bus/platform/devices" / firmware->second, error);  // sysfb_disable()
+        firmware_framebuffers.erase(firmware);
+    }
+    auto framebuffer = framebuffers.find(address);
+    if (framebuffer == framebuffers.end() || framebuffer->second.second != driver) return;
+    fs::path fb = root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer->second.first));
+    fs::create_directories(fb);
+    fs::create_directory_symlink(device_dir(address), fb / "device", error);
+    if (fbcon_follows_framebuffers) set_fbcon(true);
+}
+
+void FakeKernel::driver_unbound(const std::string& address) {
+    auto framebuffer = framebuffers.find(address);
+    if (framebuffer == framebuffers.end()) return;
+    std::error_code error;
+    fs::remove_all(root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer->second.first)), error);
+    bool any_left = false;
+    for (const auto& entry : fs::directory_iterator(root_ / "sys/class/graphics", error)) {
+        any_left |= entry.path().filename().string().starts_with("fb");
+    }
+    if (!any_left) set_fbcon(false);
+}
+
+WriteResult FakeKernel::map_consoles(const fs::path& fb_node, unsigned framebuffer) {
+    console_maps.push_back("fb" + std::to_string(framebuffer));
+    log_.push_back("ioctl FBIOPUT_CON2FBMAP " + fb_node.lexically_relative(root_).string());
+    std::error_code error;
+    if (!fs::exists(root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer)), error))
+        return {WriteResult::Status::failed, ENODEV};
+    set_fbcon(true);
+    return WriteResult::success();
 }
 
 void FakeKernel::fail_write(const std::string& file_suffix, int error, int times) {
@@ -106,6 +151,25 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
     }
     auto failed = [](int error) { return WriteResult{WriteResult::Status::failed, error}; };
     std::error_code error;
+    fs::path console_relative = file.lexically_relative(root_ / "sys");
+    auto console_parts = std::vector<std::string>(console_relative.begin(), console_relative.end());
+    if (console_parts.size() == 4 && console_parts[0] == "class" && console_parts[1] == "vtconsole" &&
+        console_parts[3] == "bind") {
+        if (value == "0") write_file(file, "0\n");
+        return WriteResult::success();  // "1" is accepted and changes nothing
+    }
+    if (console_parts.size() == 5 && console_parts[0] == "bus" && console_parts[1] == "platform" &&
+        console_parts[2] == "drivers") {
+        fs::path device = root_ / "sys/bus/platform/devices" / value;
+        if (!fs::exists(device, error)) return failed(ENODEV);
+        if (console_parts[4] == "unbind") {
+            fs::remove(device / "driver", error);
+            return WriteResult::success();
+        }
+        if (fs::exists(device / "driver", error)) return failed(EBUSY);
+        fs::create_directory_symlink(root_ / "sys/bus/platform/drivers" / console_parts[3], device / "driver");
+        return WriteResult::success();
+    }
     fs::path relative = file.lexically_relative(root_ / "sys/bus/pci");
     auto parts = std::vector<std::string>(relative.begin(), relative.end());
 
@@ -134,6 +198,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
         if (parts[2] == "unbind") {
             if (driver_of(value) != driver) return failed(ENODEV);
             fs::remove(device_dir(value) / "driver");
+            driver_unbound(value);
             return WriteResult::success();
         }
         if (driver_of(value)) return failed(EBUSY);
@@ -292,6 +357,39 @@ FakeHost& FakeHost::process_in_root(int pid, const std::string& command, const s
     return process(pid, command, targets);
 }
 
+FakeHost& FakeHost::console_on(const std::string& address, unsigned framebuffer) {
+    auto driver = driver_of(address);
+    kernel_.framebuffers[address] = {framebuffer, driver.value_or("")};
+    fs::path fb = root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer));
+    fs::create_directories(fb);
+    fs::create_directory_symlink(root_ / "sys/bus/pci/devices" / address, fb / "device");
+    write_file(root_ / "sys/class/vtconsole/vtcon0/name", "(S) dummy device\n");
+    write_file(root_ / "sys/class/vtconsole/vtcon0/bind", "0\n");
+    write_file(root_ / "sys/class/vtconsole/vtcon1/name", "(M) frame buffer device\n");
+    write_file(root_ / "sys/class/vtconsole/vtcon1/bind", "1\n");
+    write_file(root_ / ("dev/fb" + std::to_string(framebuffer)), "");
+    return *this;
+}
+
+FakeHost& FakeHost::firmware_framebuffer(const std::string& address, const std::string& name,
+                                         const std::string& driver) {
+    std::ofstream(root_ / "proc/iomem", std::ios::app)
+        << "c0000000-cfffffff : PCI Bus 0000:00\n  c0000000-c0ffffff : " << address << "\n    c0000000-c02fffff : "
+        << driver << "\n";
+    fs::create_directories(root_ / "sys/bus/platform/drivers" / driver);
+    fs::path device = root_ / "sys/bus/platform/devices" / name;
+    fs::create_directories(device);
+    fs::create_directory_symlink(root_ / "sys/bus/platform/drivers" / driver, device / "driver");
+    kernel_.firmware_framebuffers[address] = name;
+    return *this;
+}
+
+std::string FakeHost::vtcon_bind(const std::string& vtcon) const {
+    std::string text = read_file(root_ / "sys/class/vtconsole" / vtcon / "bind");
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+}
+
 FakeHost& FakeHost::nvidia_minor(const std::string& address, unsigned minor) {
     write_file(root_ / "proc/driver/nvidia/gpus" / address / "information",
                "Model: \t\t NVIDIA GeForce RTX 4090\nIRQ:   \t\t 160\nDevice Minor: \t " +
@@ -328,6 +426,9 @@ struct KernelRef : KernelInterface {
         return kernel.write_within(file, value, deadline);
     }
     ReadResult read_blocking(const fs::path& file) override { return kernel.read_blocking(file); }
+    WriteResult map_consoles(const fs::path& node, unsigned framebuffer) override {
+        return kernel.map_consoles(node, framebuffer);
+    }
     bool load_module(const std::string& name) override { return kernel.load_module(name); }
     std::chrono::milliseconds deadline() const override { return kernel.deadline(); }
     KernelInterface& kernel;

@@ -30,6 +30,7 @@ public:
     WriteResult write_within(const std::filesystem::path& file, std::string_view value,
                              std::chrono::milliseconds deadline) override;
     ReadResult read_blocking(const std::filesystem::path& file) override;
+    WriteResult map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) override;
     bool load_module(const std::string& name) override;
     std::chrono::milliseconds deadline() const override { return std::chrono::milliseconds(50); }
 
@@ -54,7 +55,22 @@ public:
     // claims one too once driverctl gives it the card's ID (new_id).
     std::map<std::string, std::vector<std::string>> matching_drivers;
 
+    // The console, as the kernel keeps it. A GPU's driver registers framebuffer fbN while bound
+    // (device → {N, driver}); fbcon serves the "frame buffer" vtconsoles while any framebuffer is
+    // registered: the kernel unbinds it by itself when the last one goes and binds it back when
+    // one registers (unless `fbcon_follows_framebuffers` is off, as for a driver without fbdev
+    // emulation). Writing 1 to a vtconsole's bind is accepted and ignored (measured on 6.1/7.2);
+    // FBIOPUT_CON2FBMAP (map_consoles) to a registered framebuffer binds it back. A firmware
+    // framebuffer's platform device (device → name) is deleted when any driver takes its GPU.
+    std::map<std::string, std::pair<unsigned, std::string>> framebuffers;
+    std::map<std::string, std::string> firmware_framebuffers;
+    bool fbcon_follows_framebuffers = true;
+    std::vector<std::string> console_maps;  // "fb0" per map_consoles call
+
 private:
+    void set_fbcon(bool bound);
+    void driver_bound(const std::string& address, const std::string& driver);
+    void driver_unbound(const std::string& address);
     std::filesystem::path device_dir(const std::string& address) const;
     std::optional<std::string> driver_of(const std::string& address) const;
     bool try_bind(const std::string& address, const std::string& driver);
@@ -113,6 +129,12 @@ public:
     FakeHost& char_device(const std::string& path, unsigned major, unsigned minor);
     // A process whose fds open files under the fake root (real stat() then sees them).
     FakeHost& process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths);
+    // The host's console on a GPU: its driver's framebuffer fbN registered now, fbcon bound on
+    // vtcon1 (vtcon0 is the dummy console).
+    FakeHost& console_on(const std::string& address, unsigned framebuffer);
+    // A firmware framebuffer (platform device NAME bound to DRIVER) inside the GPU's BAR 0.
+    FakeHost& firmware_framebuffer(const std::string& address, const std::string& name, const std::string& driver);
+    std::string vtcon_bind(const std::string& vtcon = "vtcon1") const;
     // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
     FakeHost& nvidia_minor(const std::string& address, unsigned minor);
 

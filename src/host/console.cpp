@@ -1,0 +1,109 @@
+#include "host/console.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <system_error>
+#include <thread>
+
+#include "core/console.hpp"
+
+namespace vfio_hook {
+namespace fs = std::filesystem;
+namespace {
+
+// The platform drivers that drive a firmware framebuffer (fbdev and DRM flavours).
+bool firmware_framebuffer_driver(const std::string& driver) {
+    return driver == "efifb" || driver == "vesafb" || driver == "simple-framebuffer" || driver == "simplefb" ||
+           driver == "simpledrm" || driver == "efidrm" || driver == "vesadrm" || driver == "ofdrm";
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+    std::vector<std::string> names;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(dir, error)) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+fs::path vtconsole(const HostPaths& paths, const std::string& name) {
+    return paths.root / "sys/class/vtconsole" / name;
+}
+
+// The framebuffer (fbN) the GPU's own driver registered, if any.
+std::optional<unsigned> framebuffer_of(const HostPaths& paths, const PciAddress& gpu) {
+    for (const auto& name : names_in(paths.root / "sys/class/graphics")) {
+        if (!name.starts_with("fb")) continue;
+        if (link_name(paths.root / "sys/class/graphics" / name / "device") != gpu.str()) continue;
+        try {
+            return static_cast<unsigned>(std::stoul(name.substr(2)));
+        } catch (const std::exception&) {
+        }
+    }
+    return std::nullopt;
+}
+
+bool fbcon_bound(KernelInterface& kernel, const HostPaths& paths, const std::string& name) {
+    auto bind = kernel.read_blocking(vtconsole(paths, name) / "bind");
+    return bind.status == ReadResult::Status::ok && bind.text == "1";
+}
+
+}  // namespace
+
+std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu) {
+    std::vector<ConsoleStep> steps;
+    for (const auto& name : names_in(paths.root / "sys/class/vtconsole")) {
+        if (read_small_file(vtconsole(paths, name) / "name").find("frame buffer") == std::string::npos) continue;
+        if (fbcon_bound(kernel, paths, name)) steps.push_back({gpu, ConsoleStep::Kind::vtconsole, name, ""});
+    }
+    auto in_bars = firmware_framebuffers(read_text_file(paths.proc() / "iomem"));
+    if (!in_bars.count(gpu)) return steps;
+    for (const auto& name : names_in(paths.root / "sys/bus/platform/devices")) {
+        auto driver = link_name(paths.root / "sys/bus/platform/devices" / name / "driver");
+        if (driver && firmware_framebuffer_driver(*driver) && is_kernel_driver_name(name))
+            steps.push_back({gpu, ConsoleStep::Kind::firmware_framebuffer, name, *driver});
+    }
+    return steps;
+}
+
+std::optional<std::string> take_console_step(const HostPaths& paths, KernelInterface& kernel, const ConsoleStep& step) {
+    fs::path file = step.kind == ConsoleStep::Kind::vtconsole
+                        ? vtconsole(paths, step.name) / "bind"
+                        : paths.root / "sys/bus/platform/drivers" / step.driver / "unbind";
+    auto result = kernel.write(file, step.kind == ConsoleStep::Kind::vtconsole ? "0" : step.name);
+    if (result.ok()) return std::nullopt;
+    return step.gpu.str() + ": taking the console (" + step.describe() + ") failed: writing " + file.string() +
+           ": " + result.describe();
+}
+
+std::optional<std::string> give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
+                                                  const ConsoleStep& step) {
+    if (step.kind == ConsoleStep::Kind::firmware_framebuffer) {
+        // Once a native driver has had the GPU the kernel deletes the firmware framebuffer's
+        // device (sysfb_disable): the console then comes from the driver's own framebuffer.
+        std::error_code error;
+        if (!fs::exists(paths.root / "sys/bus/platform/devices" / step.name, error)) return std::nullopt;
+        if (link_name(paths.root / "sys/bus/platform/devices" / step.name / "driver")) return std::nullopt;
+        fs::path bind = paths.root / "sys/bus/platform/drivers" / step.driver / "bind";
+        auto result = kernel.write(bind, step.name);
+        if (result.ok()) return std::nullopt;
+        return step.gpu.str() + ": giving back " + step.describe() + " failed: writing " + bind.string() + ": " +
+               result.describe();
+    }
+    // The GPU's driver registering its framebuffer brings fbcon back by itself; give it a moment.
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (!fbcon_bound(kernel, paths, step.name) && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (fbcon_bound(kernel, paths, step.name)) return std::nullopt;
+    auto framebuffer = framebuffer_of(paths, step.gpu);
+    if (!framebuffer) {
+        return step.gpu.str() + ": fbcon is not back on " + step.name + ": the GPU's driver registered no "
+               "framebuffer (its fbdev emulation is off?)";
+    }
+    fs::path node = paths.root / ("dev/fb" + std::to_string(*framebuffer));
+    auto mapped = kernel.map_consoles(node, *framebuffer);
+    if (mapped.ok() && fbcon_bound(kernel, paths, step.name)) return std::nullopt;
+    return step.gpu.str() + ": fbcon is not back on " + step.name + " (FBIOPUT_CON2FBMAP on " + node.string() +
+           ": " + (mapped.ok() ? "no effect" : mapped.describe()) + ")";
+}
+
+}  // namespace vfio_hook
