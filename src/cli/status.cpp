@@ -107,6 +107,7 @@ void render_json(const HostReport& report, std::ostream& out) {
                       }) +
                       ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted) + "}";
            })
+        << ",\"consoles_given\":" << json_array(report.consoles_given, quoted)
         << ",\"problems\":" << json_array(report.problems, [&](const Refusal& problem) {
                return "{\"address\":" + (problem.address ? json_string(problem.address->str()) : std::string("null")) +
                       ",\"problem\":" + json_string(problem.reason) + ",\"fix\":" + json_string(problem.fix) + "}";
@@ -156,6 +157,7 @@ void render_table(const HostReport& report, std::ostream& out) {
         out << "    a VM could not take it now:\n";
         for (const auto& blocker : gpu.blockers) out << "      " << blocker.line() << "\n";
     }
+    for (const auto& line : report.consoles_given) out << "host console: " << line << "\n";
     if (report.ready()) {
         out << "ready\n";
         return;

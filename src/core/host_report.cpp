@@ -152,6 +152,17 @@ HostReport assess_host(const HostFacts& facts) {
              "free one of them as its reasons say, or add a second GPU for the VMs"});
     }
     for (const auto& record : facts.records) {
+        for (const auto& step : record.console) {
+            if (record.find(step.gpu)) {
+                report.consoles_given.push_back(step.describe() + " (" + step.gpu.str() + ") is given to " +
+                                                record.owner_label());
+                continue;
+            }
+            report.problems.push_back({step.gpu,
+                                       "the host's console (" + step.describe() + ") did not come back after " +
+                                           record.owner_label() + " gave the GPU back",
+                                       "run `vfio-hook recover`"});
+        }
         for (const auto& moved : record.devices) {
             const PciDevice* device = facts.bus.find(moved.address);
             if (device && !device->on_vfio() && device->driver != moved.original_driver) {

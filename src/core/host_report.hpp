@@ -51,6 +51,7 @@ struct HostReport {
     bool vfio_pci_present = false;
     DriverHolds holds;
     std::vector<GpuReport> gpus;
+    std::vector<std::string> consoles_given;  // "fbcon on vtcon1 is given to domain 'win11' (uuid …)"
     std::vector<Refusal> problems;  // each with its fix; empty means ready
 
     bool ready() const { return problems.empty(); }

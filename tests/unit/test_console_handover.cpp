@@ -1,0 +1,168 @@
+// Single-GPU passthrough: the host's only GPU goes to a VM that allows it, console and all, and
+// comes back. The fake kernel keeps the console as the real one does (fake_host.hpp: fbcon
+// follows framebuffers, `echo 1 > bind` changes nothing, FBIOPUT_CON2FBMAP brings it back).
+
+#include <boost/test/unit_test.hpp>
+
+#include "test_printing.hpp"
+
+#include <fstream>
+
+#include "fake_host.hpp"
+
+using namespace vfio_hook;
+using namespace vfio_hook::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+const char* the_gpu = "0000:03:00.0";
+const char* the_audio = "0000:03:00.1";
+
+// The host's only GPU carries its console: amdgpu's framebuffer fb0 with fbcon on it, and the
+// firmware framebuffer (efifb) still inside its BAR.
+struct SingleGpu : FakeHost {
+    SingleGpu() {
+        gpu_device();
+        console_on(the_gpu, 0);
+        firmware_framebuffer(the_gpu, "efi-framebuffer.0", "efifb");
+    }
+    void gpu_device() {
+        device(the_gpu, 0x030000, "amdgpu", 11, 0x1002, 0x744c).boot_vga(the_gpu).drm_node(the_gpu, "card0");
+        audio(the_audio, "snd_hda_intel", 11);
+    }
+    bool home() const {
+        return driver_of(the_gpu) == "amdgpu" && driver_of(the_audio) == "snd_hda_intel" && override_of(the_gpu).empty() &&
+               override_of(the_audio).empty();
+    }
+    bool console_back() const { return vtcon_bind() == "1"; }
+    std::string record_text() const {
+        std::ifstream file(root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record"));
+        return std::string(std::istreambuf_iterator<char>(file), {});
+    }
+};
+
+const std::string allowed = domain_xml(
+    "win11", uuid_a, {the_gpu}, false,
+    "<vh:vfio-hook xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\"><vh:allow-boot-vga>yes</vh:allow-boot-vga></vh:vfio-hook>");
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(console_handover)
+
+BOOST_AUTO_TEST_CASE(the_console_is_recorded_taken_after_the_checks_and_given_back_after_the_gpu_is_home) {
+    SingleGpu host;
+    auto prepare = host.hook("win11", "prepare", "begin", allowed);
+    BOOST_TEST_REQUIRE(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.driver_of(the_gpu) == "vfio-pci");
+    BOOST_TEST(host.vtcon_bind() == "0");
+    BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " vtcon vtcon1\n"), host.record_text());
+    BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " framebuffer efi-framebuffer.0 efifb\n"));
+    // The console steps come before the first move, fbcon's before the framebuffer's.
+    const auto& log = host.kernel().write_log();
+    auto at = [&](const std::string& what) {
+        return std::find_if(log.begin(), log.end(), [&](const std::string& line) { return contains(line, what); }) - log.begin();
+    };
+    BOOST_TEST(at("vtcon1/bind <- 0") < at("efifb/unbind <- efi-framebuffer.0"));
+    BOOST_TEST(at("efifb/unbind") < at(std::string(the_gpu) + "/driver_override <- vfio-pci"));
+
+    auto status = host.run({"status"});
+    BOOST_TEST(contains(status.out, "host console: fbcon on vtcon1 (0000:03:00.0) is given to domain 'win11'"), status.out);
+
+    BOOST_TEST(host.hook("win11", "release", "end", allowed).status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_start_never_touches_the_console) {
+    SingleGpu host;
+    host.process(1234, "gnome-shell", {"/dev/dri/card0"});  // the display manager did not stop
+    auto run = host.hook("win11", "prepare", "begin", allowed);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "held open by pid 1234 (gnome-shell) on /dev/dri/card0"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(fs::exists(host.root() / "sys/bus/platform/devices/efi-framebuffer.0/driver"));
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_move_gives_the_gpu_back_first_then_the_console) {
+    SingleGpu host;
+    host.kernel().refuse_probe("vfio-pci");
+    auto run = host.hook("win11", "prepare", "begin", allowed);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "did not bind to vfio-pci"), run.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_console_the_driver_does_not_bring_back_is_mapped_back_with_con2fbmap) {
+    SingleGpu host;
+    host.kernel().fbcon_follows_framebuffers = false;  // a driver that registers no fbcon by itself
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    BOOST_TEST(host.hook("win11", "release", "end", allowed).status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.kernel().console_maps == std::vector<std::string>{"fb0"});
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(host.records().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_console_that_does_not_come_back_stays_recorded_and_status_says_how_to_retry) {
+    SingleGpu host;
+    host.kernel().fbcon_follows_framebuffers = false;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    host.kernel().framebuffers.clear();  // back on its driver, the GPU registers no framebuffer
+    auto release = host.hook("win11", "release", "end", allowed);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(contains(release.err, "fbcon is not back on vtcon1: the GPU's driver registered no framebuffer"),
+               release.err);
+    BOOST_TEST(host.records().size() == 1u);
+    auto status = host.run({"status"});
+    BOOST_TEST(status.status == 1);
+    BOOST_TEST(contains(status.out, "the host's console (fbcon on vtcon1) did not come back"), status.out);
+    BOOST_TEST(contains(status.out, "run `vfio-hook recover`"), status.out);
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_after_any_write_then_recover_restores_devices_and_console) {
+    int total = 0;
+    {
+        SingleGpu host;
+        host.hook("win11", "prepare", "begin", allowed);
+        total = host.kernel().writes();
+    }
+    BOOST_TEST_REQUIRE(total >= 8);
+    for (int k = 0; k <= total; ++k) {
+        SingleGpu host;
+        host.kernel().crash_after(k);
+        try {
+            host.hook("win11", "prepare", "begin", allowed);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.out << recover.err);
+        BOOST_TEST(host.home(), "k=" << k);
+        BOOST_TEST(host.console_back(), "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+    for (int k = 0; k <= 10; ++k) {
+        SingleGpu host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+        host.kernel().crash_after(host.kernel().writes() + k);
+        try {
+            host.hook("win11", "release", "end", allowed);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        BOOST_TEST(host.run({"recover"}).status == 0, "k=" << k);
+        BOOST_TEST(host.home(), "release k=" << k);
+        BOOST_TEST(host.console_back(), "release k=" << k);
+        BOOST_TEST(host.records().empty(), "release k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
