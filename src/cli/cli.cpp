@@ -103,8 +103,8 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
 // The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
 // required" or "arguments were not expected").
 const std::vector<std::string>& command_names() {
-    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover",
-                                                   "set", "get", "hook", "help"};
+    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "set",
+                                                   "get", "assign", "unassign", "hook", "help"};
     return names;
 }
 
@@ -300,6 +300,24 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     auto* get = app.add_subcommand("get", "show a VM's per-VM settings");
     get->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
 
+    std::string assign_domain;
+    std::vector<std::string> assign_addresses;
+    bool headless = false, dry_run = false, restore_display = false;
+    auto* assign = app.add_subcommand("assign", "put a GPU (every endpoint of its IOMMU group) into a VM's definition "
+                                                "as PCI hostdevs, through libvirt");
+    assign->add_option("domain", assign_domain, "domain name or UUID")->required()->type_name("DOMAIN");
+    assign->add_option("address", assign_addresses, "PCI address")->required()->type_name("ADDRESS");
+    assign->add_flag("--headless", headless, "also remove the emulated display and sound (sound first, then "
+                                             "graphics, video, SPICE channels and USB redirection)");
+    assign->add_flag("--dry-run", dry_run, "print the change as a unified diff; change nothing");
+    auto* unassign = app.add_subcommand("unassign", "take hostdevs out of a VM's definition (all of vfio-hook's "
+                                                    "when no address is given)");
+    unassign->add_option("domain", assign_domain, "domain name or UUID")->required()->type_name("DOMAIN");
+    unassign->add_option("address", assign_addresses, "PCI address")->type_name("ADDRESS");
+    unassign->add_flag("--restore-display", restore_display,
+                       "put back the display and sound from the latest backup (taken by assign)");
+    unassign->add_flag("--dry-run", dry_run, "print the change as a unified diff; change nothing");
+
     std::string help_topic;
     auto* help = app.add_subcommand("help", "show this help, or a command's");
     help->add_option("command", help_topic, "a command")->type_name("COMMAND");
@@ -395,6 +413,15 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         return bind->parsed() ? run_bind(commands, *addresses) : run_restore(commands, *addresses, force);
     }
     if (recover->parsed()) return run_recover(commands);
+    if (assign->parsed() || unassign->parsed()) {
+        auto addresses = parse_addresses(assign_addresses);
+        if (!addresses) {
+            environment.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
+            return 2;
+        }
+        return assign->parsed() ? run_assign(commands, assign_domain, *addresses, headless, dry_run)
+                                : run_unassign(commands, assign_domain, *addresses, restore_display, dry_run);
+    }
     if (set->parsed()) return run_set(commands, settings_domain, settings_key, settings_value);
     return run_get(commands, settings_domain);
 }

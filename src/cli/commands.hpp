@@ -43,5 +43,9 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
 int run_recover(Commands& commands);
 int run_set(Commands& commands, const std::string& domain, const std::string& key, const std::string& value);
 int run_get(Commands& commands, const std::string& domain);
+int run_assign(Commands& commands, const std::string& domain, const std::vector<PciAddress>& addresses, bool headless,
+               bool dry_run);
+int run_unassign(Commands& commands, const std::string& domain, const std::vector<PciAddress>& addresses,
+                 bool restore_display, bool dry_run);
 
 }  // namespace vfio_hook

@@ -455,6 +455,11 @@ FakeHost::Run FakeHost::run_exactly(const std::vector<std::string>& full, const 
                 for (const auto& uuid : *libvirt_active) lines += uuid + "\n";
                 return lines + "\n";
             }
+            if (command == "define" && virsh_args.size() > 3) {
+                std::ifstream file(virsh_args[3]);
+                defined.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+                return std::string("Domain defined\n");
+            }
             auto answers = virsh_answers.find(command);
             if (answers == virsh_answers.end() || answers->second.empty())
                 return Error{"virsh failed: error: failed to get domain"};

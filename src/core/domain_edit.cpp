@@ -1,0 +1,294 @@
+#include "core/domain_edit.hpp"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace vfio_hook {
+namespace {
+
+using Document = std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)>;
+
+constexpr std::string_view our_alias_prefix = "ua-vfio-hook-";
+
+std::string text(const xmlChar* value) { return value ? reinterpret_cast<const char*>(value) : ""; }
+
+std::string attribute(xmlNodePtr node, const char* name) {
+    xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
+    std::string result = text(value);
+    xmlFree(value);
+    return result;
+}
+
+bool named(xmlNodePtr node, std::string_view name) {
+    return node && node->type == XML_ELEMENT_NODE && text(node->name) == name;
+}
+
+xmlNodePtr child(xmlNodePtr node, std::string_view name) {
+    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
+        if (named(each, name)) return each;
+    }
+    return nullptr;
+}
+
+std::vector<xmlNodePtr> children(xmlNodePtr node) {
+    std::vector<xmlNodePtr> found;
+    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
+        if (each->type == XML_ELEMENT_NODE) found.push_back(each);
+    }
+    return found;
+}
+
+Expected<Document> parse(std::string_view xml, const std::string& what) {
+    if (xml.find("<!DOCTYPE") != std::string_view::npos) return Error{what + " declares a DOCTYPE: refusing"};
+    // No network, no entity expansion (XML_PARSE_NOENT is not given), blanks dropped so the
+    // output is indented afresh, the same way before and after (for the diff).
+    Document document(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS),
+                      &xmlFreeDoc);
+    if (!document || !named(xmlDocGetRootElement(document.get()), "domain"))
+        return Error{what + " is not a libvirt domain definition"};
+    return document;
+}
+
+std::string serialize(xmlNodePtr node) {
+    std::unique_ptr<xmlBuffer, decltype(&xmlBufferFree)> buffer(xmlBufferCreate(), &xmlBufferFree);
+    xmlNodeDump(buffer.get(), node->doc, node, 0, 1);
+    return std::string(reinterpret_cast<const char*>(xmlBufferContent(buffer.get()))) + "\n";
+}
+
+std::optional<PciAddress> source_address(xmlNodePtr hostdev) {
+    if (attribute(hostdev, "type") != "pci") return std::nullopt;
+    xmlNodePtr address = child(child(hostdev, "source"), "address");
+    if (!address) return std::nullopt;
+    unsigned long parts[4] = {0, 0, 0, 0};
+    const char* names[4] = {"domain", "bus", "slot", "function"};
+    for (int i = 0; i < 4; ++i) {
+        std::string value = attribute(address, names[i]);
+        if (value.empty()) continue;
+        errno = 0;
+        char* end = nullptr;
+        parts[i] = std::strtoul(value.c_str(), &end, 0);
+        if (errno || *end) return std::nullopt;
+    }
+    return PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
+}
+
+bool ours(xmlNodePtr hostdev) {
+    return attribute(child(hostdev, "alias"), "name").starts_with(our_alias_prefix);
+}
+
+std::string hex(unsigned value, int digits) {
+    char buffer[16];
+    std::snprintf(buffer, sizeof buffer, "0x%0*x", digits, value);
+    return buffer;
+}
+
+void add_hostdev(xmlNodePtr devices, const PciAddress& address) {
+    xmlNodePtr hostdev = xmlNewNode(nullptr, BAD_CAST "hostdev");
+    xmlNewProp(hostdev, BAD_CAST "mode", BAD_CAST "subsystem");
+    xmlNewProp(hostdev, BAD_CAST "type", BAD_CAST "pci");
+    xmlNewProp(hostdev, BAD_CAST "managed", BAD_CAST "no");
+    xmlNodePtr source = xmlNewChild(hostdev, nullptr, BAD_CAST "source", nullptr);
+    xmlNodePtr where = xmlNewChild(source, nullptr, BAD_CAST "address", nullptr);
+    xmlNewProp(where, BAD_CAST "domain", BAD_CAST hex(address.domain, 4).c_str());
+    xmlNewProp(where, BAD_CAST "bus", BAD_CAST hex(address.bus, 2).c_str());
+    xmlNewProp(where, BAD_CAST "slot", BAD_CAST hex(address.slot, 2).c_str());
+    xmlNewProp(where, BAD_CAST "function", BAD_CAST hex(address.function, 1).c_str());
+    // A user alias (ua-…) survives libvirt's round trip: it is how unassign knows its own.
+    std::string alias = std::string(our_alias_prefix) + address.str();
+    std::replace(alias.begin(), alias.end(), ':', '-');
+    std::replace(alias.begin(), alias.end(), '.', '-');
+    xmlNewProp(xmlNewChild(hostdev, nullptr, BAD_CAST "alias", nullptr), BAD_CAST "name", BAD_CAST alias.c_str());
+    // After the last hostdev, or at the end of <devices>.
+    xmlNodePtr last = nullptr;
+    for (xmlNodePtr each : children(devices)) {
+        if (named(each, "hostdev")) last = each;
+    }
+    if (last) {
+        xmlAddNextSibling(last, hostdev);
+    } else {
+        xmlAddChild(devices, hostdev);
+    }
+}
+
+// The emulated display and sound, in the order they must go (libvirt rejects SPICE audio
+// without SPICE graphics, so sound and audio leave before graphics).
+struct DisplayPart {
+    const char* element;
+    bool spice_only;  // channels and USB redirection: only the SPICE ones
+};
+constexpr DisplayPart display_parts[] = {{"sound", false},   {"audio", false},  {"graphics", false},
+                                         {"video", false},   {"channel", true}, {"redirdev", true}};
+
+bool is_display_part(xmlNodePtr node, const DisplayPart& part) {
+    return named(node, part.element) && (!part.spice_only || attribute(node, "type") == "spicevmc");
+}
+
+std::string describe(xmlNodePtr node) {
+    std::string kind = attribute(node, "model");
+    if (kind.empty()) kind = attribute(node, "type");
+    if (kind.empty()) kind = attribute(child(node, "model"), "type");
+    return text(node->name) + (kind.empty() ? "" : " " + kind);
+}
+
+void remove_display(xmlNodePtr devices, DomainEdit& edit) {
+    for (const auto& part : display_parts) {
+        for (xmlNodePtr node : children(devices)) {
+            if (!is_display_part(node, part)) continue;
+            edit.removed.push_back(describe(node));
+            xmlUnlinkNode(node);
+            xmlFreeNode(node);
+        }
+    }
+    bool agent = false, network = false;
+    for (xmlNodePtr node : children(devices)) {
+        network |= named(node, "interface");
+        agent |= named(node, "channel") && attribute(child(node, "target"), "name") == "org.qemu.guest_agent.0";
+    }
+    if (!agent && !network) {
+        edit.warnings.push_back("with no display, no network interface and no qemu-guest-agent channel, there "
+                                "is no way into this VM but its GPU's own outputs");
+    }
+}
+
+xmlNodePtr devices_of(xmlDocPtr document) {
+    xmlNodePtr root = xmlDocGetRootElement(document);
+    xmlNodePtr devices = child(root, "devices");
+    return devices ? devices : xmlNewChild(root, nullptr, BAD_CAST "devices", nullptr);
+}
+
+}  // namespace
+
+Expected<DomainEdit> assign_devices(std::string_view xml, const std::vector<PciAddress>& devices, bool headless) {
+    auto document = parse(xml, "the domain definition");
+    if (!document) return Error{document.error()};
+    DomainEdit edit;
+    edit.before = serialize(xmlDocGetRootElement(document->get()));
+    xmlNodePtr list = devices_of(document->get());
+    std::vector<PciAddress> present;
+    for (xmlNodePtr node : children(list)) {
+        if (!named(node, "hostdev")) continue;
+        if (auto address = source_address(node)) present.push_back(*address);
+    }
+    for (const auto& address : devices) {
+        if (std::find(present.begin(), present.end(), address) != present.end()) continue;
+        add_hostdev(list, address);
+        present.push_back(address);
+        edit.added.push_back("hostdev " + address.str());
+    }
+    if (headless) remove_display(list, edit);
+    edit.xml = serialize(xmlDocGetRootElement(document->get()));
+    return edit;
+}
+
+Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<std::vector<PciAddress>>& only,
+                                      const std::optional<std::string>& restore_from) {
+    auto document = parse(xml, "the domain definition");
+    if (!document) return Error{document.error()};
+    DomainEdit edit;
+    edit.before = serialize(xmlDocGetRootElement(document->get()));
+    xmlNodePtr list = devices_of(document->get());
+    for (xmlNodePtr node : children(list)) {
+        if (!named(node, "hostdev")) continue;
+        auto address = source_address(node);
+        bool chosen = only ? address && std::find(only->begin(), only->end(), *address) != only->end() : ours(node);
+        if (!chosen || !address) continue;
+        edit.removed.push_back("hostdev " + address->str());
+        xmlUnlinkNode(node);
+        xmlFreeNode(node);
+    }
+    if (restore_from) {
+        auto backup = parse(*restore_from, "the backup");
+        if (!backup) return Error{backup.error()};
+        std::vector<std::string> current;
+        for (xmlNodePtr node : children(list)) current.push_back(serialize(node));
+        // Back in the reverse of the order they left: graphics before SPICE audio.
+        for (auto part = std::rbegin(display_parts); part != std::rend(display_parts); ++part) {
+            for (xmlNodePtr node : children(devices_of(backup->get()))) {
+                if (!is_display_part(node, *part)) continue;
+                if (std::find(current.begin(), current.end(), serialize(node)) != current.end()) continue;
+                xmlAddChild(list, xmlDocCopyNode(node, document->get(), 1));
+                edit.added.push_back(describe(node));
+            }
+        }
+    }
+    edit.xml = serialize(xmlDocGetRootElement(document->get()));
+    return edit;
+}
+
+std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
+                         const std::string& name_after) {
+    auto lines_of = [](std::string_view text) {
+        std::vector<std::string_view> lines;
+        while (!text.empty()) {
+            auto end = text.find('\n');
+            lines.push_back(text.substr(0, end));
+            text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+        }
+        return lines;
+    };
+    auto a = lines_of(before), b = lines_of(after);
+    // Longest common subsequence, then the edit script (a domain definition is a few hundred lines).
+    std::vector<std::vector<unsigned>> common(a.size() + 1, std::vector<unsigned>(b.size() + 1, 0));
+    for (std::size_t i = a.size(); i-- > 0;) {
+        for (std::size_t j = b.size(); j-- > 0;) {
+            common[i][j] = a[i] == b[j] ? common[i + 1][j + 1] + 1 : std::max(common[i + 1][j], common[i][j + 1]);
+        }
+    }
+    struct Line {
+        char mark;
+        std::string_view text;
+        std::size_t a, b;  // 1-based line numbers before and after this line
+    };
+    std::vector<Line> script;
+    std::size_t i = 0, j = 0;
+    while (i < a.size() || j < b.size()) {
+        if (i < a.size() && j < b.size() && a[i] == b[j]) {
+            script.push_back({' ', a[i], ++i, ++j});
+        } else if (j < b.size() && (i == a.size() || common[i][j + 1] >= common[i + 1][j])) {
+            script.push_back({'+', b[j], i, ++j});
+        } else {
+            script.push_back({'-', a[i], ++i, j});
+        }
+    }
+    std::string out;
+    constexpr std::size_t context = 3;
+    for (std::size_t k = 0; k < script.size();) {
+        if (script[k].mark == ' ') {
+            ++k;
+            continue;
+        }
+        std::size_t start = k >= context ? k - context : 0, end = k;
+        // Extend the hunk while changes are closer than twice the context.
+        for (std::size_t gap = 0; end < script.size() && gap <= 2 * context; ++end) {
+            gap = script[end].mark == ' ' ? gap + 1 : 0;
+        }
+        while (end > k && script[end - 1].mark == ' ' && end - k > 0) {
+            std::size_t trailing = 0;
+            for (std::size_t t = end; t > 0 && script[t - 1].mark == ' '; --t) ++trailing;
+            if (trailing <= context) break;
+            --end;
+        }
+        std::size_t a_count = 0, b_count = 0;
+        for (std::size_t t = start; t < end; ++t) {
+            if (script[t].mark != '+') ++a_count;
+            if (script[t].mark != '-') ++b_count;
+        }
+        if (out.empty()) out = "--- " + name_before + "\n+++ " + name_after + "\n";
+        std::size_t a_start = script[start].mark == '+' ? script[start].a + 1 : script[start].a;
+        std::size_t b_start = script[start].mark == '-' ? script[start].b + 1 : script[start].b;
+        out += "@@ -" + std::to_string(a_count ? a_start : a_start - 1) + "," + std::to_string(a_count) + " +" +
+               std::to_string(b_count ? b_start : b_start - 1) + "," + std::to_string(b_count) + " @@\n";
+        for (std::size_t t = start; t < end; ++t) out += script[t].mark + std::string(script[t].text) + "\n";
+        k = end;
+    }
+    return out;
+}
+
+}  // namespace vfio_hook
