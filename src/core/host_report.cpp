@@ -99,7 +99,7 @@ HostReport assess_host(const HostFacts& facts) {
     }
     for (const auto& [address, device] : facts.bus.devices) {
         if (!device.is_display()) continue;
-        GpuReport gpu{device, {}, "", {}};
+        GpuReport gpu{device, {}, "", {}, {}, {}};
         if (device.iommu_group) {
             auto members = facts.bus.groups.find(*device.iommu_group);
             if (members != facts.bus.groups.end()) {
