@@ -58,11 +58,15 @@ std::string WriteResult::describe() const {
     return "unknown";
 }
 
-WriteResult RealKernel::write_within(const std::filesystem::path& file, std::string_view value,
-                                     std::chrono::milliseconds deadline) {
+namespace {
+
+// Runs `act` (which returns 0 or an errno, making only syscalls) in a forked helper that owns no
+// file descriptor of ours, and waits for its word until the deadline. On expiry the helper is
+// left to finish (or stay stuck in the kernel) on its own: it holds nothing of ours.
+template <typename Act>
+WriteResult in_helper(std::chrono::milliseconds deadline, Act act) {
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) return {WriteResult::Status::failed, errno};
-    std::string path = file.string();  // prepared before fork: the child only makes syscalls
     pid_t child = ::fork();
     if (child < 0) {
         int error = errno;
@@ -72,13 +76,7 @@ WriteResult RealKernel::write_within(const std::filesystem::path& file, std::str
     }
     if (child == 0) {
         isolate_child_fds(report[1]);
-        int result = 0;
-        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0) {
-            result = errno;
-        } else if (::write(fd, value.data(), value.size()) < 0) {
-            result = errno;
-        }
+        int result = act();
         [[maybe_unused]] auto written = ::write(3, &result, sizeof result);
         ::_exit(0);
     }
@@ -87,58 +85,43 @@ WriteResult RealKernel::write_within(const std::filesystem::path& file, std::str
     if (wait_readable(report[0], Clock::now() + deadline)) {
         int result = 0;
         if (::read(report[0], &result, sizeof result) == sizeof result) {
-            outcome = result == 0 ? WriteResult::success()
-                                  : WriteResult{WriteResult::Status::failed, result};
+            outcome = result == 0 ? WriteResult::success() : WriteResult{WriteResult::Status::failed, result};
         } else {
             outcome = {WriteResult::Status::failed, EIO};  // the helper died without a word
         }
         ::waitpid(child, nullptr, 0);
     }
-    // On expiry the helper is left to finish (or stay stuck) on its own; it holds nothing of ours.
     ::close(report[0]);
     return outcome;
 }
 
+}  // namespace
+
+WriteResult RealKernel::write_within(const std::filesystem::path& file, std::string_view value,
+                                     std::chrono::milliseconds deadline) {
+    std::string path = file.string();  // prepared before fork: the child only makes syscalls
+    return in_helper(deadline, [&] {
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return errno;
+        return ::write(fd, value.data(), value.size()) < 0 ? errno : 0;
+    });
+}
+
 WriteResult RealKernel::map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) {
-    int report[2];
-    if (::pipe2(report, O_CLOEXEC) != 0) return {WriteResult::Status::failed, errno};
     std::string path = fb_node.string();
-    pid_t child = ::fork();
-    if (child < 0) {
-        int error = errno;
-        ::close(report[0]);
-        ::close(report[1]);
-        return {WriteResult::Status::failed, error};
-    }
-    if (child == 0) {
-        isolate_child_fds(report[1]);
-        int result = 0;
+    return in_helper(deadline_, [&] {
         int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) {
-            result = errno;
-        } else {
-            // linux/fb.h: struct fb_con2fbmap { __u32 console; __u32 framebuffer; }; consoles 1..63.
-            struct {
-                std::uint32_t console, framebuffer;
-            } map{0, framebuffer};
-            for (map.console = 1; map.console <= 63; ++map.console) {
-                if (::ioctl(fd, 0x4610 /* FBIOPUT_CON2FBMAP */, &map) != 0 && result == 0) result = errno;
-            }
-        }
-        [[maybe_unused]] auto written = ::write(3, &result, sizeof result);
-        ::_exit(0);
-    }
-    ::close(report[1]);
-    WriteResult outcome{WriteResult::Status::timed_out, 0};
-    if (wait_readable(report[0], Clock::now() + deadline_)) {
+        if (fd < 0) return errno;
+        // linux/fb.h: struct fb_con2fbmap { __u32 console; __u32 framebuffer; }; consoles 1..63.
+        struct {
+            std::uint32_t console, framebuffer;
+        } map{0, framebuffer};
         int result = 0;
-        outcome = ::read(report[0], &result, sizeof result) == sizeof result
-                      ? (result == 0 ? WriteResult::success() : WriteResult{WriteResult::Status::failed, result})
-                      : WriteResult{WriteResult::Status::failed, EIO};
-        ::waitpid(child, nullptr, 0);
-    }
-    ::close(report[0]);
-    return outcome;
+        for (map.console = 1; map.console <= 63; ++map.console) {
+            if (::ioctl(fd, 0x4610 /* FBIOPUT_CON2FBMAP */, &map) != 0 && result == 0) result = errno;
+        }
+        return result;
+    });
 }
 
 ReadResult RealKernel::read_blocking(const std::filesystem::path& file) {
