@@ -120,4 +120,21 @@ BOOST_AUTO_TEST_CASE(as_libvirts_qemu_hook_every_other_call_exits_zero_with_noth
     }
 }
 
+// The hook's own lines, through main()'s streams: a refusal on stderr, where `virsh start` shows
+// it, and nothing on stdout. --root keeps it on a fake tree (the refusal writes nothing anyway).
+BOOST_AUTO_TEST_CASE(the_hook_binary_prints_nothing_on_stdout_and_its_refusal_on_stderr) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    std::string xml = domain_xml("win11", uuid_a, {"0000:01:00.0"});
+    auto run = run_program(VFIO_HOOK_BINARY, {"--root", host.root().string(), "hook", "win11", "prepare", "begin", "-"},
+                           xml, host.root());
+    BOOST_TEST(run.status == 1, run.err);
+    BOOST_TEST(run.out.empty(), "stdout: " << run.out);
+    BOOST_TEST(run.err.find("0000:01:00.0: is held open by pid 1234 (Xorg) on /dev/dri/card1") != std::string::npos,
+               run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -155,6 +155,26 @@ BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
     BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
 }
 
+// A release while QEMU still has the group open leaves the device on vfio-pci: it stays recorded,
+// so recover gives it back once that QEMU is gone.
+BOOST_AUTO_TEST_CASE(a_device_a_vm_still_holds_at_release_stays_recorded_until_recover_gives_it_back) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(release.err.find("still in use by pid 4242 (qemu-system-x86) through /dev/vfio/14") != std::string::npos,
+               release.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST(host.records() == std::vector<std::string>{std::string(uuid_a) + ".record"});
+
+    std::filesystem::remove_all(host.root() / "proc/4242");  // that QEMU has exited
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0, recover.out + recover.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(recover_leaves_a_device_that_had_no_driver_driverless_and_without_override) {
     FakeHost host;
     host.gpu("0000:01:00.0", "nvidia", 14).audio("0000:01:00.1", "", 14);

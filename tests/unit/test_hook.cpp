@@ -272,6 +272,40 @@ BOOST_AUTO_TEST_CASE(a_process_holding_only_a_pcm_node_of_the_gpus_audio_refuses
     BOOST_TEST(host.records().empty());
 }
 
+// A compute job or a Wayland client opens only the render node, never card1.
+BOOST_AUTO_TEST_CASE(a_process_holding_only_the_gpus_render_node_refuses_the_prepare) {
+    Desktop host;
+    host.process(5100, "ollama", {"/dev/dri/renderD129"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("0000:01:00.0: is held open by pid 5100 (ollama) on /dev/dri/renderD129") !=
+                   std::string::npos,
+               run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+// vfio-pci.ids bound the card at boot (no record), and another VM's QEMU has its group open:
+// neither a second VM nor `restore` may take it from under that QEMU.
+BOOST_AUTO_TEST_CASE(a_device_on_vfio_that_another_qemu_has_open_is_neither_taken_nor_restored) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "vfio-pci", 14).audio("0000:01:00.1", "vfio-pci", 14);
+    host.process(4321, "qemu-system-x86", {"/dev/vfio/14"});
+    auto prepare = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(prepare.err.find("0000:01:00.0: is in use by pid 4321 (qemu-system-x86) through /dev/vfio/14") !=
+                   std::string::npos,
+               prepare.err);
+    BOOST_TEST(host.records().empty());
+    auto restore = host.run({"restore", "0000:01:00.0"});
+    BOOST_TEST(restore.status == 1);
+    BOOST_TEST(restore.err.find("in use by pid 4321 (qemu-system-x86) through /dev/vfio/14") != std::string::npos,
+               restore.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+}
+
 BOOST_AUTO_TEST_CASE(release_ignores_the_fourth_argument_libvirt_passes) {
     Desktop host;
     BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
@@ -308,6 +342,23 @@ BOOST_AUTO_TEST_CASE(the_next_prepare_finishes_what_a_crashed_run_left) {
     BOOST_TEST(host.on_vfio());
     BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
     BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+// A release that could not give the GPU back leaves it recorded; the user then removes the
+// hostdev from the VM. Its next start, with no host devices at all, still gives the GPU back.
+BOOST_AUTO_TEST_CASE(the_next_start_gives_back_what_a_failed_release_left_even_without_hostdevs) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    host.kernel().fail_write("drivers/nvidia/bind", EIO, 1);
+    host.kernel().fail_write("drivers_probe", EIO, 1);
+    BOOST_TEST(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST_REQUIRE(host.records().size() == 1u);
+
+    auto start = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {}));
+    BOOST_TEST(start.status == 0, start.err);
+    BOOST_TEST(host.home(), start.err);
     BOOST_TEST(host.records().empty());
 }
 

@@ -160,6 +160,20 @@ BOOST_AUTO_TEST_CASE(an_sriov_physical_function_with_vfs_is_never_moved) {
     BOOST_TEST(host.kernel().writes() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_named_sriov_physical_function_with_vfs_enabled_is_refused) {
+    FakeHost host;
+    host.device("0000:05:00.0", 0x020000, "ixgbe", 40, 0x8086, 0x10fb);
+    host.device("0000:05:10.0", 0x020000, "ixgbevf", 41, 0x8086, 0x10ed);
+    host.virtual_functions("0000:05:00.0", {"0000:05:10.0"});
+    auto run = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {"0000:05:00.0"}));
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:05:00.0: is a network controller (ixgbe)"), run.err);
+    BOOST_TEST(contains(run.err, "1 SR-IOV virtual function(s) enabled (0000:05:10.0 on ixgbevf)"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.driver_of("0000:05:00.0") == "ixgbe");
+    BOOST_TEST(host.records().empty());
+}
+
 // ---- 2. logging never blocks
 
 BOOST_AUTO_TEST_CASE(a_full_journald_socket_never_blocks_the_hook) {
@@ -370,6 +384,21 @@ BOOST_AUTO_TEST_CASE(a_vtconsole_that_does_not_answer_counts_as_the_console_bein
     BOOST_TEST(contains(run.err, "fbcon on /dev/fb0"), run.err);
 }
 
+// Reading driver_override takes the device lock, which a stuck unbind of that device holds: the
+// read that does not answer fails the start before the record or any write.
+BOOST_AUTO_TEST_CASE(a_driver_override_read_that_does_not_answer_refuses_the_start_and_moves_nothing) {
+    Desktop host;
+    host.kernel().hang_read("0000:01:00.0/driver_override");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:01:00.0: reading "), run.err);
+    BOOST_TEST(contains(run.err, "driver_override did not return within 50 ms"), run.err);
+    BOOST_TEST(contains(run.err, "nothing was moved"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.records().empty());
+    BOOST_TEST(host.home());
+}
+
 BOOST_AUTO_TEST_CASE(a_holder_is_found_by_device_number_whatever_it_calls_the_node,
                      *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return is_root(); })) {
     Desktop host;
@@ -536,6 +565,24 @@ BOOST_AUTO_TEST_CASE(recover_gives_back_what_a_crashed_bind_left_half_done) {
     BOOST_TEST(!contains(recover.out, "parked"), recover.out);
     BOOST_TEST(host.home());
     BOOST_TEST(host.records().empty());
+}
+
+// The bind crashed after the audio function reached vfio-pci and before the GPU did: the audio
+// function is parked as the admin asked, the GPU goes home.
+BOOST_AUTO_TEST_CASE(recover_gives_back_the_unfinished_half_of_a_crashed_bind_and_leaves_the_parked_half) {
+    Desktop host;
+    host.kernel().crash_after(4);  // audio: override, unbind, probe; GPU: override; then the crash
+    BOOST_CHECK_THROW(host.run({"bind", "0000:01:00.0"}), SimulatedCrash);
+    host.kernel().crash_after(-1);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0, recover.out << recover.err);
+    BOOST_TEST(contains(recover.out, "parked: 0000:01:00.1"), recover.out);
+    BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.override_of("0000:01:00.0").empty());
+    BOOST_TEST(host.records() == std::vector<std::string>{"manual.record"});
 }
 
 BOOST_AUTO_TEST_CASE(bind_does_not_point_at_a_vm_setting_it_cannot_use) {

@@ -106,4 +106,28 @@ BOOST_AUTO_TEST_CASE(release_that_cannot_take_the_lock_exits_zero_and_keeps_the_
     BOOST_TEST(host.records().empty());
 }
 
+BOOST_AUTO_TEST_CASE(recover_that_cannot_take_the_lock_fails_and_gives_nothing_back) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    int writes_before = host.kernel().writes();
+    HeldLock other_run(host.lock_file());  // a VM's prepare, in the middle of moving its devices
+    auto recover = host.run({"--lock-deadline-ms", "30", "recover"});
+    BOOST_TEST(recover.status == 1);
+    BOOST_TEST(recover.err.find(host.lock_file().string()) != std::string::npos, recover.err);
+    BOOST_TEST(host.kernel().writes() == writes_before);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.records() == std::vector<std::string>{std::string(uuid_a) + ".record"});
+}
+
+BOOST_AUTO_TEST_CASE(bind_that_cannot_take_the_lock_fails_and_moves_nothing) {
+    Pair host;
+    HeldLock other_run(host.lock_file());
+    auto bind = host.run({"--lock-deadline-ms", "30", "bind", "0000:01:00.0"});
+    BOOST_TEST(bind.status == 1);
+    BOOST_TEST(bind.err.find(host.lock_file().string()) != std::string::npos, bind.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.records().empty());
+    BOOST_TEST(host.home());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -40,6 +40,12 @@ void unblock(const fs::path& fifo) {
     }
 }
 
+// Lets a helper stuck opening `fifo` for reading finish (it then reads end-of-file).
+void unblock_reader(const fs::path& fifo) {
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(sysfs_writer)
@@ -71,6 +77,45 @@ BOOST_AUTO_TEST_CASE(a_write_that_blocks_returns_timed_out_at_the_deadline) {
     BOOST_TEST((took >= 200ms));
     BOOST_TEST((took < 3s));
     unblock(fifo);
+}
+
+// A bind runs the driver's probe (firmware loading): it is given the longer bind deadline, and the
+// writer must wait that long, not its own default.
+BOOST_AUTO_TEST_CASE(a_write_given_a_longer_deadline_waits_that_long) {
+    TempDir dir;
+    fs::path fifo = dir.path / "bind";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    RealKernel kernel(100ms);
+    auto start = std::chrono::steady_clock::now();
+    auto result = kernel.write_within(fifo, "0000:01:00.0", 600ms);
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST((result.status == WriteResult::Status::timed_out));
+    BOOST_TEST((took >= 600ms), std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    BOOST_TEST((took < 3s));
+    unblock(fifo);
+}
+
+// vtconsole's bind and the NVIDIA proc files are read in a helper: what the kernel answers comes
+// back as it is, and a read that never returns comes back timed out at the deadline.
+BOOST_AUTO_TEST_CASE(a_read_that_blocks_returns_timed_out_at_the_deadline) {
+    TempDir dir;
+    std::ofstream(dir.path / "bind") << "1\n";
+    RealKernel kernel(200ms);
+    auto read = kernel.read_blocking(dir.path / "bind");
+    BOOST_TEST((read.status == ReadResult::Status::ok));
+    BOOST_TEST(read.text == "1");
+    BOOST_TEST((kernel.read_blocking(dir.path / "absent").status == ReadResult::Status::absent));
+
+    fs::path fifo = dir.path / "information";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto start = std::chrono::steady_clock::now();
+    auto blocked = kernel.read_blocking(fifo);  // no writer: the open blocks, like a wedged driver
+    auto took = std::chrono::steady_clock::now() - start;
+    BOOST_TEST((blocked.status == ReadResult::Status::timed_out));
+    BOOST_TEST(blocked.text.empty());
+    BOOST_TEST((took >= 200ms));
+    BOOST_TEST((took < 3s));
+    unblock_reader(fifo);
 }
 
 // libvirt reads the hook's stdout and stderr until EOF; a helper stuck in the kernel must hold
