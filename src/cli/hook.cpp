@@ -104,11 +104,13 @@ int prepare(Host& host, const HookCall& call, const Domain& domain, const std::s
 // that does not parse must not leave a GPU on vfio-pci for good (libvirt calls release once).
 // Without even a UUID, the records that name this domain are the best witness there is.
 std::vector<std::string> owners_to_release(Host& host, const HookCall& call, const std::string& xml) {
-    auto identity = parse_domain_identity(xml);
+    // One parse when the document is whole (the usual case: the full parse names the domain
+    // too); the identity alone only when the full parse fails.
+    auto full = parse_domain_xml(xml);
+    auto identity = full ? full : parse_domain_identity(xml);
     if (identity) {
         set_log_context({identity->name, identity->uuid.str(), call.operation});
-        if (auto full = parse_domain_xml(xml); !full)
-            logger().warn("ignoring what release cannot read: {}", full.error());
+        if (!full) logger().warn("ignoring what release cannot read: {}", full.error());
         return {identity->uuid.str()};
     }
     std::vector<std::string> owners;

@@ -826,6 +826,13 @@ main() {
         return 1
     fi
     echo "# setup took $(since "$t_all") s"
+    if [ -n "${E2E_GUEST_SCRIPT:-}" ]; then
+        # tests/e2e/run --guest-script: that script instead of the scenarios (bench/run uses it)
+        bash "$E2E/$E2E_GUEST_SCRIPT" </dev/null 2>&1
+        echo "# guest script done in $(since "$t_all") s"
+        echo "E2E-DONE"
+        return 0
+    fi
     for name in $selected; do
         limit=$(scenario_limit "$name")
         if [ -z "$limit" ]; then
