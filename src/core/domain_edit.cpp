@@ -127,7 +127,21 @@ constexpr DisplayPart display_parts[] = {{"sound", false},   {"audio", false},  
                                          {"video", false},   {"channel", true}, {"redirdev", true}};
 
 bool is_display_part(xmlNodePtr node, const DisplayPart& part) {
-    return named(node, part.element) && (!part.spice_only || attribute(node, "type") == "spicevmc");
+    if (!named(node, part.element)) return false;
+    // libvirt ≥ 11 adds <audio type='none'/> to a VM with no display: a backend that plays
+    // nothing, not an emulated device; taking it out would change the definition every run.
+    if (text(node->name) == "audio" && attribute(node, "type") == "none") return false;
+    return !part.spice_only || attribute(node, "type") == "spicevmc";
+}
+
+// A device put back from a backup gets its guest address anew: libvirt may have given its old
+// slot to another device since ("Attempted double use of PCI Address").
+void forget_guest_address(xmlNodePtr node) {
+    for (xmlNodePtr each : children(node)) {
+        if (!named(each, "address")) continue;
+        xmlUnlinkNode(each);
+        xmlFreeNode(each);
+    }
 }
 
 std::string describe(xmlNodePtr node) {
@@ -207,13 +221,24 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
         auto backup = parse(*restore_from, "the backup");
         if (!backup) return Error{backup.error()};
         std::vector<std::string> current;
-        for (xmlNodePtr node : children(list)) current.push_back(serialize(node));
+        for (xmlNodePtr node : children(list)) {
+            xmlNodePtr bare = xmlDocCopyNode(node, document->get(), 1);
+            forget_guest_address(bare);
+            current.push_back(serialize(bare));
+            xmlFreeNode(bare);
+        }
         // Back in the reverse of the order they left: graphics before SPICE audio.
         for (auto part = std::rbegin(display_parts); part != std::rend(display_parts); ++part) {
             for (xmlNodePtr node : children(devices_of(backup->get()))) {
                 if (!is_display_part(node, *part)) continue;
-                if (std::find(current.begin(), current.end(), serialize(node)) != current.end()) continue;
-                xmlAddChild(list, xmlDocCopyNode(node, document->get(), 1));
+                xmlNodePtr bare = xmlDocCopyNode(node, document->get(), 1);
+                forget_guest_address(bare);
+                bool present = std::find(current.begin(), current.end(), serialize(bare)) != current.end();
+                xmlFreeNode(bare);
+                if (present) continue;
+                xmlNodePtr copy = xmlDocCopyNode(node, document->get(), 1);
+                forget_guest_address(copy);
+                xmlAddChild(list, copy);
                 edit.added.push_back(describe(node));
             }
         }

@@ -147,6 +147,26 @@ BOOST_AUTO_TEST_CASE(unassign_takes_out_only_its_own_hostdevs_and_restore_puts_t
     BOOST_TEST(parse_domain_xml(restored->xml)->pci_devices.empty());
 }
 
+// Found in the real-kernel guest: libvirt 11 adds <audio type='none'/> to a VM with no display
+// (a second assign removed it again, every time), and a video device's old guest slot had gone to
+// the hostdev by the time --restore-display put it back ("Attempted double use of PCI Address").
+BOOST_AUTO_TEST_CASE(what_libvirt_adds_and_assigns_after_headless_does_not_break_a_rerun_or_a_restore) {
+    auto headless = assign_devices(virt_manager, {at("0000:01:00.0")}, true);
+    std::string as_libvirt_keeps_it = headless->xml;
+    as_libvirt_keeps_it.replace(as_libvirt_keeps_it.find("</devices>"), 10,
+                                "<audio id=\"1\" type=\"none\"/></devices>");
+    auto again = assign_devices(as_libvirt_keeps_it, {at("0000:01:00.0")}, true);
+    BOOST_TEST(again->removed.empty());
+    BOOST_TEST(again->added.empty());
+
+    std::string backup = virt_manager;
+    backup.replace(backup.find("<video>"), 7, "<video><address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>");
+    auto restored = unassign_devices(headless->xml, std::nullopt, backup);
+    BOOST_TEST_REQUIRE(restored.ok(), why(restored));
+    BOOST_TEST(contains(restored->xml, "<model type=\"qxl\""));
+    BOOST_TEST(!contains(restored->xml, "slot=\"0x01\""), restored->xml);
+}
+
 BOOST_AUTO_TEST_CASE(a_doctype_or_a_non_domain_is_refused) {
     BOOST_TEST(!assign_devices("<!DOCTYPE x [<!ENTITY a 'b'>]><domain/>", {}, false).ok());
     BOOST_TEST(!assign_devices("<network/>", {}, false).ok());
