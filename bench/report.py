@@ -133,7 +133,8 @@ def verdicts(rows):
             verdict("2", "faster than fuser at %s" % group,
                     hook["stats"]["median"] < fuser["stats"]["median"],
                     "%s vs %s" % (fmt_time(hook["stats"]["median"]), fmt_time(fuser["stats"]["median"])))
-        if hook and "fds" in hook["extra"] and "stats" in hook:
+        # the fit is over one kind of fd (/dev/null); the regular-file size is a contrast
+        if hook and "fds" in hook["extra"] and "stats" in hook and hook["extra"].get("filler") != "regular-file":
             scan.append((hook["extra"]["fds"], hook["stats"]["median"], group))
     if len(scan) >= 3:
         # Linear: the cost of one more open fd is the same at every size. The slope between
@@ -156,7 +157,7 @@ def verdicts(rows):
         ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys))
         r2 = 1 - ss_res / ss_tot if ss_tot > 0 else 1.0
         spread = max(slopes) / min(slopes) if slopes and min(slopes) > 0 else float("inf")
-        verdict("2", "linear in open fds (µs per extra fd between sizes within 2x of each other)", spread <= 2,
+        verdict("2", "linear in open fds (the cost of one more fd, size to size, varies < 2x)", spread <= 2,
                 "%s µs per fd between sizes; fit: %.2f µs per fd + %s, R² = %.3f"
                 % (", ".join("%.2f" % x for x in slopes), slope, fmt_time(intercept), r2))
     # 3: 10 KB under 1 ms; 20 MB under 1 s and 200 MB peak RSS
