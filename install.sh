@@ -305,8 +305,10 @@ reload_libvirt() {
 }
 
 # --- build dependencies -------------------------------------------------------------------------
-apt_packages=(meson ninja-build pkg-config g++ libxml2-dev libcli11-dev libspdlog-dev libfmt-dev
-              libboost-test-dev scdoc)
+# libxml2's static library needs zlib's and liblzma's (pkg-config --static libxml-2.0: -lz -llzma),
+# and libxml2-dev does not depend on their -dev packages (Debian 12 nor 13).
+apt_packages=(meson ninja-build pkg-config g++ libxml2-dev zlib1g-dev liblzma-dev libcli11-dev
+              libspdlog-dev libfmt-dev libboost-test-dev scdoc)
 # Untested: the names as Fedora and Arch spell them. A fully static binary needs static libxml2,
 # glibc and libstdc++; Arch ships no static libxml2.
 dnf_packages=(meson ninja-build pkgconf-pkg-config gcc-c++ libxml2-devel libxml2-static cli11-devel
