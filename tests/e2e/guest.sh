@@ -32,6 +32,7 @@ second-vm-refused 90
 hung-unbind 120
 kill-during-prepare 120
 two-starts-at-once 90
+install-and-hook-d 420
 firmware-in-status 45
 "
 
@@ -672,6 +673,182 @@ sc_two_starts_at_once() {
     pass
 }
 
+# ---------------------------------------------------------------- install.sh, hook.d (issue 13)
+# The host side (run) passes E2E_INSTALL_SRC (the repository, whose install.sh runs here) and
+# E2E_INSTALL_BUILD (a meson build directory made by this guest's own meson, with nothing left to
+# compile), or E2E_INSTALL_PROBLEM when it has none.
+HOOKD=/etc/vfio-hook/hook.d
+HOOKD_VM=$HOOKD/vm/e2e-gpu
+MANIFEST=/var/lib/vfio-hook/install-manifest
+
+# The harness's own hook (setup() makes it; install-and-hook-d takes it away and puts it back).
+harness_hook() {
+    mkdir -p /usr/local/sbin /etc/libvirt/hooks
+    ln -sfn "$E2E/vfio-hook" /usr/local/sbin/vfio-hook
+    ln -sfn /usr/local/sbin/vfio-hook /etc/libvirt/hooks/qemu
+}
+harness_hook_in_place() {
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/local/sbin/vfio-hook ] &&
+        [ "$(readlink /usr/local/sbin/vfio-hook)" = "$E2E/vfio-hook" ]
+}
+libvirtd_pid() { # (libvirtd writes its pid without a newline)
+    local p=
+    read -r p 2>/dev/null </run/libvirtd.pid
+    [ -n "$p" ] && echo "$p"
+}
+# libvirtd looks for hooks when it starts and on SIGHUP (what install.sh sends without systemd).
+reload_libvirtd() {
+    local p
+    p=$(libvirtd_pid) || return 1
+    kill -HUP "$p" || return 1
+    sleep 1
+}
+
+# A hook.d script that writes down what it was given and the GPU's drivers at its moment.
+recorder() { # PATH
+    cat >"$1" <<'EOF'
+#!/bin/sh
+# e2e install-and-hook-d: what this hook.d script was given, and the drivers at its moment.
+drv() { l=$(readlink "/sys/bus/pci/devices/$1/driver") && echo "${l##*/}" || echo none; }
+out=/tmp/hookd.$VFIO_HOOK_OPERATION.$VFIO_HOOK_SUB_OPERATION
+{
+    echo "argv=$*"
+    echo "VFIO_HOOK_DOMAIN=$VFIO_HOOK_DOMAIN"
+    echo "VFIO_HOOK_DOMAIN_UUID=$VFIO_HOOK_DOMAIN_UUID"
+    echo "VFIO_HOOK_OPERATION=$VFIO_HOOK_OPERATION"
+    echo "VFIO_HOOK_SUB_OPERATION=$VFIO_HOOK_SUB_OPERATION"
+    echo "VFIO_HOOK_PCI_ADDRESSES=$VFIO_HOOK_PCI_ADDRESSES"
+    echo "drivers=0000:01:00.0=$(drv 0000:01:00.0) 0000:01:00.1=$(drv 0000:01:00.1)"
+    echo "stdin=$(grep -o '<name>[^<]*</name>' | head -n 1)"
+} >"$out.new"
+mv "$out.new" "$out"
+echo "recorded $out"
+EOF
+    chmod 0755 "$1"
+}
+# check_recorded OP SUB ARGV-PREFIX ADDRESSES DRIVERS: the record of that script, line by line
+# (ADDRESSES in sorted order: the hook gives them in its own)
+check_recorded() {
+    local f=/tmp/hookd.$1.$2 got want line
+    [ -s "$f" ] || fail "the $1/$2 hook.d script did not run (no $f)"
+    echo "$1/$2 script recorded: $(oneline "$(cat "$f")")"
+    got=$(grep '^argv=' "$f")
+    [[ $got == "argv=$3"* ]] || fail "$1/$2 script: $got, expected argv=$3…"
+    for want in "VFIO_HOOK_DOMAIN=e2e-gpu" "VFIO_HOOK_DOMAIN_UUID=$UUID" "VFIO_HOOK_OPERATION=$1" \
+        "VFIO_HOOK_SUB_OPERATION=$2" "VFIO_HOOK_PCI_ADDRESSES=$4" "drivers=$5" "stdin=<name>e2e-gpu</name>"; do
+        line=$(grep -F "${want%%=*}=" "$f" | head -n 1)
+        if [[ $line == VFIO_HOOK_PCI_ADDRESSES=* ]]; then
+            line=VFIO_HOOK_PCI_ADDRESSES=$(tr ' ' '\n' <<<"${line#*=}" | sort | tr '\n' ' ')
+            line=${line% }
+        fi
+        [ "$line" = "$want" ] || fail "$1/$2 script: '$line', expected '$want'"
+    done
+}
+
+# The start of e2e-gpu (managed='no') refused by libvirt itself, no hook involved: when libvirtd
+# calls a hook, a failure reads "Hook script execution failed" (and /etc/libvirt/hooks/qemu does
+# not exist here, so a hook libvirtd still believed in would fail just so). Which of libvirt's
+# own refusals it is depends on its memory: before any start in this boot, "Unmanaged PCI device
+# 0000:01:00.0 must be manually detached from the host"; once a start through the hook has put
+# the device in libvirtd's list of inactive host devices, that check is skipped and the start
+# fails at the reset: "Unable to reset PCI device 0000:01:00.0: ... Active 0000:01:00.1 devices on
+# bus with 0000:01:00.0, not doing bus reset".
+refused_by_libvirt_itself() { # PHASE
+    vstart_refused e2e-gpu
+    if grep -qi -e 'hook' -e 'vfio-hook' <<<"$ERR"; then
+        fail "$1: the start went through a hook: $(oneline "$ERR")"
+    fi
+    grep -qF -e "Unmanaged PCI device $GPU must be manually detached" -e "Unable to reset PCI device $GPU" <<<"$ERR" ||
+        fail "$1: not libvirt's own refusal of the unmanaged $GPU: $(oneline "$ERR")"
+    expect_unchanged "$1"
+}
+
+sc_install_and_hook_d() {
+    local out rc pid path left='' home_drivers="$GPU=bochs-drm $AUD=snd_hda_intel" kind rest
+    [ -n "${E2E_INSTALL_BUILD:-}" ] || fail "no build directory for install.sh: ${E2E_INSTALL_PROBLEM:-?}"
+    umask 022
+    UUID=$(awk '$1 == "e2e-gpu" { print $2 }' /tmp/e2e.uuids)
+    expect_unchanged before
+    # A machine without vfio-hook, and a libvirtd that knows it: from here on only a reload makes
+    # libvirtd see a hook, so a start that works after install.sh proves install.sh reloaded it.
+    rm -rf /etc/libvirt/hooks /usr/local/sbin/vfio-hook "$HOOKD"
+    pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd (pid $pid)"
+    refused_by_libvirt_itself "without a hook"
+
+    echo "running $E2E_INSTALL_SRC/install.sh --builddir $E2E_INSTALL_BUILD --no-deps"
+    T0=$(now_ms) rc=0
+    out=$(cd / && timeout 300 "$E2E_INSTALL_SRC/install.sh" --builddir "$E2E_INSTALL_BUILD" --no-deps 2>&1) || rc=$?
+    echo "install.sh: exit $rc after $(since "$T0") s"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 0 ] || fail "install.sh exited $rc: $(oneline "$(tail -n 3 <<<"$out")")"
+    grep -qF "the hook: /etc/libvirt/hooks/qemu -> /usr/local/sbin/vfio-hook" <<<"$out" ||
+        fail "install.sh did not say where the hook went"
+    grep -qF "sent SIGHUP to libvirtd (pid $pid, from /run/libvirtd.pid)" <<<"$out" ||
+        fail "install.sh did not say it reloaded libvirtd (pid $pid)"
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = libvirtd ] || fail "libvirtd (pid $pid) is gone after install.sh"
+    [ -f /usr/local/sbin/vfio-hook ] && [ ! -L /usr/local/sbin/vfio-hook ] && [ -x /usr/local/sbin/vfio-hook ] ||
+        fail "/usr/local/sbin/vfio-hook is not an executable file: $(ls -l /usr/local/sbin/vfio-hook 2>&1)"
+    cmp -s /usr/local/sbin/vfio-hook "$E2E_INSTALL_BUILD/vfio-hook" ||
+        fail "/usr/local/sbin/vfio-hook is not $E2E_INSTALL_BUILD/vfio-hook"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/local/sbin/vfio-hook ] ||
+        fail "/etc/libvirt/hooks/qemu: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    [ -s "$MANIFEST" ] || fail "no install manifest at $MANIFEST"
+
+    # hook.d: a prepare/begin and a release/end script for e2e-gpu, root's, 0755
+    mkdir -p "$HOOKD_VM/prepare/begin" "$HOOKD_VM/release/end"
+    recorder "$HOOKD_VM/prepare/begin/10-record"
+    recorder "$HOOKD_VM/release/end/10-record"
+    rm -f /tmp/hookd.*
+    vstart e2e-gpu
+    expect_vfio running
+    # prepare/begin runs before any check and move: it saw both functions on their own drivers
+    check_recorded prepare begin "e2e-gpu prepare begin " "$GPU" "$home_drivers"
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    # release/end runs after the devices are home; it is given the ones that came home
+    check_recorded release end "e2e-gpu release end " "$GPU $AUD" "$home_drivers"
+    no_records "after destroy" e2e-gpu
+
+    # a world-writable script: refused by name, nothing of its directory runs, nothing moves
+    rm -f /tmp/hookd.*
+    recorder "$HOOKD_VM/prepare/begin/20-unsafe"
+    chmod 0777 "$HOOKD_VM/prepare/begin/20-unsafe"
+    vstart_refused e2e-gpu
+    grep -qF "$HOOKD_VM/prepare/begin/20-unsafe" <<<"$ERR" ||
+        fail "the error does not name the world-writable script: $(oneline "$ERR")"
+    expect_unchanged "after the refusal"
+    [ ! -e /tmp/hookd.prepare.begin ] || fail "a prepare script of the refused directory ran"
+    echo "release/end script after the refused start: $([ -e /tmp/hookd.release.end ] && echo ran || echo 'did not run')"
+    no_records "after the refusal" e2e-gpu
+
+    # --uninstall removes exactly what the manifest lists and reloads libvirtd
+    rm -rf "$HOOKD"
+    [ -z "$(records)" ] || fail "records left before --uninstall: $(oneline "$(records)")"
+    cp "$MANIFEST" /tmp/e2e.manifest
+    pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
+    T0=$(now_ms) rc=0
+    out=$(cd / && timeout 120 "$E2E_INSTALL_SRC/install.sh" --uninstall 2>&1) || rc=$?
+    echo "install.sh --uninstall: exit $rc after $(since "$T0") s"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 0 ] || fail "install.sh --uninstall exited $rc: $(oneline "$(tail -n 3 <<<"$out")")"
+    grep -qF "removed the hook /etc/libvirt/hooks/qemu" <<<"$out" || fail "--uninstall did not say it removed the hook"
+    grep -qF "sent SIGHUP to libvirtd (pid $pid, from /run/libvirtd.pid)" <<<"$out" ||
+        fail "--uninstall did not say it reloaded libvirtd (pid $pid)"
+    while IFS=$'\t' read -r kind path rest; do
+        case $kind in file | link | config | dir) ;; *) continue ;; esac
+        if [ -e "$path" ] || [ -L "$path" ]; then left+=" $path"; fi
+    done </tmp/e2e.manifest
+    [ ! -e "$MANIFEST" ] || left+=" $MANIFEST"
+    [ -z "$left" ] || fail "--uninstall left:$left"
+    echo "--uninstall removed all $(grep -c $'^[a-z]*\t' /tmp/e2e.manifest) manifest entries"
+    # libvirt's own refusal again: the reload made it forget the hook
+    refused_by_libvirt_itself "after --uninstall"
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
 # ---------------------------------------------------------------- guest setup and main loop
 setup_fail() { SETUP_ERROR=$*; return 1; }
 
@@ -698,11 +875,8 @@ setup() {
 
     [ -x "$E2E/vfio-hook" ] || setup_fail "no hook binary in the test share" || return
     # Symlinks, not copies: copying a 37 MB static binary costs seconds under TCG.
-    mkdir -p /usr/local/sbin
-    ln -sf "$E2E/vfio-hook" /usr/local/sbin/vfio-hook
     rm -rf /etc/libvirt/hooks
-    mkdir -p /etc/libvirt/hooks
-    ln -s /usr/local/sbin/vfio-hook /etc/libvirt/hooks/qemu
+    harness_hook
     echo "# hook: ${E2E_HOOK_SOURCE:-?} (as $E2E/vfio-hook); /etc/libvirt/hooks/qemu and /usr/local/sbin/vfio-hook link to it"
 
     cat >>/etc/libvirt/qemu.conf <<'EOF'
@@ -786,6 +960,16 @@ reset_all() {
     if [ -n "$(records)" ]; then
         echo "# reset: removing records: $(records | tr '\n' ' ')"
         find "$STATE_DIR/records" -mindepth 1 -delete 2>/dev/null
+    fi
+    # what install-and-hook-d may have left: its hook.d scripts, another hook than the harness's
+    if [ -e "$HOOKD" ]; then
+        echo "# reset: removing $HOOKD"
+        rm -rf "$HOOKD"
+    fi
+    if ! harness_hook_in_place; then
+        echo "# reset: putting the harness's hook back and reloading libvirtd"
+        harness_hook
+        reload_libvirtd || echo "# reset: cannot send SIGHUP to libvirtd"
     fi
 }
 
@@ -872,6 +1056,8 @@ main() {
 
 run_one() { # NAME RESFILE
     NAME=$1 RES=$2
+    # shellcheck disable=SC1091 # written by the host side
+    [ -r "$E2E/params" ] && . "$E2E/params"
     trap 'kill $(jobs -p) 2>/dev/null' EXIT
     local fn=sc_${NAME//-/_}
     declare -F "$fn" >/dev/null || fail "no such scenario"
