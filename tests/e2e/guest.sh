@@ -33,6 +33,7 @@ hung-unbind 120
 kill-during-prepare 120
 two-starts-at-once 90
 install-and-hook-d 420
+assign-headless 240
 firmware-in-status 45
 "
 
@@ -243,8 +244,8 @@ $left")")"
 # Every virsh exec costs 1-4 s in this guest (TCG, and TCG again for the nested QEMU), so the
 # domains are defined once at setup and "is it still running" is read from libvirt's status
 # file (/run/libvirt/qemu/NAME.xml exists exactly while the domain is active).
-DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion"
-DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion"
+DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless"
+DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless"
 define_all() {
     local cmds='' t
     for t in $DOMAINS; do cmds+="define $DOMS/$t.xml; "; done
@@ -847,6 +848,122 @@ sc_install_and_hook_d() {
     harness_hook
     reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
     pass
+}
+
+# ---------------------------------------------------------------- assign / unassign (issue 15)
+# hostdevs_in: "MANAGED ADDRESS" per <hostdev> of a domain XML (stdin), e.g. "no 0000:01:00.0"
+hostdevs_in() {
+    awk '
+    /<hostdev / { h = 1; m = "?"; if (match($0, /managed=.[a-z]*/)) m = substr($0, RSTART + 9, RLENGTH - 9) }
+    h && /<source>/ { s = 1 }
+    h && s && /<address / {
+        split("domain bus slot function", k, " ")
+        out = ""
+        for (i = 1; i <= 4; i++) {
+            v = "?"
+            if (match($0, k[i] "=.0x[0-9a-fA-F]*")) v = substr($0, RSTART + length(k[i]) + 4, RLENGTH - length(k[i]) - 4)
+            out = out v
+        }
+        printf "%s %s:%s:%s.%s\n", m, substr(out, 1, 4), substr(out, 5, 2), substr(out, 7, 2), substr(out, 9)
+        s = 0
+    }
+    /<\/hostdev>/ { h = 0 }'
+}
+# display_in: the display and sound elements of a domain XML (stdin), one summary line each
+display_in() {
+    grep -oE "<(graphics|video|sound|audio)[ >][^>]*>|<model type='[a-z0-9-]+'" | tr -s ' ' | sort
+}
+devices_of() { sed -n '/<devices>/,/<\/devices>/p'; }
+
+sc_assign_headless() {
+    local out rc conf=/etc/libvirt/qemu/e2e-headless.xml orig xml uuid backup hd disp
+    expect_unchanged before
+    uuid=$(awk '$1 == "e2e-headless" { print $2 }' /tmp/e2e.uuids)
+    orig=$(timeout 30 virsh dumpxml --inactive e2e-headless 2>&1) || fail "virsh dumpxml e2e-headless: $(oneline "$orig")"
+    for disp in "<graphics type='vnc'" "<video>" "<sound model='ich9'"; do
+        grep -qF "$disp" <<<"$orig" || fail "e2e-headless is not defined with $disp"
+    done
+    echo "defined with: $(oneline "$(display_in <<<"$orig")")"
+    cp "$conf" /tmp/e2e.headless.0
+
+    # --dry-run: a unified diff, nothing changed, no backup
+    rc=0
+    out=$(timeout 60 vfio-hook assign e2e-headless 01:00.0 --headless --dry-run 2>&1) || rc=$?
+    echo "assign --headless --dry-run: exit $rc"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 0 ] || fail "assign --dry-run exited $rc: $(oneline "$out")"
+    grep -q '^--- ' <<<"$out" && grep -q '^+++ ' <<<"$out" && grep -q '^@@ ' <<<"$out" ||
+        fail "assign --dry-run printed no unified diff"
+    grep -q '^+.*<hostdev ' <<<"$out" || fail "the --dry-run diff adds no hostdev"
+    grep -q '^-.*<graphics ' <<<"$out" || fail "the --dry-run diff removes no graphics"
+    cmp -s "$conf" /tmp/e2e.headless.0 || fail "assign --dry-run changed the definition"
+    ! ls /var/lib/vfio-hook/backups/"$uuid"-* >/dev/null 2>&1 || fail "assign --dry-run wrote a backup"
+
+    # assign --headless
+    rc=0
+    out=$(timeout 60 vfio-hook assign e2e-headless 01:00.0 --headless 2>&1) || rc=$?
+    echo "assign --headless: exit $rc"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 0 ] || fail "assign exited $rc: $(oneline "$out")"
+    for want in "removed sound ich9" "removed graphics vnc" "removed video vga" \
+        "added hostdev $GPU" "added hostdev $AUD"; do
+        grep -qxF "$want" <<<"$out" || fail "assign did not say '$want'"
+    done
+    backup=$(sed -n 's/^the earlier definition is kept in //p' <<<"$out")
+    [[ $backup == /var/lib/vfio-hook/backups/$uuid-*.xml ]] || fail "assign named no backup of $uuid: '$backup'"
+    grep -qF "<graphics type='vnc'" "$backup" && grep -qF "<sound model='ich9'" "$backup" ||
+        fail "the backup $backup does not hold the earlier definition"
+    xml=$(timeout 30 virsh dumpxml e2e-headless 2>&1) || fail "virsh dumpxml e2e-headless: $(oneline "$xml")"
+    hd=$(hostdevs_in <<<"$xml" | sort | tr '\n' ' ')
+    echo "hostdevs (managed, address): $hd"
+    [ "$hd" = "no $GPU no $AUD " ] || fail "virsh dumpxml shows hostdevs [$hd], expected managed='no' $GPU and $AUD"
+    disp=$(display_in <<<"$xml")
+    echo "display and sound left: ${disp:-none}"
+    ! grep -qE '<(graphics|video|sound)[ >]' <<<"$xml" ||
+        fail "virsh dumpxml still shows: $(oneline "$(grep -E '<(graphics|video|sound)[ >]' <<<"$xml")")"
+    echo "libvirt's definition after assign --headless:"
+    devices_of <<<"$xml" | sed 's/^/  | /'
+
+    vstart e2e-headless
+    expect_vfio running
+    vdestroy e2e-headless
+    wait_home "after destroy"
+    no_records "after destroy" e2e-headless
+
+    # unassign --restore-display: the hostdevs out, the display and sound of the backup back
+    # (soft failures from here: the check of assign run twice below still runs)
+    rc=0
+    out=$(timeout 60 vfio-hook unassign e2e-headless --restore-display 2>&1) || rc=$?
+    echo "unassign --restore-display: exit $rc"
+    sed 's/^/  | /' <<<"$out"
+    if [ "$rc" != 0 ]; then
+        soft_fail "unassign --restore-display exited $rc: $(oneline "$out")"
+    else
+        xml=$(timeout 30 virsh dumpxml e2e-headless 2>&1) || fail "virsh dumpxml e2e-headless: $(oneline "$xml")"
+        hd=$(hostdevs_in <<<"$xml" | tr '\n' ' ')
+        [ -z "$hd" ] || soft_fail "virsh dumpxml still shows hostdevs after unassign: $hd"
+        disp=$(display_in <<<"$xml")
+        echo "display and sound now: $(oneline "$disp")"
+        [ "$disp" = "$(display_in <<<"$orig")" ] ||
+            soft_fail "display and sound after unassign [$(oneline "$disp")] differ from the original [$(oneline "$(display_in <<<"$orig")")]"
+        echo "definition now vs. the original:"
+        diff <(devices_of <<<"$orig") <(devices_of <<<"$xml") | sed 's/^/  | /'
+    fi
+
+    # Running assign twice changes nothing the second time (after an unassign above, the first
+    # of these two is a full assign again).
+    out=$(timeout 60 vfio-hook assign e2e-headless 01:00.0 --headless 2>&1) ||
+        fail "assign after unassign failed: $(oneline "$out")"
+    echo "assign --headless (after unassign): $(oneline "$out")"
+    cp "$conf" /tmp/e2e.headless.1
+    rc=0
+    out=$(timeout 60 vfio-hook assign e2e-headless 01:00.0 --headless 2>&1) || rc=$?
+    echo "assign --headless again: exit $rc: $(oneline "$out")"
+    [ "$rc" = 0 ] || soft_fail "the second assign exited $rc: $(oneline "$out")"
+    grep -qF "domain 'e2e-headless': nothing to change" <<<"$out" ||
+        soft_fail "the second assign did not say 'nothing to change': $(oneline "$out")"
+    cmp -s "$conf" /tmp/e2e.headless.1 || soft_fail "the second assign changed the definition"
+    pass # (fails with the first soft failure, if any)
 }
 
 # ---------------------------------------------------------------- guest setup and main loop
