@@ -60,6 +60,7 @@ LIBVIRTD_LOG=/var/log/libvirt/libvirtd.log
 # libvirt's util.command debug messages: every hook call with its stderr, i.e. the hook's own log
 # (no journald in the guest, so the hook logs to stderr, which libvirt keeps only at debug level)
 COMMAND_LOG=/var/log/libvirt/commands.log
+COMMAND_LOG_WANTED=/tmp/e2e.command-log # exists: libvirtd writes $COMMAND_LOG
 HOOKD=/etc/vfio-hook/hook.d
 CONSOLE_FOUND=/tmp/e2e.console # the console as setup found it: "FBCON_VT FB0_DEVICE FB1_DEVICE"
 DM_PIDS=/run/e2e-dm.pids       # display-manager stand-ins, killed by the reset whatever happened
@@ -1260,9 +1261,15 @@ EOF
     fi
 }
 
+# The command log only when a scenario reads it (the single-GPU ones): the others, and bench/'s
+# guest script, get libvirtd exactly as before.
 start_libvirtd() {
-    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG 1:file:$COMMAND_LOG" LIBVIRT_LOG_FILTERS="1:util.command" \
-        libvirtd -d
+    if [ -e "$COMMAND_LOG_WANTED" ]; then
+        LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG 1:file:$COMMAND_LOG" LIBVIRT_LOG_FILTERS="1:util.command" \
+            libvirtd -d
+    else
+        LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d
+    fi
 }
 
 restart_libvirtd() {
@@ -1350,6 +1357,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"*) : >"$COMMAND_LOG_WANTED" ;; esac
     SETUP_ERROR=
     if ! setup; then
         echo "# setup failed: $SETUP_ERROR"
