@@ -12,7 +12,9 @@
 # 0000:01:00.0 display controller (bochs-drm) + 0000:01:00.1 HDMI-class audio (snd_hda_intel)
 # in one IOMMU group behind root port 0000:00:03.0; 0000:03:01.0 audio (snd_hda_intel) and
 # 0000:03:02.0 network (e1000), two slots behind the PCIe-to-PCI bridge 0000:02:00.0 and so in
-# one IOMMU group. Groups and card numbers are read from sysfs.
+# one IOMMU group. Groups and card numbers are read from sysfs. The kernel runs with
+# fbcon=map:01: fbcon draws VT1 on fb0 (00:02.0) and VT2 on fb1 (01:00.0), so it stays bound
+# when fb0 goes away (see the single-gpu scenarios).
 set -uo pipefail
 
 # name and in-guest time bound (seconds); this is the run order (--only keeps it too).
@@ -34,6 +36,9 @@ kill-during-prepare 120
 two-starts-at-once 90
 install-and-hook-d 420
 assign-headless 240
+single-gpu 150
+single-gpu-console-comes-back 90
+single-gpu-dm-does-not-stop 90
 firmware-in-status 45
 "
 
@@ -54,6 +59,13 @@ HOME_STATE="$VGA=bochs-drm $GPU=bochs-drm $AUD=snd_hda_intel $PB_HOME"
 VFIO_STATE="$VGA=bochs-drm $GPU=vfio-pci $AUD=vfio-pci $PB_HOME"
 META_NS=https://vfio-hook.org/xmlns/domain/1
 LIBVIRTD_LOG=/var/log/libvirt/libvirtd.log
+# libvirt's util.command debug messages: every hook call with its stderr, i.e. the hook's own log
+# (no journald in the guest, so the hook logs to stderr, which libvirt keeps only at debug level)
+COMMAND_LOG=/var/log/libvirt/commands.log
+COMMAND_LOG_WANTED=/tmp/e2e.command-log # exists: libvirtd writes $COMMAND_LOG
+HOOKD=/etc/vfio-hook/hook.d
+CONSOLE_FOUND=/tmp/e2e.console # the console as setup found it: "FBCON_VT FB0_DEVICE FB1_DEVICE"
+DM_PIDS=/run/e2e-dm.pids       # display-manager stand-ins, killed by the reset whatever happened
 export LIBVIRT_DEFAULT_URI=qemu:///system
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -61,6 +73,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
 since() { local d=$(($(now_ms) - $1)); printf '%d.%03d' $((d / 1000)) $((d % 1000)); }
 oneline() { tr '\n' ' ' <<<"$1" | sed 's/  */ /g; s/ $//'; }
+prefixed() { sed "s/^/$1/"; } # PREFIX: stdin with PREFIX before each line
 
 drv() {
     local l
@@ -244,8 +257,8 @@ $left")")"
 # Every virsh exec costs 1-4 s in this guest (TCG, and TCG again for the nested QEMU), so the
 # domains are defined once at setup and "is it still running" is read from libvirt's status
 # file (/run/libvirt/qemu/NAME.xml exists exactly while the domain is active).
-DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless"
-DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless"
+DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless single-gpu single-gpu-meta"
+DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless e2e-single e2e-single-meta"
 define_all() {
     local cmds='' t
     for t in $DOMAINS; do cmds+="define $DOMS/$t.xml; "; done
@@ -966,6 +979,503 @@ sc_assign_headless() {
     pass # (fails with the first soft failure, if any)
 }
 
+# ---------------------------------------------------------------- single GPU: the host's console
+# fbcon draws the VTs on framebuffers: fb0 is 00:02.0's (bochs-drm), fb1 01:00.0's. The kernel
+# moves VTs between them by itself: when a framebuffer goes away while fbcon is bound, its VTs
+# go to another framebuffer that carries a VT, or, if there is none, the kernel unbinds fbcon
+# (and unregisters it once no framebuffer is left). Whenever it moves a VT it also rewrites
+# where that VT returns to, so a framebuffer that comes back gets no VT unless one still wants
+# it. The guest boots with fbcon=map:01 (VT1 on fb0, VT2 on fb1), and the single-GPU scenarios
+# set that map again with FBIOPUT_CON2FBMAP (earlier scenarios that took 01:00.0 left VT2 on
+# fb0): with VT2 on fb1, fbcon stays bound when fb0 goes away, so a bind of 0 while the VM
+# runs can only be vfio-hook's own write.
+fbcon_vtcon() { # the vtconsole fbcon registered ("frame buffer device")
+    local v n
+    for v in /sys/class/vtconsole/vtcon*; do
+        n=
+        read -r n 2>/dev/null <"$v/name"
+        case $n in *"frame buffer"*) echo "${v##*/}"; return 0 ;; esac
+    done
+    return 1
+}
+vt_bind() { # VTCON -> 0, 1, or "gone"
+    local b=gone
+    read -r b 2>/dev/null <"/sys/class/vtconsole/$1/bind"
+    echo "$b"
+}
+fb_device() { # fbN -> the PCI address it belongs to, or none
+    local l
+    l=$(readlink "/sys/class/graphics/$1/device" 2>/dev/null) && echo "${l##*/}" || echo none
+}
+# VT -> framebuffer map, read and set with the fb ioctls (linux/fb.h: struct fb_con2fbmap
+# { __u32 console; __u32 framebuffer; }), in perl: perl-base is in every Debian root.
+# shellcheck disable=SC2016 # perl's own variables
+CON2FB_PL='
+my ($op, $dev, @arg) = @ARGV;
+open(my $f, "+<", $dev) or die "open $dev: $!\n";
+if ($op eq "get") {
+    for my $vt (@arg) {
+        my $m = pack("LL", $vt, 0);
+        ioctl($f, 0x460F, $m) or die "FBIOGET_CON2FBMAP VT$vt: $!\n";
+        my (undef, $fb) = unpack("LL", $m);
+        print "VT$vt=", ($fb == 0xffffffff ? "none" : "fb$fb"), " ";
+    }
+} else {
+    while (my ($vt, $fb) = splice(@arg, 0, 2)) {
+        ioctl($f, 0x4610, pack("LL", $vt, $fb)) or die "FBIOPUT_CON2FBMAP VT$vt fb$fb: $!\n";
+    }
+}'
+con2fb() { # "VT1=fbN VT2=fbM" (through any framebuffer there is)
+    local f
+    for f in /dev/fb[0-9]*; do
+        [ -c "$f" ] || continue
+        perl -e "$CON2FB_PL" get "$f" 1 2 2>&1
+        return
+    done
+    echo "(no framebuffer)"
+}
+map_vt() { perl -e "$CON2FB_PL" put "/dev/fb$2" "$1" "$2"; } # VT FB
+boot_map() { # VT1 on fb0 and VT2 on fb1 again, as fbcon=map:01 booted them
+    if [ "$(fb_device fb0)" = "$VGA" ] && [ "$(fb_device fb1)" = "$GPU" ]; then
+        map_vt 1 0 || soft_fail "FBIOPUT_CON2FBMAP VT1 fb0 failed"
+        map_vt 2 1 || soft_fail "FBIOPUT_CON2FBMAP VT2 fb1 failed"
+    fi
+    echo "console now: $(console_facts)"
+}
+console_facts() { # one line: every vtconsole (name, bind), framebuffer (device), VT1/VT2's framebuffer
+    local v n b f text=
+    for v in /sys/class/vtconsole/vtcon*; do
+        [ -e "$v" ] || continue
+        n='?' b='?'
+        read -r n 2>/dev/null <"$v/name"
+        read -r b 2>/dev/null <"$v/bind"
+        text+="${v##*/}=[$n, bind $b] "
+    done
+    for f in /sys/class/graphics/fb[0-9]*; do
+        [ -e "$f" ] && text+="${f##*/}=$(fb_device "${f##*/}") "
+    done
+    echo "$text$(con2fb)"
+}
+console_as_found() { # fbcon's vtcon bound, fb0 on 00:02.0, fb1 on 01:00.0, as setup found them
+    local found vt
+    read -r found 2>/dev/null <"$CONSOLE_FOUND" || return 0 # setup found no fbcon: nothing to compare
+    vt=${found%% *}
+    [ "$(vt_bind "$vt")" = 1 ] && [ "$vt $(fb_device fb0) $(fb_device fb1)" = "$found" ]
+}
+
+# Every ~20 ms, with builtins only (an exec costs 0.1-0.3 s here): one line per change of
+# 00:02.0's driver, fbcon's bind and fb0, stamped in ms. Runs until the scenario kills it.
+watch_console() { # FILE VTCON
+    local out=$1 vt=$2 last='' cur b d f t fd ff=/tmp/.e2e-watch.$$
+    mkfifo "$ff" && exec {fd}<>"$ff" && rm -f "$ff"
+    while :; do
+        b=gone
+        read -r b 2>/dev/null <"/sys/class/vtconsole/$vt/bind"
+        if [ -e "/sys/bus/pci/drivers/bochs-drm/$VGA" ]; then
+            d=bochs-drm
+        elif [ -e "/sys/bus/pci/drivers/vfio-pci/$VGA" ]; then
+            d=vfio-pci
+        elif [ -e "$SYS/$VGA/driver" ]; then d=other; else d=none; fi
+        if [[ /sys/class/graphics/fb0/device -ef $SYS/$VGA ]]; then
+            f=$VGA
+        elif [ -e /sys/class/graphics/fb0 ]; then f=other; else f=none; fi
+        cur="$VGA=$d $vt.bind=$b fb0=$f"
+        if [ "$cur" != "$last" ]; then
+            t=${EPOCHREALTIME/./}
+            echo "$((10#$t / 1000)) $cur" >>"$out"
+            last=$cur
+        fi
+        read -r -t 0.02 -u "$fd" _
+    done
+}
+show_watch() { # FILE T0: the changes seen, in ms since T0
+    local t rest
+    while read -r t rest; do echo "  +$((t - $2)) ms: $rest"; done <"$1"
+}
+
+# The hook's own log: no journald here, so it goes to the hook's stderr, which libvirt keeps in
+# its util.command debug messages ($COMMAND_LOG).
+log_mark() { stat -c %s "$COMMAND_LOG" 2>/dev/null || echo 0; }
+hook_log_since() { # OFFSET
+    # libvirt logs the same stderr more than once (the result, then the error): each line once
+    tail -c +"$(($1 + 1))" "$COMMAND_LOG" 2>/dev/null | grep -a -o 'vfio-hook: .*' | sed "s/'\$//" | awk '!seen[$0]++'
+}
+dmesg_mark() { dmesg 2>/dev/null | wc -l; }
+# From kernel log lines: how long after bochs-drm's fb0 fbcon took the VTs again. The kernel's
+# own takeover happens inside fb0's registration (its "Console: switching" line can even come
+# first); vfio-hook's FBIOPUT_CON2FBMAP comes after it waited 500 ms for the kernel.
+fbcon_came_back() {
+    awk 'function t(   s) { s = $0; sub(/^\[ */, "", s); sub(/\].*/, "", s); return s + 0 }
+         /\] Console: switching to .*frame buffer device/ { con = t() }
+         /fb0: .*frame buffer device/ { fb = t() }
+         END {
+             d = int((con - fb) * 1000)
+             if (con && fb && d < 0) printf "fbcon took the VTs while fb0 registered (logged %d ms before bochs-drm'"'"'s fb0 line)\n", -d
+             else if (con && fb) printf "fbcon took the VTs %d ms after bochs-drm registered fb0\n", d
+             else if (fb) print "fb0 registered, fbcon did not take the VTs"
+         }'
+}
+dmesg_since() { dmesg 2>/dev/null | tail -n +"$(($1 + 1))"; }
+
+# hook.d for DOMAIN: prepare/begin/10-stop-dm, the display manager's stop, and release/end/90-note,
+# which notes when it ran and what it found. MODE "stops": 10-stop-dm kills the stand-in named in
+# $DM_PIDS and waits (at most 5 s) until nothing holds 00:02.0's DRM card, as
+# hook.d/stop-display-manager does. MODE "ignored": it sends SIGTERM and trusts that (no wait).
+install_dm_scripts() { # DOMAIN MODE
+    local d=$HOOKD/vm/$1
+    rm -rf "$d" "/run/$1.prepare" "/run/$1.release"
+    # every directory from /etc/vfio-hook down: root's, not writable by group or others
+    install -d -m 0755 /etc/vfio-hook "$HOOKD" "$HOOKD/vm" "$d" "$d/prepare" "$d/prepare/begin" \
+        "$d/release" "$d/release/end"
+    chmod 0755 /etc/vfio-hook "$HOOKD" "$HOOKD/vm"
+    {
+        printf '#!/bin/bash\n# e2e: a display manager'"'"'s stop for %s (mode %s)\n' "$1" "$2"
+        printf 'MODE=%s VGA=%s PIDS=%s NOTE=/run/%s.prepare\n' "$2" "$VGA" "$DM_PIDS" "$1"
+        cat <<'EOF'
+console() {
+    local l d=none v n vt=none b=none
+    l=$(readlink "/sys/bus/pci/devices/$VGA/driver") && d=${l##*/}
+    for v in /sys/class/vtconsole/vtcon*; do
+        read -r n <"$v/name"
+        case $n in *"frame buffer"*) vt=${v##*/}; read -r b <"$v/bind" ;; esac
+    done
+    echo "$VGA=$d $vt.bind=$b"
+}
+held() { # is 00:02.0's DRM card open anywhere?
+    local c f
+    for c in /sys/bus/pci/devices/"$VGA"/drm/card*; do
+        for f in /proc/[0-9]*/fd/*; do
+            [[ $f -ef /dev/dri/${c##*/} ]] && return 0
+        done
+    done
+    return 1
+}
+echo "$EPOCHREALTIME start: $(console)" >>"$NOTE"
+read -r pid <"$PIDS"
+kill -TERM "$pid"
+echo "sent SIGTERM to $pid"
+if [ "$MODE" = stops ]; then
+    for _ in {1..100}; do
+        held || break
+        sleep 0.05
+    done
+    if held; then
+        echo "00:02.0's card is still held after 5 s" >&2
+        exit 1
+    fi
+    echo "the card is free"
+fi
+echo "$EPOCHREALTIME end: $(console)" >>"$NOTE"
+EOF
+    } >"$d/prepare/begin/10-stop-dm"
+    {
+        printf '#!/bin/bash\n# e2e: notes when release/end ran and what it found\n'
+        printf 'VGA=%s NOTE=/run/%s.release\n' "$VGA" "$1"
+        cat <<'EOF'
+l=$(readlink "/sys/bus/pci/devices/$VGA/driver") && d=${l##*/} || d=none
+vt=none b=none
+for v in /sys/class/vtconsole/vtcon*; do
+    read -r n <"$v/name"
+    case $n in *"frame buffer"*) vt=${v##*/}; read -r b <"$v/bind" ;; esac
+done
+r=absent
+[ -e "/run/vfio-hook/records/$VFIO_HOOK_DOMAIN_UUID.record" ] && r=present
+echo "$EPOCHREALTIME $VGA=$d $vt.bind=$b record=$r devices=[$VFIO_HOOK_PCI_ADDRESSES]" >>"$NOTE"
+echo "noted: $VGA=$d $vt.bind=$b record=$r"
+EOF
+    } >"$d/release/end/90-note"
+    chmod 0755 "$d/prepare/begin/10-stop-dm" "$d/release/end/90-note"
+    echo "hook.d for $1 ($2): $(find "$HOOKD/vm/$1" -type f -printf '%p %m %u; ' 2>/dev/null)"
+}
+
+DM=
+start_dm_standin() { # MODE: "plain" or "ignores-term". Sets DM; holds 00:02.0's card, as Xorg would
+    local card
+    card=$(drm_card $VGA) || fail "$VGA has no DRM card node"
+    if [ "$1" = ignores-term ]; then
+        # shellcheck disable=SC2217 # the point: a process that holds the card open
+        (trap '' TERM; exec sleep 600) <"/dev/dri/$card" >/dev/null 2>&1 &
+    else
+        # shellcheck disable=SC2217
+        sleep 600 <"/dev/dri/$card" >/dev/null 2>&1 &
+    fi
+    DM=$!
+    echo "$DM" >"$DM_PIDS"
+    sleep 0.2
+    [[ /proc/$DM/fd/0 -ef /dev/dri/$card ]] || fail "the stand-in (pid $DM) does not hold /dev/dri/$card"
+    echo "display-manager stand-in: pid $DM ($1) holds /dev/dri/$card"
+}
+stop_dm_standin() {
+    [ -z "$DM" ] || kill -9 "$DM" 2>/dev/null
+    wait "$DM" 2>/dev/null
+    rm -f "$DM_PIDS"
+    DM=
+}
+
+# What a single-GPU scenario needs: fbcon bound, fb0 on 00:02.0, fb1 on 01:00.0, and fbcon
+# drawing VT1 on fb0 and VT2 on fb1 (set here: an earlier scenario may have moved VT2 to fb0).
+VT=
+single_gpu_premise() {
+    VT=$(fbcon_vtcon) || fail "no vtconsole is fbcon's: $(console_facts)"
+    echo "console before: $(console_facts); kernel: $(grep -o 'fbcon=[^ ]*' /proc/cmdline)"
+    [ "$(vt_bind "$VT")" = 1 ] || fail "fbcon's $VT is not bound before the start"
+    [ "$(fb_device fb0)" = "$VGA" ] || fail "fb0 is not $VGA's"
+    [ "$(fb_device fb1)" = "$GPU" ] || fail "fb1 is not $GPU's (the second framebuffer)"
+    map_vt 1 0 || fail "FBIOPUT_CON2FBMAP VT1 fb0 failed: $(console_facts)"
+    map_vt 2 1 || fail "FBIOPUT_CON2FBMAP VT2 fb1 failed: $(console_facts)"
+    [ "$(con2fb)" = "VT1=fb0 VT2=fb1 " ] || fail "VT1 and VT2 are not on fb0 and fb1: $(console_facts)"
+    echo "console set: $(console_facts)"
+}
+
+# The kernel, by itself: bochs-drm letting go of 00:02.0 (by hand, no vfio-hook) leaves fbcon
+# bound while fb1 carries a VT: the VTs of fb0 move there. Then bochs-drm is bound again and the
+# map set as before.
+fbcon_survives_fb0() {
+    local t0
+    bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/unbind 10 || fail "control: unbinding bochs-drm from $VGA"
+    echo "control: bochs-drm unbound from $VGA by hand: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] ||
+        fail "control: fbcon's $VT bind reads '$(vt_bind "$VT")' once fb0 is gone: a second framebuffer does not keep fbcon bound, the scenario cannot tell vfio-hook's write from the kernel's"
+    bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 || fail "control: binding bochs-drm to $VGA again"
+    t0=$(now_ms)
+    until [ "$(fb_device fb0)" = "$VGA" ]; do
+        [ $(($(now_ms) - t0)) -lt 5000 ] || fail "control: no fb0 5 s after binding bochs-drm again: $(console_facts)"
+        sleep 0.1
+    done
+    echo "control: bochs-drm bound again: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || fail "control: fbcon's $VT is not bound after bochs-drm came back"
+    expect_unchanged "control"
+    map_vt 1 0 || fail "FBIOPUT_CON2FBMAP VT1 fb0 failed"
+    echo "control: VT1 mapped to fb0 again: $(console_facts)"
+}
+
+allow_boot_vga_with_set() { # DOMAIN: through the real virsh door (`vfio-hook set`, then `get`)
+    local out rc=0
+    out=$(timeout 30 vfio-hook get "$1" 2>&1) || rc=$?
+    echo "vfio-hook get $1 (before set): exit $rc: $(oneline "$out")"
+    out=$(timeout 30 vfio-hook set "$1" allow-boot-vga yes 2>&1) || fail "vfio-hook set: $(oneline "$out")"
+    echo "vfio-hook set: $(oneline "$out")"
+    rc=0
+    out=$(timeout 30 vfio-hook get "$1" 2>&1) || rc=$?
+    echo "vfio-hook get $1: exit $rc: $(oneline "$out")"
+    if [ "$rc" != 0 ] || ! grep -qx 'allow-boot-vga = yes' <<<"$out"; then
+        fail "vfio-hook get $1 does not show allow-boot-vga = yes after set"
+    fi
+}
+
+# One start and destroy of DOMAIN (given 00:02.0) with the display-manager stand-in and hook.d
+# set up: everything the single-GPU scenarios assert, and the evidence, printed.
+# RUNNING is the expected drivers while the VM runs.
+single_gpu_cycle() { # DOMAIN RUNNING
+    local dom=$1 want=$2 got uuid rec watch=/tmp/e2e.$1.watch t0 mark dm0 w note lines k
+    rm -f "$watch"
+    start_dm_standin plain
+    mark=$(log_mark) dm0=$(dmesg_mark)
+    t0=$(now_ms)
+    watch_console "$watch" "$VT" &
+    w=$!
+
+    vstart "$dom"
+    got=$(state)
+    [ "$got" = "$want" ] || fail "running: drivers are [$got], expected [$want]"
+    echo "running: $got"
+    echo "console while running: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 0 ] || soft_fail "fbcon's $VT bind reads '$(vt_bind "$VT")' while the VM has $VGA, expected 0"
+    uuid=$(awk -v d="$dom" '$1 == d { print $2 }' /tmp/e2e.uuids)
+    rec=$STATE_DIR/records/$uuid.record
+    echo "record $rec: $(oneline "$(cat "$rec" 2>&1)")"
+    grep -qx "console $VGA vtcon $VT" "$rec" 2>/dev/null || soft_fail "the record does not hold 'console $VGA vtcon $VT'"
+    [ ! -e "/proc/$DM" ] || [ "$(cut -d' ' -f3 "/proc/$DM/stat" 2>/dev/null)" = Z ] ||
+        soft_fail "the stand-in (pid $DM) still runs: the prepare script did not stop it"
+    note=$(cat "/run/$dom.prepare" 2>/dev/null)
+    echo "prepare script noted: $(oneline "$note")"
+    grep -q "start: $VGA=bochs-drm $VT.bind=1" <<<"$note" ||
+        soft_fail "when the prepare script started, the console was not [$VGA=bochs-drm $VT.bind=1]"
+    timeout 30 vfio-hook status 2>&1 | grep -i -e console -e "^  group $(group_of $VGA) " | prefixed '  status | '
+
+    vdestroy "$dom"
+    wait_home "after destroy"
+    echo "console after destroy: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || soft_fail "fbcon's $VT bind reads '$(vt_bind "$VT")' after destroy, expected 1"
+    [ "$(fb_device fb0)" = "$VGA" ] || soft_fail "fb0 is not $VGA's after destroy"
+    [ -z "$(records)" ] || soft_fail "records left after destroy: $(oneline "$(records)")"
+    note=$(cat "/run/$dom.release" 2>/dev/null)
+    echo "release script noted: $(oneline "$note")"
+    grep -q "$VGA=bochs-drm $VT.bind=1 record=absent" <<<"$note" ||
+        soft_fail "the release script did not run after the console was back (it noted: '$(oneline "$note")', expected $VGA=bochs-drm $VT.bind=1 record=absent)"
+
+    kill "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    echo "what the console did (ms since just before virsh start):"
+    show_watch "$watch" "$t0"
+    echo "the hook's log (its stderr, from libvirt's debug log):"
+    lines=$(hook_log_since "$mark")
+    prefixed '  | ' <<<"$lines"
+    echo "kernel log meanwhile:"
+    k=$(dmesg_since "$dm0")
+    prefixed '  k ' <<<"$k"
+    fbcon_came_back <<<"$k"
+    grep -q "took fbcon on $VT" <<<"$lines" || soft_fail "the hook's log does not say it took fbcon on $VT"
+    grep -q "gave back fbcon on $VT" <<<"$lines" || soft_fail "the hook's log does not say it gave back fbcon on $VT"
+    stop_dm_standin
+}
+
+sc_single_gpu() {
+    expect_unchanged before
+    single_gpu_premise
+    fbcon_survives_fb0
+    allow_boot_vga_with_set e2e-single
+    install_dm_scripts e2e-single stops
+    single_gpu_cycle e2e-single "$VGA=vfio-pci $GPU=bochs-drm $AUD=snd_hda_intel $PB_HOME"
+    rm -rf "$HOOKD/vm/e2e-single"
+    boot_map
+    pass
+}
+
+# fbcon's way back, through `vfio-hook --allow-boot-vga yes bind 00:02.0` and `restore` (the
+# same console steps as a VM's prepare and release, in seconds instead of a VM's start), in the
+# two cases where fbcon does not simply follow fb0:
+# (a) no VT wants fb0 (every VT mapped to fb1): when fb0 registers again the kernel leaves fbcon
+#     unbound (shown first by hand); vfio-hook must bind it with FBIOPUT_CON2FBMAP.
+# (b) one framebuffer (01:00.0 parked on vfio-pci), every VT mapped to fb0: when fb0 goes, the
+#     kernel unregisters fbcon altogether (its vtcon disappears) and registers it again when fb0
+#     comes back.
+console_round() { # LABEL RUNNING-STATE: bind and restore 00:02.0 by hand
+    local out rc=0 got dm0
+    dm0=$(dmesg_mark)
+    out=$(timeout 30 vfio-hook --allow-boot-vga yes bind "$VGA" 2>&1) ||
+        fail "$1: vfio-hook bind $VGA: $(oneline "$out")"
+    echo "$1: vfio-hook bind $VGA: $(oneline "$out")"
+    got=$(state)
+    [ "$got" = "$2" ] || fail "$1: drivers are [$got], expected [$2]"
+    echo "$1: taken: $(console_facts); record: $(oneline "$(cat "$STATE_DIR/records/manual.record" 2>&1)")"
+    grep -qx "console $VGA vtcon $VT" "$STATE_DIR/records/manual.record" 2>/dev/null ||
+        soft_fail "$1: the record does not hold 'console $VGA vtcon $VT'"
+    out=$(timeout 30 vfio-hook restore "$VGA" 2>&1) || rc=$?
+    echo "$1: vfio-hook restore $VGA: exit $rc: $(oneline "$out")"
+    [ "$rc" = 0 ] || soft_fail "$1: vfio-hook restore $VGA exited $rc: $(oneline "$out")"
+    if [ "$(drv $VGA)" != bochs-drm ] || [ -n "$(ovr $VGA)" ]; then
+        fail "$1: $VGA is on $(drv $VGA) (override '$(ovr $VGA)') after restore"
+    fi
+    echo "$1: given back: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || soft_fail "$1: fbcon's $VT bind reads '$(vt_bind "$VT")' after restore, expected 1"
+    [ "$(fb_device fb0)" = "$VGA" ] || soft_fail "$1: fb0 is not $VGA's after restore"
+    dmesg_since "$dm0" | prefixed "  $1 k "
+    dmesg_since "$dm0" | fbcon_came_back | prefixed "$1: "
+}
+map_all_vts() { # FB: VT1..VT63 to fbFB, in one perl
+    local vt pairs=()
+    for vt in {1..63}; do pairs+=("$vt" "$1"); done
+    perl -e "$CON2FB_PL" put "/dev/fb$1" "${pairs[@]}"
+}
+
+sc_single_gpu_console_comes_back() {
+    local out t0 b
+    expect_unchanged before
+    single_gpu_premise
+    # (a) the kernel alone first: fbcon unbound by hand, fb0 away and back
+    map_all_vts 1 || fail "(a) FBIOPUT_CON2FBMAP of every VT to fb1 failed"
+    echo "(a) every VT on fb1: $(console_facts)"
+    bounded_write 0 "/sys/class/vtconsole/$VT/bind" 10 || fail "(a) writing 0 to $VT/bind"
+    echo "(a) control: 0 written to $VT/bind: $(console_facts)"
+    bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/unbind 10 || fail "(a) control: unbinding bochs-drm from $VGA"
+    bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 || fail "(a) control: binding bochs-drm to $VGA again"
+    t0=$(now_ms)
+    until [ "$(fb_device fb0)" = "$VGA" ]; do
+        [ $(($(now_ms) - t0)) -lt 5000 ] || fail "(a) control: no fb0 5 s after binding bochs-drm again"
+        sleep 0.1
+    done
+    sleep 1
+    b=$(vt_bind "$VT")
+    echo "(a) control: fb0 back for 1 s: $(console_facts)"
+    [ "$b" = 0 ] || fail "(a) control: the kernel bound fbcon again by itself ($VT bind reads '$b'): the hook's FBIOPUT_CON2FBMAP would not be exercised"
+    bounded_write 1 "/sys/class/vtconsole/$VT/bind" 10
+    echo "(a) control: 1 written to $VT/bind: reads $(vt_bind "$VT")"
+    map_vt 1 0 || fail "(a) control: FBIOPUT_CON2FBMAP VT1 fb0 failed"
+    echo "(a) control: after FBIOPUT_CON2FBMAP VT1 fb0: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || fail "(a) control: FBIOPUT_CON2FBMAP did not bind fbcon"
+    map_all_vts 1 || fail "(a) FBIOPUT_CON2FBMAP of every VT to fb1 failed"
+    echo "(a) every VT on fb1 again: $(console_facts)"
+    console_round "(a)" "$VGA=vfio-pci $GPU=bochs-drm $AUD=snd_hda_intel $PB_HOME"
+    # (b) every VT wants fb0 again, as on a host that booted with one framebuffer. (The kernel
+    # records where a VT wants to be only when it moves it: through fb1 and back.)
+    map_all_vts 1 || fail "(b) FBIOPUT_CON2FBMAP of every VT to fb1 failed"
+    map_all_vts 0 || fail "(b) FBIOPUT_CON2FBMAP of every VT to fb0 failed"
+    out=$(timeout 30 vfio-hook bind "$GPU" 2>&1) || fail "(b) vfio-hook bind $GPU: $(oneline "$out")"
+    expect_vfio "(b) $GPU parked"
+    echo "(b) one framebuffer, every VT on fb0: $(console_facts)"
+    console_round "(b)" "$VGA=vfio-pci $GPU=vfio-pci $AUD=vfio-pci $PB_HOME"
+    # (bind moved the audio function with the GPU; restore gives back the addresses it is given)
+    out=$(timeout 30 vfio-hook restore "$GPU" "$AUD" 2>&1) || fail "(b) vfio-hook restore $GPU $AUD: $(oneline "$out")"
+    wait_home "(b) $GPU given back"
+    [ -z "$(records)" ] || soft_fail "records left: $(oneline "$(records)")"
+    boot_map
+    console_as_found || soft_fail "the console is not as found: $(console_facts)"
+    pass
+}
+
+# The display manager ignores the stop: the holder check refuses the start, naming it, before
+# the console is touched.
+sc_single_gpu_dm_does_not_stop() {
+    local out rc=0 watch=/tmp/e2e.stuck.watch t0 mark dm0 w note lines before
+    expect_unchanged before
+    VT=$(fbcon_vtcon) || fail "no vtconsole is fbcon's: $(console_facts)"
+    before=$(console_facts)
+    echo "console before: $before"
+    [ "$(vt_bind "$VT")" = 1 ] || fail "fbcon's $VT is not bound before the start"
+    # this domain allows the boot VGA in its own definition
+    out=$(timeout 30 vfio-hook get e2e-single-meta 2>&1) || rc=$?
+    echo "vfio-hook get e2e-single-meta: exit $rc: $(oneline "$out")"
+    if [ "$rc" != 0 ] || ! grep -qx 'allow-boot-vga = yes' <<<"$out"; then
+        fail "vfio-hook get e2e-single-meta does not show allow-boot-vga = yes (from its XML)"
+    fi
+    install_dm_scripts e2e-single-meta ignored
+    start_dm_standin ignores-term
+    mark=$(log_mark) dm0=$(dmesg_mark)
+    t0=$(now_ms)
+    rm -f "$watch"
+    watch_console "$watch" "$VT" &
+    w=$!
+
+    vstart_refused e2e-single-meta
+    grep -qw "$DM" <<<"$ERR" || soft_fail "the error does not name the holder pid $DM"
+    grep -qF "$VGA" <<<"$ERR" || soft_fail "the error does not name $VGA"
+    [[ /proc/$DM/fd/0 -ef /dev/dri/$(drm_card $VGA) ]] ||
+        soft_fail "the stand-in (pid $DM) no longer holds $VGA's card: it did stop"
+    note=$(cat /run/e2e-single-meta.prepare 2>/dev/null)
+    echo "prepare script noted: $(oneline "$note")"
+    [ -n "$note" ] || soft_fail "the prepare script did not run"
+    expect_unchanged "after the refusal"
+    echo "console after the refusal: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || soft_fail "fbcon's $VT bind reads '$(vt_bind "$VT")' after the refusal, expected 1"
+    [ "$(console_facts)" = "$before" ] || soft_fail "the console changed: before [$before], after [$(console_facts)]"
+    no_records "after the refusal" e2e-single-meta
+    # libvirt calls release after a failed start too: the release scripts (which would start the
+    # display manager again) run, and find the console where it was
+    note=$(cat /run/e2e-single-meta.release 2>/dev/null)
+    echo "release script noted: $(oneline "$note")"
+    grep -q "$VGA=bochs-drm $VT.bind=1 record=absent" <<<"$note" ||
+        soft_fail "the release script did not run after the refused start, or found the console moved (it noted: '$(oneline "$note")')"
+
+    kill "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    echo "what the console did (ms since just before virsh start):"
+    show_watch "$watch" "$t0"
+    if [ "$(wc -l <"$watch")" != 1 ] || ! grep -q "$VGA=bochs-drm $VT.bind=1 fb0=$VGA" "$watch"; then
+        soft_fail "the console moved during the refused start: $(oneline "$(show_watch "$watch" "$t0")")"
+    fi
+    echo "the hook's log (its stderr, from libvirt's debug log):"
+    lines=$(hook_log_since "$mark")
+    prefixed '  | ' <<<"$lines"
+    echo "kernel log meanwhile:"
+    dmesg_since "$dm0" | prefixed '  k '
+    ! grep -q -e 'took fbcon' -e 'gave back fbcon' <<<"$lines$ERR" ||
+        soft_fail "the hook touched the console during a refused start"
+    stop_dm_standin
+    rm -rf "$HOOKD/vm/e2e-single-meta"
+    pass
+}
+
 # ---------------------------------------------------------------- guest setup and main loop
 setup_fail() { SETUP_ERROR=$*; return 1; }
 
@@ -989,6 +1499,9 @@ setup() {
     [ "$g" != "$(group_of $GPU)" ] || setup_fail "$PB_AUD shares the GPU's group" || return
     echo "# group $(group_members "$g")"
     echo "# GPU card: $(drm_card $GPU), boot VGA card: $(drm_card $VGA)"
+    echo "# console: $(console_facts); kernel $(grep -o 'fbcon=[^ ]*' /proc/cmdline)"
+    local vt
+    vt=$(fbcon_vtcon) && echo "$vt $(fb_device fb0) $(fb_device fb1)" >"$CONSOLE_FOUND"
 
     [ -x "$E2E/vfio-hook" ] || setup_fail "no hook binary in the test share" || return
     # Symlinks, not copies: copying a 37 MB static binary costs seconds under TCG.
@@ -1015,7 +1528,7 @@ EOF
     cp "$E2E"/libvirt-caps/*.xml /var/cache/libvirt/qemu/capabilities/ 2>/dev/null &&
         echo "# reusing libvirt's QEMU capabilities cache"
     virtlogd -d || setup_fail "virtlogd -d failed" || return
-    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d || setup_fail "libvirtd -d failed" || return
+    start_libvirtd || setup_fail "libvirtd -d failed" || return
     i=0
     until timeout 10 virsh list >/dev/null 2>&1; do
         i=$((i + 1))
@@ -1039,17 +1552,34 @@ EOF
     fi
 }
 
+# The command log only when a scenario reads it (the single-GPU ones): the others, and bench/'s
+# guest script, get libvirtd exactly as before.
+start_libvirtd() {
+    if [ -e "$COMMAND_LOG_WANTED" ]; then
+        LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG 1:file:$COMMAND_LOG" LIBVIRT_LOG_FILTERS="1:util.command" \
+            libvirtd -d
+    else
+        LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d
+    fi
+}
+
 restart_libvirtd() {
     local p
     p=$(cat /run/libvirtd.pid 2>/dev/null) && kill -9 "$p" 2>/dev/null
     sleep 1
-    LIBVIRT_LOG_OUTPUTS="3:file:$LIBVIRTD_LOG" libvirtd -d
+    start_libvirtd
     sleep 2
 }
 
 # Between scenarios: no domains, devices home, no records; whatever the scenario left.
 reset_all() {
-    local d running
+    local d running p
+    # the single-GPU scenarios' display-manager stand-ins (one ignores SIGTERM) and hook.d
+    if [ -s "$DM_PIDS" ]; then
+        while read -r p; do kill -9 "$p" 2>/dev/null && echo "# reset: killed stand-in $p"; done <"$DM_PIDS"
+        rm -f "$DM_PIDS"
+    fi
+    rm -rf "$HOOKD/vm"
     if ! running=$(timeout 30 virsh list --name 2>/dev/null); then
         echo "# reset: libvirtd does not answer; restarting it"
         restart_libvirtd
@@ -1064,7 +1594,7 @@ reset_all() {
         for d in $GPU $AUD $VGA $PB_AUD $PB_NIC; do
             [ -z "$(ovr "$d")" ] || bounded_write "" "$SYS/$d/driver_override" 5 | sed 's/^/# reset: /'
         done
-        for d in $GPU $AUD $PB_AUD $PB_NIC; do
+        for d in $VGA $GPU $AUD $PB_AUD $PB_NIC; do
             case $(drv "$d") in
                 bochs-drm | snd_hda_intel | e1000) continue ;;
                 none) ;;
@@ -1073,6 +1603,16 @@ reset_all() {
             bounded_write "$d" /sys/bus/pci/drivers_probe 10 | sed 's/^/# reset: /'
         done
         echo "# reset: now $(state), $(overrides)"
+    fi
+    # fbcon, once unbound, comes back only when a framebuffer registers: bochs-drm binding 00:02.0
+    if ! console_as_found; then
+        echo "# reset: console not as found [$(cat "$CONSOLE_FOUND")]: $(console_facts); binding bochs-drm to $VGA again"
+        if [ "$(drv $VGA)" = bochs-drm ]; then
+            bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/unbind 10 | sed 's/^/# reset: /'
+        fi
+        bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 | sed 's/^/# reset: /'
+        sleep 1
+        echo "# reset: console now: $(console_facts)"
     fi
     if [ -n "$(records)" ]; then
         echo "# reset: removing records: $(records | tr '\n' ' ')"
@@ -1118,6 +1658,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"*) : >"$COMMAND_LOG_WANTED" ;; esac
     SETUP_ERROR=
     if ! setup; then
         echo "# setup failed: $SETUP_ERROR"
