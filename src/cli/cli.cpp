@@ -69,9 +69,10 @@ std::string basename_of(std::string_view path) {
 int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& config, bool required,
                          const std::map<std::string, std::string>& overrides, const HookCall& call,
                          CliEnvironment& environment) {
+    auto xml = environment.read_stdin();
+    if (xml && hook_is_idle(paths, call, *xml)) return 0;
     auto settings = load_settings(config, required, overrides);
     setup_logging(paths, {true, settings ? log_level(*settings) : spdlog::level::info});
-    auto xml = environment.read_stdin();
     if (!xml) {
         tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + xml.error());
         if (call.operation == "prepare") return 1;

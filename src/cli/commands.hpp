@@ -23,6 +23,10 @@ struct HookCall {
 // Whether the hook has anything to do for an event: prepare and release always; any other event
 // only when a hook.d directory exists for it (a few stat calls, no parse).
 bool hook_has_work(const HostPaths& paths, const HookCall& call);
+// The null path of prepare and release, once stdin is read: nothing recorded, no hook.d
+// directory for the event and (prepare) a whole document with no host device in it. One directory read and a
+// substring search, no config, no logger, no parse.
+bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view domain_xml);
 
 // The hook: never prints on stdout, never calls libvirt.
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml);

@@ -98,6 +98,11 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
         if (owner == records.end()) {
             unrecorded.push_back(address);
         } else {
+            // `bind 01:00.0` took the slot's other functions (its audio) with it: `restore
+            // 01:00.0` gives back the same set, so no companion is left behind on vfio-pci.
+            for (const auto& device : owner->devices) {
+                if (same_slot(device.address, address)) by_owner[owner->owner].insert(device.address);
+            }
             by_owner[owner->owner].insert(address);
         }
     }

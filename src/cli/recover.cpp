@@ -30,6 +30,9 @@ int run_recover(Commands& commands) {
         return 1;
     }
     StateJournal journal(host.paths);
+    for (const auto& file : journal.discard_unfinished_saves()) {
+        logger().info("recover: deleted {}, a record save that was cut off before it counted", file);
+    }
     std::vector<std::string> unreadable;
     auto records = journal.load_all(&unreadable);
     int status = 0;

@@ -60,6 +60,10 @@ std::optional<PciAddress> PciAddress::parse(std::string_view text) {
     return from_parts(*domain, *bus, *slot, *function);
 }
 
+bool same_slot(const PciAddress& a, const PciAddress& b) {
+    return a.domain == b.domain && a.bus == b.bus && a.slot == b.slot;
+}
+
 std::string PciAddress::str() const {
     char text[16];
     std::snprintf(text, sizeof text, "%04x:%02x:%02x.%x", domain, bus, slot, function);

@@ -29,4 +29,7 @@ struct PciAddress {
     auto operator<=>(const PciAddress&) const = default;
 };
 
+// Two functions of one device (01:00.0 and its audio 01:00.1).
+bool same_slot(const PciAddress& a, const PciAddress& b);
+
 }  // namespace vfio_hook

@@ -37,7 +37,7 @@ bool PciDevice::is_host_critical() const {
 }
 
 bool PciDevice::same_slot(const PciAddress& other) const {
-    return address.domain == other.domain && address.bus == other.bus && address.slot == other.slot;
+    return vfio_hook::same_slot(address, other);
 }
 
 std::string PciDevice::kind() const {

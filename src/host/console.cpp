@@ -1,9 +1,7 @@
 #include "host/console.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <system_error>
-#include <thread>
 
 #include "core/console.hpp"
 
@@ -45,6 +43,19 @@ std::optional<unsigned> framebuffer_of(const HostPaths& paths, const PciAddress&
 bool fbcon_bound(KernelInterface& kernel, const HostPaths& paths, const std::string& name) {
     auto bind = kernel.read_blocking(vtconsole(paths, name) / "bind");
     return bind.status == ReadResult::Status::ok && bind.text == "1";
+}
+
+// fbcon's vtconsole now: the one recorded, or, when fbcon unregistered while the GPU was away
+// (its last framebuffer gone) and registered again, whichever vtconsole it came back as.
+std::optional<std::string> fbcon_vtconsole(const HostPaths& paths, const std::string& recorded) {
+    auto is_fbcon = [&](const std::string& name) {
+        return read_small_file(vtconsole(paths, name) / "name").find("frame buffer") != std::string::npos;
+    };
+    if (is_fbcon(recorded)) return recorded;
+    for (const auto& name : names_in(paths.root / "sys/class/vtconsole")) {
+        if (is_fbcon(name)) return name;
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -89,11 +100,12 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
         return step.gpu.str() + ": giving back " + step.describe() + " failed: writing " + bind.string() + ": " +
                result.describe();
     }
-    // The GPU's driver registering its framebuffer brings fbcon back by itself; give it a moment.
-    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-    while (!fbcon_bound(kernel, paths, step.name) && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (fbcon_bound(kernel, paths, step.name)) return std::nullopt;
+    // The GPU's driver registering its framebuffer brings fbcon back by itself only when some VT's
+    // saved map still names that framebuffer (measured on 6.1 and 6.12: the kernel rewrites a VT's
+    // map whenever it moves it), and by the time the driver's bind returned it has done so or it
+    // never will: one look, then the ioctl.
+    auto fbcon = fbcon_vtconsole(paths, step.name);
+    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
     auto framebuffer = framebuffer_of(paths, step.gpu);
     if (!framebuffer) {
         return step.gpu.str() + ": fbcon is not back on " + step.name + ": the GPU's driver registered no "
@@ -101,7 +113,8 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
     }
     fs::path node = paths.root / ("dev/fb" + std::to_string(*framebuffer));
     auto mapped = kernel.map_consoles(node, *framebuffer);
-    if (mapped.ok() && fbcon_bound(kernel, paths, step.name)) return std::nullopt;
+    fbcon = fbcon_vtconsole(paths, step.name);
+    if (mapped.ok() && fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
     return step.gpu.str() + ": fbcon is not back on " + step.name + " (FBIOPUT_CON2FBMAP on " + node.string() +
            ": " + (mapped.ok() ? "no effect" : mapped.describe()) + ")";
 }

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdio>
 #include <memory>
+#include <string_view>
 
 namespace vfio_hook {
 namespace {
@@ -62,7 +63,7 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
     std::vector<Holder> holders;
     if (wanted.empty()) return holders;
     std::map<std::uint64_t, std::string> by_number;
-    std::set<std::string> by_path;  // nodes with no number anywhere: only their path can tell
+    std::set<std::string, std::less<>> by_path;  // nodes with no number anywhere: only their path can tell
     for (const auto& [node, number] : wanted) {
         auto known = number ? number : char_device_number(paths.root / node.substr(1));
         if (known) {
@@ -71,17 +72,30 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
             by_path.insert(node);
         }
     }
+    auto wanted_without_number = [&](std::string_view node) {
+        auto entry = wanted.find(std::string(node));
+        return entry != wanted.end() && !entry->second;
+    };
     const std::string proc = paths.proc().string();
     const int self = paths.is_real_root() ? static_cast<int>(::getpid()) : -1;
     Dir processes(::opendir(proc.c_str()));
     if (!processes) return holders;
+    // Every call below is relative to an open directory: the kernel walks one name, not
+    // /proc/PID/fd/N from the root, and nothing is allocated per fd (the scan's cost is per fd).
+    const int proc_fd = ::dirfd(processes.get());
     while (dirent* process = ::readdir(processes.get())) {
         if (!all_digits(process->d_name)) continue;
         int pid = std::atoi(process->d_name);
         if (pid == self) continue;
-        std::string fd_dir = proc + "/" + process->d_name + "/fd";
-        Dir fds(::opendir(fd_dir.c_str()));
-        if (!fds) continue;  // the process exited, or is a kernel thread
+        char fd_dir[32];
+        std::snprintf(fd_dir, sizeof fd_dir, "%d/fd", pid);
+        int fd_dir_fd = ::openat(proc_fd, fd_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd_dir_fd < 0) continue;  // the process exited, or is a kernel thread
+        Dir fds(::fdopendir(fd_dir_fd));
+        if (!fds) {
+            ::close(fd_dir_fd);
+            continue;
+        }
         std::set<std::string> seen;
         auto found = [&](const std::string& node) {
             if (!seen.insert(node).second) return;
@@ -90,32 +104,31 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
         };
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
-            std::string link = fd_dir + "/" + fd->d_name;
             // readlink first: it never asks a file system anything. stat() on an fd of a hung
             // FUSE or NFS mount would wait for its server, forever, with our lock held; only
             // device nodes (a path with a /dev/ in it: /dev/dri/card0 in a container's own
             // namespace too) are worth a stat, and one that asks for nothing the inode does not
             // already hold (AT_STATX_DONT_SYNC returns at once even on a hung FUSE mount).
             char target[512];
-            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            ssize_t n = ::readlinkat(fd_dir_fd, fd->d_name, target, sizeof target - 1);
             if (n <= 0) continue;
-            std::string node(target, static_cast<std::size_t>(n));
-            if (by_path.count(node)) {
-                found(node);
+            std::string_view node(target, static_cast<std::size_t>(n));
+            if (!by_path.empty() && by_path.count(node)) {
+                found(std::string(node));
                 continue;
             }
-            if (node.find("/dev/") == std::string::npos) continue;
+            if (node.find("/dev/") == std::string_view::npos) continue;
             struct statx info;
-            if (::statx(AT_FDCWD, link.c_str(), AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) {
-                if (wanted.count(node)) found(node);  // gone from this namespace: the path must do
+            if (::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) {
+                if (wanted.count(std::string(node))) found(std::string(node));  // gone from this namespace: the path must do
                 continue;
             }
             if (!S_ISCHR(info.stx_mode)) continue;
             auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
             if (match != by_number.end()) {
                 found(match->second);
-            } else if (wanted.count(node) && !wanted.at(node)) {
-                found(node);
+            } else if (wanted_without_number(node)) {
+                found(std::string(node));
             }
         }
     }

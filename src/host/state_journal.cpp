@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <string_view>
 #include <thread>
 
 namespace vfio_hook {
@@ -44,6 +47,15 @@ std::optional<std::string> StateJournal::ensure_dirs() const {
     fs::create_directories(paths_.state_dir().parent_path(), error);
     if (auto problem = make_dir(paths_.state_dir())) return problem;
     return make_dir(paths_.records_dir());
+}
+
+bool StateJournal::empty() const {
+    std::unique_ptr<DIR, int (*)(DIR*)> directory(::opendir(paths_.records_dir().c_str()), &::closedir);
+    if (!directory) return errno == ENOENT;  // unreadable: assume there may be records
+    while (const dirent* entry = ::readdir(directory.get())) {
+        if (std::string_view(entry->d_name).ends_with(".record")) return false;
+    }
+    return true;
 }
 
 bool StateJournal::has_record(const std::string& owner) const {
@@ -104,6 +116,16 @@ std::optional<std::string> StateJournal::save(const StateRecord& record) const {
         ::close(dir);
     }
     return std::nullopt;
+}
+
+std::vector<std::string> StateJournal::discard_unfinished_saves() const {
+    std::vector<std::string> discarded;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
+        if (entry.path().filename().string().ends_with(".record.tmp")) discarded.push_back(entry.path().string());
+    }
+    for (const auto& file : discarded) ::unlink(file.c_str());
+    return discarded;
 }
 
 std::optional<std::string> StateJournal::remove(const std::string& owner) const {

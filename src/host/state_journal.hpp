@@ -19,6 +19,8 @@ public:
 
     // A cheap stat: lets hook runs with nothing to do skip the lock.
     bool has_record(const std::string& owner) const;
+    // No record of anyone (one directory read): nothing can be waiting to go home.
+    bool empty() const;
     Expected<std::optional<StateRecord>> load(const std::string& owner) const;
     // Every readable record; unreadable ones are reported in `problems` (file: why).
     std::vector<StateRecord> load_all(std::vector<std::string>* problems = nullptr) const;
@@ -26,6 +28,9 @@ public:
     // old one or the new one, never a torn mix. Returns an error line, or nullopt.
     std::optional<std::string> save(const StateRecord& record) const;
     std::optional<std::string> remove(const std::string& owner) const;
+    // A save killed before its rename leaves OWNER.record.tmp: never a record (nothing moves
+    // before the rename), so whoever holds the lock deletes it. Returns the files deleted.
+    std::vector<std::string> discard_unfinished_saves() const;
     std::filesystem::path file_of(const std::string& owner) const;
 
 private:

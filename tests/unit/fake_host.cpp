@@ -81,7 +81,19 @@ void FakeKernel::driver_bound(const std::string& address, const std::string& dri
     fs::path fb = root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer->second.first));
     fs::create_directories(fb);
     fs::create_directory_symlink(device_dir(address), fb / "device", error);
+    if (fbcon_unregistered_) register_fbcon();
     if (fbcon_follows_framebuffers) set_fbcon(true);
+}
+
+void FakeKernel::register_fbcon() {
+    fbcon_unregistered_ = false;
+    for (int n = 0;; ++n) {
+        fs::path vtcon = root_ / "sys/class/vtconsole" / ("vtcon" + std::to_string(n));
+        if (fs::exists(vtcon)) continue;
+        write_file(vtcon / "name", "(M) frame buffer device\n");
+        write_file(vtcon / "bind", fbcon_follows_framebuffers ? "1\n" : "0\n");
+        return;
+    }
 }
 
 void FakeKernel::driver_unbound(const std::string& address) {
@@ -94,6 +106,13 @@ void FakeKernel::driver_unbound(const std::string& address) {
         any_left |= entry.path().filename().string().starts_with("fb");
     }
     if (!any_left) set_fbcon(false);
+    if (any_left || !fbcon_unregisters_without_framebuffers) return;
+    std::vector<fs::path> fbcon;
+    for (const auto& entry : fs::directory_iterator(root_ / "sys/class/vtconsole", error)) {
+        if (read_file(entry.path() / "name").find("frame buffer") != std::string::npos) fbcon.push_back(entry.path());
+    }
+    for (const auto& vtcon : fbcon) fs::remove_all(vtcon, error);
+    if (!fbcon.empty()) fbcon_unregistered_ = true;
 }
 
 WriteResult FakeKernel::map_consoles(const fs::path& fb_node, unsigned framebuffer) {

@@ -65,10 +65,15 @@ public:
     std::map<std::string, std::pair<unsigned, std::string>> framebuffers;
     std::map<std::string, std::string> firmware_framebuffers;
     bool fbcon_follows_framebuffers = true;
+    // What 6.1/6.12 do when the last framebuffer goes: fbcon unregisters (its vtconsole
+    // disappears) and registers again, at the lowest free vtconN, with the next framebuffer.
+    bool fbcon_unregisters_without_framebuffers = false;
     std::vector<std::string> console_maps;  // "fb0" per map_consoles call
 
 private:
     void set_fbcon(bool bound);
+    void register_fbcon();
+    bool fbcon_unregistered_ = false;
     void driver_bound(const std::string& address, const std::string& driver);
     void driver_unbound(const std::string& address);
     std::filesystem::path device_dir(const std::string& address) const;

@@ -53,6 +53,13 @@ BOOST_AUTO_TEST_CASE(a_config_typo_never_blocks_a_vm_without_host_devices) {
     BOOST_TEST(gpu.status == 1);
     BOOST_TEST(contains(gpu.err, "bad.conf:1: 'write-deadline-ms = soon'"), gpu.err);
     BOOST_TEST(host.kernel().writes() == 0);
+    // Also past the null path, when a record of another VM makes the hook read its config.
+    BOOST_TEST_REQUIRE(host.run({"bind", "0000:01:00.0"}).status == 0);
+    auto plain_again = host.run({"--config", bad.string(), "hook", "plain", "prepare", "begin", "-"},
+                                domain_xml("plain", uuid_b, {}));
+    BOOST_TEST(plain_again.status == 0, plain_again.err);
+    BOOST_TEST(contains(plain_again.err, "has no host PCI devices, so it starts all the same"), plain_again.err);
+    BOOST_TEST_REQUIRE(host.run({"restore", "0000:01:00.0"}).status == 0);
 }
 
 // 2.

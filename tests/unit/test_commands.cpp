@@ -56,6 +56,18 @@ BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of
     }
 }
 
+// Killed between creating OWNER.record.tmp and renaming it (seen in the e2e's kill-during-
+// prepare on a real kernel): nothing had moved yet, and recover leaves no file behind.
+BOOST_AUTO_TEST_CASE(recover_deletes_a_record_save_that_was_cut_off_and_keeps_real_records) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.run({"bind", "0000:01:00.0"}).status == 0);
+    std::ofstream(host.root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record.tmp")) << "vfio-hook rec";
+    auto recover = host.run({"recover"});
+    BOOST_TEST(recover.status == 0, recover.err);
+    BOOST_TEST(host.records() == std::vector<std::string>{"manual.record"});  // a finished bind stays
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+}
+
 BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of_release) {
     for (int k = 0; k <= 12; ++k) {
         Pair host;
@@ -127,6 +139,18 @@ BOOST_AUTO_TEST_CASE(manual_bind_and_restore_use_the_same_records) {
     BOOST_TEST(host.records() == std::vector<std::string>{"manual.record"});
     auto restore = host.run({"restore", "0000:01:00.0", "0000:01:00.1"});
     BOOST_TEST(restore.status == 0, restore.err);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.records().empty());
+}
+
+// bind 01:00.0 takes its audio function with it; restore 01:00.0 must not leave that behind.
+BOOST_AUTO_TEST_CASE(restore_of_the_gpu_gives_back_the_functions_bind_took_with_it) {
+    Pair host;
+    BOOST_TEST_REQUIRE(host.run({"bind", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
+    auto restore = host.run({"restore", "01:00.0"});
+    BOOST_TEST(restore.status == 0, restore.err);
+    BOOST_TEST(restore.out.find("0000:01:00.1") != std::string::npos, restore.out);
     BOOST_TEST(host.home());
     BOOST_TEST(host.records().empty());
 }

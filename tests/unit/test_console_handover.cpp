@@ -110,6 +110,27 @@ BOOST_AUTO_TEST_CASE(a_console_the_driver_does_not_bring_back_is_mapped_back_wit
     BOOST_TEST(host.records().empty());
 }
 
+// With its last framebuffer gone the kernel unregisters fbcon; it registers again with the
+// GPU's driver, at the lowest free vtconN, which need not be the one recorded.
+BOOST_AUTO_TEST_CASE(fbcon_that_comes_back_under_another_vtconsole_is_found_and_verified) {
+    for (bool follows : {true, false}) {
+        SingleGpu host;
+        host.kernel().fbcon_unregisters_without_framebuffers = true;
+        host.kernel().fbcon_follows_framebuffers = follows;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+        BOOST_TEST_REQUIRE(!fs::exists(host.root() / "sys/class/vtconsole/vtcon1"));
+        fs::create_directories(host.root() / "sys/class/vtconsole/vtcon1");
+        std::ofstream(host.root() / "sys/class/vtconsole/vtcon1/name") << "(S) another console\n";
+        auto release = host.hook("win11", "release", "end", allowed);
+        BOOST_TEST(release.status == 0, release.err);
+        BOOST_TEST(release.err.find("fbcon is not back") == std::string::npos, release.err);
+        BOOST_TEST(host.home());
+        BOOST_TEST(host.vtcon_bind("vtcon2") == "1", "follows=" << follows);
+        BOOST_TEST(host.records().empty(), "follows=" << follows);
+        BOOST_TEST(host.kernel().console_maps.size() == (follows ? 0u : 1u));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_console_that_does_not_come_back_stays_recorded_and_status_says_how_to_retry) {
     SingleGpu host;
     host.kernel().fbcon_follows_framebuffers = false;

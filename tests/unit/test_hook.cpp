@@ -3,11 +3,13 @@
 #include "test_printing.hpp"
 
 #include <filesystem>
+#include <fstream>
 
 #include "fake_host.hpp"
 
 using namespace vfio_hook;
 using namespace vfio_hook::testing;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -41,6 +43,32 @@ std::string one_per_line(const std::vector<std::string>& entries) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(hook)
+
+// prepare and release of a VM without host devices, nothing recorded and no hook.d: the hook
+// reads stdin and looks, nothing more (not even its config: a broken one says nothing here).
+BOOST_AUTO_TEST_CASE(the_null_path_reads_no_config_and_says_nothing) {
+    Desktop host;
+    fs::path bad = host.root() / "bad.conf";
+    std::ofstream(bad) << "write-deadline-ms = soon\n";
+    for (const char* op : {"prepare begin", "release end"}) {
+        std::string operation(op);
+        auto space = operation.find(' ');
+        auto run = host.run({"--config", bad.string(), "hook", "plain", operation.substr(0, space),
+                             operation.substr(space + 1), "-"},
+                            domain_xml("plain", uuid_b, {}));
+        BOOST_TEST(run.status == 0, op);
+        BOOST_TEST(run.err.empty(), op << ": " << run.err);
+    }
+    // An SR-IOV NIC given as <interface type='hostdev'> is a host device: not the null path.
+    const std::string nic = "<domain type='kvm'><name>nic</name><uuid>" + std::string(uuid_b) +
+                            "</uuid><devices><interface type='hostdev' managed='no'><source><address "
+                            "type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source>"
+                            "</interface></devices></domain>";
+    auto run = host.run({"--config", bad.string(), "hook", "nic", "prepare", "begin", "-"}, nic);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("bad.conf") != std::string::npos, run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+}
 
 BOOST_AUTO_TEST_CASE(prepare_moves_gpu_and_audio_to_vfio_and_release_brings_both_home) {
     Desktop host;
