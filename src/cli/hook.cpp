@@ -174,11 +174,7 @@ bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view
     if (script_directory_exists(paths, call.domain, call.operation, call.sub_operation)) return false;
     if (!StateJournal(paths).empty()) return false;
     if (call.operation == "release") return true;  // release only ever gives back what is recorded
-    // Every PCI device prepare moves is a <hostdev> or an <interface type='hostdev'>; a document
-    // cut short could have lost them, so only a whole one (ending in </domain>) may skip the parse.
-    auto end = domain_xml.find_last_not_of(" \t\r\n");
-    bool whole = end != std::string_view::npos && domain_xml.substr(0, end + 1).ends_with("</domain>");
-    return call.operation == "prepare" && whole && domain_xml.find("hostdev") == std::string_view::npos;
+    return call.operation == "prepare" && surely_without_pci_hostdevs(domain_xml);
 }
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {

@@ -323,6 +323,31 @@ Expected<Domain> parse_domain_xml(std::string_view xml) {
     return parse_domain(xml, DomainReader::Scope::everything);
 }
 
+bool surely_without_pci_hostdevs(std::string_view xml) {
+    auto end = xml.find_last_not_of(" \t\r\n");
+    if (end == std::string_view::npos || !xml.substr(0, end + 1).ends_with("</domain>")) return false;
+    for (auto at = xml.find("hostdev"); at != std::string_view::npos; at = xml.find("hostdev", at + 1)) {
+        // An attribute value that is exactly 'hostdev' or "hostdev": <interface type='hostdev'>
+        // (not <alias name='hostdev0'/>).
+        bool quoted = at > 0 && (xml[at - 1] == '\'' || xml[at - 1] == '"');
+        if (quoted && at + 7 < xml.size() && xml[at + 7] == xml[at - 1]) return false;
+        if (at == 0 || xml[at - 1] != '<') continue;  // </hostdev>, <alias name='hostdev0'/>, text
+        auto close = xml.find('>', at);
+        if (close == std::string_view::npos) return false;
+        std::string tag;
+        for (char c : xml.substr(at, close - at)) {
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n') tag += c;
+        }
+        auto type = tag.find("type=");
+        if (type == std::string::npos || type + 5 >= tag.size()) return false;
+        char quote = tag[type + 5];
+        auto value_end = tag.find(quote, type + 6);
+        if ((quote != '\'' && quote != '"') || value_end == std::string::npos) return false;
+        if (tag.substr(type + 6, value_end - type - 6) == "pci") return false;
+    }
+    return true;
+}
+
 Expected<Domain> parse_domain_identity(std::string_view xml) {
     return parse_domain(xml, DomainReader::Scope::identity);
 }

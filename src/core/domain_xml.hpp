@@ -61,4 +61,9 @@ Expected<Domain> parse_domain_xml(std::string_view xml);
 // --live`, a key from a newer version) would fail the full parse.
 Expected<Domain> parse_domain_identity(std::string_view xml);
 
+// Without parsing: whether a whole domain document (ending in </domain>) can name no host PCI
+// device at all: no <interface type='hostdev'>, and every <hostdev> says a type other than pci
+// (a USB keyboard passed through is common). Anything it cannot tell counts as a PCI device.
+bool surely_without_pci_hostdevs(std::string_view xml);
+
 }  // namespace vfio_hook

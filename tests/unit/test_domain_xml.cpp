@@ -207,6 +207,40 @@ BOOST_AUTO_TEST_CASE(our_metadata_sets_per_vm_settings) {
     BOOST_TEST(unknown.error().find("alow-boot-vga") != std::string::npos);
 }
 
+// The hook's null path skips the parse only when this says so: every way a PCI device can be
+// named must say no, and the parse must agree wherever it says yes.
+BOOST_AUTO_TEST_CASE(the_null_path_check_never_misses_a_pci_device) {
+    auto domain = [](const std::string& devices) {
+        return "<domain type='kvm'><name>d</name><uuid>6b696c6c-7465-7374-0000-000000000001</uuid><devices>" +
+               devices + "</devices></domain>\n";
+    };
+    const std::string pci_source = "<source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source>";
+    const std::string usb = "<hostdev mode='subsystem' type='usb' managed='yes'><source><vendor id='0x046d'/>"
+                            "<product id='0xc52b'/></source><alias name='hostdev0'/></hostdev>";
+    BOOST_TEST(surely_without_pci_hostdevs(domain("")));
+    BOOST_TEST(surely_without_pci_hostdevs(domain(usb)));
+    BOOST_TEST(surely_without_pci_hostdevs(domain("<interface type='network'><source network='default'/></interface>")));
+    for (const std::string& pci : {
+             "<hostdev mode='subsystem' type='pci' managed='no'>" + pci_source + "</hostdev>",
+             "<hostdev\n  mode=\"subsystem\"\n  type = \"pci\">" + pci_source + "</hostdev>",
+             "<interface type='hostdev' managed='yes'>" + pci_source + "</interface>",
+             "<interface type=\"hostdev\">" + pci_source + "</interface>",
+             "<hostdev mode='subsystem'>" + pci_source + "</hostdev>",  // no type: cannot tell
+             usb + "<hostdev mode='subsystem' type='pci'>" + pci_source + "</hostdev>",
+         }) {
+        BOOST_TEST(!surely_without_pci_hostdevs(domain(pci)), pci);
+    }
+    // Cut short (a partial read): whatever is missing could have been a hostdev.
+    BOOST_TEST(!surely_without_pci_hostdevs("<domain type='kvm'><name>d</name><devices>"));
+    BOOST_TEST(!surely_without_pci_hostdevs(""));
+    // Where it says yes, the parse finds no PCI device either (virt-manager's domain minus its PCI hostdevs).
+    std::ifstream file(std::string(VFIO_HOOK_SOURCE_DIR) + "/bench/data/virt-manager-win11.xml");
+    std::string whole((std::istreambuf_iterator<char>(file)), {});
+    BOOST_TEST_REQUIRE(!whole.empty());
+    BOOST_TEST(!surely_without_pci_hostdevs(whole));
+    BOOST_TEST(parse_domain_xml(whole)->pci_devices.size() > 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(domain_xml_errors)

@@ -59,6 +59,13 @@ BOOST_AUTO_TEST_CASE(the_null_path_reads_no_config_and_says_nothing) {
         BOOST_TEST(run.status == 0, op);
         BOOST_TEST(run.err.empty(), op << ": " << run.err);
     }
+    // A USB keyboard passed through is no PCI device.
+    const std::string usb = "<domain type='kvm'><name>kb</name><uuid>" + std::string(uuid_b) +
+                            "</uuid><devices><hostdev mode='subsystem' type='usb' managed='yes'><source>"
+                            "<vendor id='0x046d'/><product id='0xc52b'/></source></hostdev></devices></domain>";
+    auto keyboard = host.run({"--config", bad.string(), "hook", "kb", "prepare", "begin", "-"}, usb);
+    BOOST_TEST(keyboard.status == 0);
+    BOOST_TEST(keyboard.err.empty(), keyboard.err);
     // An SR-IOV NIC given as <interface type='hostdev'> is a host device: not the null path.
     const std::string nic = "<domain type='kvm'><name>nic</name><uuid>" + std::string(uuid_b) +
                             "</uuid><devices><interface type='hostdev' managed='no'><source><address "
