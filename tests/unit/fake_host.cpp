@@ -476,6 +476,8 @@ FakeHost::Run FakeHost::run_exactly(const std::vector<std::string>& full, const 
             }
             if (command == "define" && virsh_args.size() > 3) {
                 std::ifstream file(virsh_args[3]);
+                struct stat info {};
+                defined_modes.push_back(::stat(virsh_args[3].c_str(), &info) == 0 ? info.st_mode & 07777 : 0);
                 defined.emplace_back(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
                 return std::string("Domain defined\n");
             }

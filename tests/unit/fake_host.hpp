@@ -156,6 +156,7 @@ public:
     std::vector<std::vector<std::string>> virsh_calls;
     std::map<std::string, std::vector<Expected<std::string>>> virsh_answers;
     std::vector<std::string> defined;  // the XML of each `virsh define FILE`, read at the call
+    std::vector<unsigned> defined_modes;  // that FILE's permission bits at the call
 
     // Runs the real command line, as `vfio-hook --root ROOT ARGS...` with `stdin` on stdin.
     struct Run {
