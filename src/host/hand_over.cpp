@@ -119,7 +119,9 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
     for (const auto& step : console) {
         if (auto failure = take_console_step(host.paths, host.kernel, step)) {
             std::vector<std::string> lines{*failure};
-            rest.console = give_back_console(host, taken, lines);
+            // Appended: `rest` may already hold an earlier run's console that did not come back.
+            auto not_back = give_back_console(host, taken, lines);
+            rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
             if (rest.devices.empty() && rest.console.empty()) {
                 journal.remove(owner);
             } else {
