@@ -15,6 +15,9 @@ bool one_component(const std::string& name) {
 // A script runs as root: whoever may change it, or a directory above it, may run anything as
 // root. So: owned by root (or by us), and writable by nobody else.
 std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) {
+    // A link's own owner and mode say nothing about where it points (a directory anyone may
+    // write, say), and nothing on the way there is checked: a real directory is asked for.
+    if (S_ISLNK(entry.mode)) return entry.path + " is a symbolic link: make it a real directory";
     if (entry.uid != 0 && entry.uid != trusted_uid)
         return entry.path + " is owned by uid " + std::to_string(entry.uid) + ", not root";
     if (entry.mode & (S_IWGRP | S_IWOTH)) return entry.path + " is writable by group or others";

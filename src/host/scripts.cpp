@@ -132,16 +132,18 @@ std::string run_one(const std::string& script, const ScriptEvent& event, const s
     auto until = Clock::now() + deadline;
     int status = 0;
     bool exited = false;
-    while (!exited) {
-        if (::waitpid(child, &status, WNOHANG) == child) {
-            exited = true;  // what its leftover children write later is not ours to wait for
-        }
+    for (;;) {
+        if (!exited && ::waitpid(child, &status, WNOHANG) == child) exited = true;
         auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
         if (!exited && left <= 0) break;
         pollfd fds[2] = {{outputs[0].open ? outputs[0].fd : -1, POLLIN, 0},
                          {outputs[1].open ? outputs[1].fd : -1, POLLIN, 0}};
         int ready = ::poll(fds, 2, exited ? 0 : static_cast<int>(std::min<long long>(left, 50)));
         if (ready < 0 && errno != EINTR) break;
+        // Once it exited: what it wrote before is still in the pipes (its last stderr line is
+        // the reason we give): read it all, but not what leftover children write later, nor
+        // past the deadline when one of them never stops writing.
+        if (exited && (ready == 0 || left <= 0)) break;
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             char buffer[4096];
@@ -161,9 +163,17 @@ std::string run_one(const std::string& script, const ScriptEvent& event, const s
     }
     if (!exited) {
         ::kill(-child, SIGKILL);
-        ::waitpid(child, &status, 0);
+        // A script stuck in the kernel (an unbind waiting on a driver's remove, as NVRM does)
+        // cannot die: a wait for it would hold libvirt forever. It holds none of libvirt's fds
+        // (its output goes to our pipes), so after a bounded wait it is left behind.
+        bool reaped = false;
+        for (int tries = 0; tries < 200 && !reaped; ++tries) {
+            reaped = ::waitpid(child, &status, WNOHANG) == child;
+            if (!reaped) ::usleep(10000);
+        }
         return script + " did not finish within " + std::to_string(deadline.count()) +
-               " ms (script-deadline-ms): killed with its process group";
+               " ms (script-deadline-ms): killed with its process group" +
+               (reaped ? "" : "; it is stuck in the kernel and could not die (see its state in ps)");
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
     std::string how = WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
@@ -188,8 +198,10 @@ ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, 
     std::vector<ScriptDirectory> directories;
     for (const auto& relative : script_directories(domain_name, operation, sub_operation)) {
         fs::path directory = paths.root / relative;
-        auto self = stat_entry(directory);
-        if (!self || !S_ISDIR(self->mode)) continue;
+        // stat, as script_directory_exists does: a link to a directory is not skipped in
+        // silence; its lstat() among the ancestors below refuses it by name.
+        struct stat self;
+        if (::stat(directory.c_str(), &self) != 0 || !S_ISDIR(self.st_mode)) continue;
         ScriptDirectory listing;
         // Every directory from etc/<something> down: whoever may write one of them may swap a script.
         fs::path prefix = paths.root;

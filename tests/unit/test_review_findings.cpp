@@ -167,6 +167,7 @@ BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped
     fs::create_directory_symlink(real, host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin");
     auto run = host.hook("win11", "prepare", "begin", gpu_only);
     BOOST_TEST(run.status == 1, "the start went ahead; the script ran: " << fs::exists(host.trace()));
+    BOOST_TEST(contains(run.err, "prepare/begin is a symbolic link"), run.err);
     BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
     host.hook("win11", "release", "end", gpu_only);
 }
