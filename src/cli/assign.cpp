@@ -2,10 +2,13 @@
 // persistent definition, or take it out, through libvirt (virsh dumpxml / define). The admin
 // tool's job, never the hook's. Every definition replaced is backed up first.
 
-#include <chrono>
-#include <ctime>
-#include <fstream>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 
 #include "cli/commands.hpp"
 #include "core/domain_edit.hpp"
@@ -40,30 +43,62 @@ Expected<Definition> read_definition(Commands& commands, const std::string& name
 
 fs::path backups_dir(const Host& host) { return host.paths.root / "var/lib/vfio-hook/backups"; }
 
-// Keeps the definition about to be replaced: <uuid>-<UTC time>.xml.
-Expected<fs::path> back_up(const Host& host, const Definition& definition) {
+// Definitions are dumped with --security-info (VNC/SPICE passwords): the directory and every
+// file in it are root's alone, from their first byte.
+std::optional<std::string> make_backups_dir(const Host& host) {
     std::error_code error;
     fs::create_directories(backups_dir(host), error);
-    char stamp[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
-    fs::path file = backups_dir(host) / (definition.domain.uuid.str() + "-" + stamp + ".xml");
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out << definition.xml;
-    out.close();
-    if (!out) return Error{"cannot write the backup " + file.string()};
-    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, error);
-    return file;
+    if (error) return "cannot create " + backups_dir(host).string() + ": " + error.message();
+    fs::permissions(backups_dir(host), fs::perms::owner_all, error);
+    return std::nullopt;
 }
 
-std::optional<fs::path> latest_backup(const Host& host, const std::string& uuid) {
-    std::optional<fs::path> latest;
+bool write_private(const fs::path& file, const std::string& text, bool exclusive) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0600);
+    if (fd < 0) return false;
+    std::size_t written = 0;
+    while (written < text.size()) {
+        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+        if (n <= 0) break;
+        written += static_cast<std::size_t>(n);
+    }
+    bool ok = written == text.size() && ::fsync(fd) == 0;
+    return ::close(fd) == 0 && ok;
+}
+
+// Keeps the definition about to be replaced: <uuid>-<UTC time, to the nanosecond>Z.xml, never
+// over an earlier one (two changes within a second each keep theirs).
+Expected<fs::path> back_up(const Host& host, const Definition& definition) {
+    if (auto problem = make_backups_dir(host)) return Error{*problem};
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        std::tm utc{};
+        ::gmtime_r(&now.tv_sec, &utc);
+        char stamp[48];
+        std::size_t length = std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
+        std::snprintf(stamp + length, sizeof stamp - length, ".%09ldZ", static_cast<long>(now.tv_nsec));
+        fs::path file = backups_dir(host) / (definition.domain.uuid.str() + "-" + stamp + ".xml");
+        if (write_private(file, definition.xml, true)) return file;
+        if (errno != EEXIST) return Error{"cannot write the backup " + file.string() + ": " + std::strerror(errno)};
+    }
+    return Error{"cannot find a free backup name in " + backups_dir(host).string()};
+}
+
+// The newest backup that still has the emulated display (the one `assign --headless` took):
+// later changes back up headless definitions, which have nothing to put back.
+std::optional<fs::path> latest_backup_with_display(const Host& host, const std::string& uuid) {
+    std::vector<fs::path> backups;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(backups_dir(host), error)) {
-        auto name = entry.path().filename().string();
-        if (name.starts_with(uuid + "-") && (!latest || name > latest->filename().string())) latest = entry.path();
+        if (entry.path().filename().string().starts_with(uuid + "-")) backups.push_back(entry.path());
     }
-    return latest;
+    std::sort(backups.begin(), backups.end(), [](const fs::path& a, const fs::path& b) { return a.filename() > b.filename(); });
+    for (const auto& backup : backups) {
+        auto text = read_user_file(backup, max_domain_xml_bytes);
+        if (text && has_display(*text)) return backup;
+    }
+    return std::nullopt;
 }
 
 int apply(Commands& commands, const std::string& command, const std::string& name, const Definition& definition,
@@ -83,7 +118,13 @@ int apply(Commands& commands, const std::string& command, const std::string& nam
         return 1;
     }
     fs::path staged = backups_dir(commands.host) / (".new-" + definition.domain.uuid.str() + ".xml");
-    std::ofstream(staged, std::ios::binary | std::ios::trunc) << edit.xml;
+    std::error_code stale;
+    fs::remove(staged, stale);
+    if (!write_private(staged, edit.xml, true)) {
+        commands.err << "vfio-hook " << command << ": cannot write " << staged.string() << ": " << std::strerror(errno)
+                     << "; nothing was changed\n";
+        return 1;
+    }
     auto defined = commands.virsh({"-c", commands.uri, "define", staged.string()});
     std::error_code error;
     fs::remove(staged, error);
@@ -156,9 +197,9 @@ int run_unassign(Commands& commands, const std::string& name, const std::vector<
     }
     std::optional<std::string> backup_xml;
     if (restore_display) {
-        auto backup = latest_backup(commands.host, definition->domain.uuid.str());
+        auto backup = latest_backup_with_display(commands.host, definition->domain.uuid.str());
         if (!backup) {
-            commands.err << "vfio-hook unassign: no backup of domain '" << name << "' in "
+            commands.err << "vfio-hook unassign: no backup of domain '" << name << "' with a display in "
                          << backups_dir(commands.host).string() << " to restore the display from\n";
             return 1;
         }

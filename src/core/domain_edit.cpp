@@ -247,6 +247,17 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
     return edit;
 }
 
+bool has_display(std::string_view xml) {
+    auto document = parse(xml, "the definition");
+    if (!document) return false;
+    for (xmlNodePtr node : children(child(xmlDocGetRootElement(document->get()), "devices"))) {
+        for (const auto& part : display_parts) {
+            if (is_display_part(node, part)) return true;
+        }
+    }
+    return false;
+}
+
 std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
                          const std::string& name_after) {
     auto lines_of = [](std::string_view text) {

@@ -32,6 +32,9 @@ Expected<DomainEdit> assign_devices(std::string_view xml, const std::vector<PciA
 Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<std::vector<PciAddress>>& only,
                                       const std::optional<std::string>& restore_from);
 
+// Whether a definition holds any of the emulated display and sound parts --headless takes out.
+bool has_display(std::string_view xml);
+
 // A unified diff (as `diff -u` prints it) of two texts, line by line.
 std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
                          const std::string& name_after);
