@@ -27,12 +27,12 @@ struct Definition {
 
 // One line naming what is wrong, or the VM's persistent definition.
 Expected<Definition> read_definition(Commands& commands, const std::string& name) {
-    auto info = commands.virsh({"-c", commands.uri, "dominfo", name});
+    auto info = commands.virsh({"-c", commands.uri, "dominfo", "--domain", name});
     if (!info) return Error{"domain '" + name + "': " + info.error()};
     if (info->find("Persistent:") != std::string::npos && info->find("Persistent:     no") != std::string::npos)
         return Error{"domain '" + name + "' is transient (it has no definition to change): define it first"};
     // Without --security-info a VNC/SPICE password would be lost on the redefine.
-    auto xml = commands.virsh({"-c", commands.uri, "dumpxml", "--inactive", "--security-info", name});
+    auto xml = commands.virsh({"-c", commands.uri, "dumpxml", "--inactive", "--security-info", "--domain", name});
     if (!xml) return Error{"domain '" + name + "': " + xml.error()};
     auto domain = parse_domain_xml(*xml);
     if (!domain) return Error{"domain '" + name + "': " + domain.error()};

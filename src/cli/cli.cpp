@@ -392,7 +392,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
         std::string source = check_file;
         if (!check_domain.empty()) {
             source = "domain '" + check_domain + "'";
-            xml = environment.virsh({"-c", uri, "dumpxml", "--inactive", check_domain});
+            xml = environment.virsh({"-c", uri, "dumpxml", "--inactive", "--domain", check_domain});
         } else if (check_file == "-") {
             source = "stdin";
             xml = environment.read_stdin();

@@ -14,7 +14,7 @@ bool no_metadata_yet(const std::string& error) {
 }
 
 Expected<DomainSettings> read_settings(Commands& commands, const std::string& domain) {
-    auto shown = commands.virsh({"-c", commands.uri, "metadata", domain, "--uri",
+    auto shown = commands.virsh({"-c", commands.uri, "metadata", "--domain", domain, "--uri",
                                  std::string(metadata_namespace), "--config"});
     if (!shown) {
         if (no_metadata_yet(shown.error())) return DomainSettings{};
@@ -60,7 +60,7 @@ int run_set(Commands& commands, const std::string& domain, const std::string& ke
         return 1;
     }
     apply_domain_setting(*settings, key, value);
-    auto written = commands.virsh({"-c", commands.uri, "metadata", domain, "--uri", std::string(metadata_namespace),
+    auto written = commands.virsh({"-c", commands.uri, "metadata", "--domain", domain, "--uri", std::string(metadata_namespace),
                                    "--key", "vh", "--set", serialize_settings(*settings), "--config"});
     if (!written) {
         commands.err << "vfio-hook set: domain '" << domain << "': " << written.error() << "\n";

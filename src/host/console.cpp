@@ -1,6 +1,7 @@
 #include "host/console.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <system_error>
 
 #include "core/console.hpp"
@@ -40,6 +41,20 @@ std::optional<unsigned> framebuffer_of(const HostPaths& paths, const PciAddress&
     return std::nullopt;
 }
 
+// The lowest-numbered framebuffer of any device.
+std::optional<unsigned> any_framebuffer(const HostPaths& paths) {
+    std::optional<unsigned> lowest;
+    for (const auto& name : names_in(paths.root / "sys/class/graphics")) {
+        if (!name.starts_with("fb") || name.size() < 3 || !std::isdigit(static_cast<unsigned char>(name[2]))) continue;
+        try {
+            auto number = static_cast<unsigned>(std::stoul(name.substr(2)));
+            if (!lowest || number < *lowest) lowest = number;
+        } catch (const std::exception&) {
+        }
+    }
+    return lowest;
+}
+
 bool fbcon_bound(KernelInterface& kernel, const HostPaths& paths, const std::string& name) {
     auto bind = kernel.read_blocking(vtconsole(paths, name) / "bind");
     return bind.status == ReadResult::Status::ok && bind.text == "1";
@@ -62,11 +77,15 @@ std::optional<std::string> fbcon_vtconsole(const HostPaths& paths, const std::st
 
 std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu) {
     std::vector<ConsoleStep> steps;
+    // A GPU carries the console only through a framebuffer of its own (its driver's fbN, or the
+    // firmware's inside its BAR): the boot GPU of a host whose console is on the iGPU has none,
+    // and unbinding fbcon there would only blank the iGPU's screen.
+    auto in_bars = firmware_framebuffers(read_text_file(paths.proc() / "iomem"));
+    if (!framebuffer_of(paths, gpu) && !in_bars.count(gpu)) return steps;
     for (const auto& name : names_in(paths.root / "sys/class/vtconsole")) {
         if (read_small_file(vtconsole(paths, name) / "name").find("frame buffer") == std::string::npos) continue;
         if (fbcon_bound(kernel, paths, name)) steps.push_back({gpu, ConsoleStep::Kind::vtconsole, name, ""});
     }
-    auto in_bars = firmware_framebuffers(read_text_file(paths.proc() / "iomem"));
     if (!in_bars.count(gpu)) return steps;
     for (const auto& name : names_in(paths.root / "sys/bus/platform/devices")) {
         auto driver = link_name(paths.root / "sys/bus/platform/devices" / name / "driver");
@@ -106,10 +125,13 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
     // never will: one look, then the ioctl.
     auto fbcon = fbcon_vtconsole(paths, step.name);
     if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
+    // The GPU's own framebuffer, or, when its driver registers none (no fbdev emulation), any
+    // other one (an iGPU's): a text console somewhere beats none.
     auto framebuffer = framebuffer_of(paths, step.gpu);
+    if (!framebuffer) framebuffer = any_framebuffer(paths);
     if (!framebuffer) {
         return step.gpu.str() + ": fbcon is not back on " + step.name + ": the GPU's driver registered no "
-               "framebuffer (its fbdev emulation is off?)";
+               "framebuffer (its fbdev emulation is off?) and there is no other";
     }
     fs::path node = paths.root / ("dev/fb" + std::to_string(*framebuffer));
     auto mapped = kernel.map_consoles(node, *framebuffer);

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <sstream>
 
 extern char** environ;
@@ -75,8 +76,17 @@ Expected<std::string> run_virsh(const std::vector<std::string>& args, std::chron
     std::vector<char*> argv;
     for (auto& word : argv_text) argv.push_back(word.data());
     argv.push_back(nullptr);
+    // virsh's answers are read by their English labels ("Persistent:"): never a translation.
+    std::vector<std::string> environment_text{"LC_ALL=C"};
+    for (char** entry = environ; *entry; ++entry) {
+        std::string_view variable(*entry);
+        if (!variable.starts_with("LC_ALL=") && !variable.starts_with("LANGUAGE=")) environment_text.emplace_back(variable);
+    }
+    std::vector<char*> environment;
+    for (auto& entry : environment_text) environment.push_back(entry.data());
+    environment.push_back(nullptr);
     pid_t child = 0;
-    int spawned = ::posix_spawnp(&child, "virsh", &actions, &attributes, argv.data(), environ);
+    int spawned = ::posix_spawnp(&child, "virsh", &actions, &attributes, argv.data(), environment.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);
     ::close(out_pipe[1]);

@@ -231,7 +231,7 @@ BOOST_AUTO_TEST_CASE(set_merges_into_the_vms_metadata_through_virsh_and_get_show
     auto set = host.run({"--connect", "qemu:///session", "set", "win11", "allow-boot-vga", "yes"});
     BOOST_TEST(set.status == 0, set.err);
     BOOST_TEST_REQUIRE(host.virsh_calls.size() == 2u);
-    std::vector<std::string> expected{"-c", "qemu:///session", "metadata", "win11", "--uri",
+    std::vector<std::string> expected{"-c", "qemu:///session", "metadata", "--domain", "win11", "--uri",
                                       "https://vfio-hook.org/xmlns/domain/1", "--key", "vh", "--set",
                                       "<vfio-hook><allow-boot-vga>yes</allow-boot-vga><firmware-errors>refuse</firmware-errors></vfio-hook>",
                                       "--config"};
@@ -274,7 +274,7 @@ BOOST_AUTO_TEST_CASE(check_domain_reads_the_definition_through_virsh) {
     BOOST_TEST(check.status == 0, check.err);
     BOOST_TEST(contains(check.out, "move  0000:01:00.0"), check.out);
     BOOST_TEST_REQUIRE(host.virsh_calls.size() == 1u);
-    BOOST_TEST(host.virsh_calls[0] == (std::vector<std::string>{"-c", "qemu:///session", "dumpxml", "--inactive", "win11"}));
+    BOOST_TEST(host.virsh_calls[0] == (std::vector<std::string>{"-c", "qemu:///session", "dumpxml", "--inactive", "--domain", "win11"}));
     host.virsh_answers.clear();
     auto missing = host.run({"check", "--domain", "nope"});
     BOOST_TEST(missing.status == 2);

@@ -131,6 +131,23 @@ BOOST_AUTO_TEST_CASE(fbcon_that_comes_back_under_another_vtconsole_is_found_and_
     }
 }
 
+// The GPU's driver comes back without a framebuffer (no fbdev emulation) while another GPU has
+// one: the consoles go there rather than nowhere.
+BOOST_AUTO_TEST_CASE(a_console_whose_gpu_registers_no_framebuffer_comes_back_on_another_one) {
+    SingleGpu host;
+    host.gpu("0000:00:02.0", "i915", 2).console_on("0000:00:02.0", 1);
+    host.kernel().fbcon_follows_framebuffers = false;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    BOOST_TEST_REQUIRE(host.vtcon_bind() == "0");
+    host.kernel().framebuffers.erase(the_gpu);
+    auto release = host.hook("win11", "release", "end", allowed);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(host.kernel().console_maps == std::vector<std::string>{"fb1"});
+    BOOST_TEST(host.console_back(), release.err);
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_console_that_does_not_come_back_stays_recorded_and_status_says_how_to_retry) {
     SingleGpu host;
     host.kernel().fbcon_follows_framebuffers = false;

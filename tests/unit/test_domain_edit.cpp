@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(assign_defines_the_whole_group_keeps_a_backup_and_says_what
     BOOST_TEST(contains(run.out, "added hostdev 0000:01:00.1"), run.out);
     BOOST_TEST(contains(run.out, "removed graphics spice"), run.out);
     BOOST_TEST(host.virsh_calls[1] == (std::vector<std::string>{"-c", "qemu:///system", "dumpxml", "--inactive",
-                                                                "--security-info", "win11"}));
+                                                                "--security-info", "--domain", "win11"}));
     fs::path backups = host.root() / "var/lib/vfio-hook/backups";
     BOOST_TEST_REQUIRE(fs::exists(backups));
     auto backup = fs::directory_iterator(backups)->path();
