@@ -172,7 +172,7 @@ int run_assign(Commands& commands, const std::string& name, const std::vector<Pc
     Domain asked = definition->domain;
     asked.pci_devices.clear();
     for (const auto& address : endpoints) asked.pci_devices.push_back({address, false, ""});
-    HostView view = look_before_prepare(host, asked);
+    HostView view = look_before_prepare(host, asked, ModuleLoading::never);
     view.holders.clear();
     view.records.clear();
     PreparePlan plan = plan_with(host, asked, asked.uuid.str(), view);

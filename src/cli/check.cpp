@@ -21,7 +21,7 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
     }
     // Looking may load the vfio-pci module (harmless); it moves no device.
     Host& host = commands.host;
-    HostView view = look_before_prepare(host, *domain);
+    HostView view = look_before_prepare(host, *domain, ModuleLoading::never);
     PreparePlan plan = plan_with(host, *domain, domain->uuid.str(), view);
     for (const auto& move : plan.moves) {
         const PciDevice* device = view.bus.find(move.address);

@@ -47,13 +47,13 @@ StateRecord merged_record(const StateRecord* existing, const Domain& domain,
 
 }  // namespace
 
-HostView look_before_prepare(Host& host, const Domain& domain) {
+HostView look_before_prepare(Host& host, const Domain& domain, ModuleLoading modules) {
     HostView view;
     view.bus = read_bus(host.paths, host.kernel, addresses_of(domain));
     view.holders = find_holders(host.paths, nodes_of(host.paths, view.bus));
     view.records = StateJournal(host.paths).load_all();
     view.kernel_log = read_kernel_log(host.paths);
-    if (!domain.pci_devices.empty() && view.bus.iommu_enabled)
+    if (!domain.pci_devices.empty() && view.bus.iommu_enabled && modules == ModuleLoading::allowed)
         view.vfio_pci_problem = ensure_vfio_pci(host.paths, host.kernel);
     return view;
 }

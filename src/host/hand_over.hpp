@@ -32,7 +32,9 @@ struct HostView {
     std::optional<std::string> vfio_pci_problem;
 };
 
-HostView look_before_prepare(Host& host, const Domain& domain);
+// What changes nothing (check, assign) reads only: `modprobe vfio-pci` is left to the moves.
+enum class ModuleLoading { allowed, never };
+HostView look_before_prepare(Host& host, const Domain& domain, ModuleLoading modules = ModuleLoading::allowed);
 PreparePlan plan_with(const Host& host, const Domain& domain, const std::string& owner,
                       const HostView& view);
 

@@ -397,6 +397,18 @@ BOOST_AUTO_TEST_CASE(the_next_start_gives_back_what_a_failed_release_left_even_w
     BOOST_TEST(host.records().empty());
 }
 
+// check (and assign) change nothing on the host, not even the loaded modules.
+BOOST_AUTO_TEST_CASE(check_never_loads_the_vfio_module) {
+    FakeHost host;
+    std::filesystem::remove_all(host.root() / "sys/bus/pci/drivers/vfio-pci");
+    host.gpu("0000:01:00.0", "nvidia", 14);
+    auto run = host.run({"check", "-"}, gpu_only);
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    BOOST_TEST(!std::filesystem::exists(host.root() / "sys/bus/pci/drivers/vfio-pci"));
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);  // the start loads it
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_vfio_module_that_cannot_load_is_a_refusal) {
     FakeHost host;
     std::filesystem::remove_all(host.root() / "sys/bus/pci/drivers/vfio-pci");
