@@ -1,5 +1,6 @@
-// A hostile review's findings, one failing case each (until fixed): console hand-over, hook.d
-// scripts, assign/unassign backups. Each case says what breaks for the user.
+// Defects a hostile review found where the other suites did not look, one case each (each
+// failed before its fix): console hand-over, hook.d scripts, assign/unassign backups. Each case
+// says what broke for the user.
 
 #include <boost/test/unit_test.hpp>
 
