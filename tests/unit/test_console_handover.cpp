@@ -44,9 +44,20 @@ struct SingleGpu : FakeHost {
     }
 };
 
-const std::string allowed = domain_xml(
-    "win11", uuid_a, {the_gpu}, false,
-    "<vh:vfio-hook xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\"><vh:allow-boot-vga>yes</vh:allow-boot-vga></vh:vfio-hook>");
+const std::string allow_boot_vga_metadata =
+    "<vh:vfio-hook xmlns:vh=\"https://vfio-hook.org/xmlns/domain/1\"><vh:allow-boot-vga>yes</vh:allow-boot-vga></vh:vfio-hook>";
+const std::string allowed = domain_xml("win11", uuid_a, {the_gpu}, false, allow_boot_vga_metadata);
+
+// A host whose console is the iGPU's framebuffer (i915, fb0) while the firmware's boot display is
+// the dGPU (boot_vga=1, the BIOS's "PEG first"), driven by nvidia without fbdev emulation.
+struct IgpuConsoleDgpuBootVga : FakeHost {
+    IgpuConsoleDgpuBootVga() {
+        gpu("0000:00:02.0", "i915", 2).drm_node("0000:00:02.0", "card0");
+        console_on("0000:00:02.0", 0);
+        gpu("0000:01:00.0", "nvidia", 14).boot_vga("0000:01:00.0").drm_node("0000:01:00.0", "card1");
+        audio("0000:01:00.1", "snd_hda_intel", 14);
+    }
+};
 
 }  // namespace
 
@@ -201,6 +212,45 @@ BOOST_AUTO_TEST_CASE(a_crash_after_any_write_then_recover_restores_devices_and_c
         BOOST_TEST(host.console_back(), "release k=" << k);
         BOOST_TEST(host.records().empty(), "release k=" << k);
     }
+}
+
+// hand_over.cpp carry_out_prepare: when taking a console step fails, `rest.console` is assigned
+// (not appended), so the console steps an earlier run left recorded (a console that did not come
+// back) are dropped and the record deleted: recover no longer retries them, status no longer says.
+BOOST_AUTO_TEST_CASE(a_failed_console_take_keeps_an_earlier_console_that_did_not_come_back) {
+    SingleGpu host;
+    host.kernel().fbcon_follows_framebuffers = false;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    host.kernel().framebuffers.clear();  // back on its driver, the GPU registers no framebuffer
+    auto release = host.hook("win11", "release", "end", allowed);
+    BOOST_TEST_REQUIRE(contains(release.err, "fbcon is not back on vtcon1"), release.err);
+    BOOST_TEST_REQUIRE(contains(host.record_text(), "vtcon vtcon1"), host.record_text());
+
+    // Next start: a firmware framebuffer sits in the GPU's BAR again and will not let go.
+    host.firmware_framebuffer(the_gpu, "efi-framebuffer.0", "efifb");
+    host.kernel().fail_write("efifb/unbind", EBUSY);
+    auto prepare = host.hook("win11", "prepare", "begin", allowed);
+    BOOST_TEST(prepare.status == 1, prepare.err);
+    BOOST_TEST(contains(host.record_text(), "vtcon vtcon1"),
+               "the console that never came back was dropped from the record: '" << host.record_text() << "'");
+    auto status = host.run({"status"});
+    BOOST_TEST(contains(status.out, "the host's console (fbcon on vtcon1) did not come back"), status.out);
+}
+
+// console.cpp console_on: every bound fbcon vtconsole is taken with the boot GPU, even when fbcon
+// draws on another GPU's framebuffer (the host's iGPU). Without the unbind the kernel would keep
+// the VTs on the remaining framebuffer; with it, they go to the dummy console, and at release the
+// boot GPU (nvidia without fbdev) registers no framebuffer, so the host's console never returns.
+BOOST_AUTO_TEST_CASE(taking_the_boot_gpu_leaves_fbcon_on_another_gpus_framebuffer_alone) {
+    IgpuConsoleDgpuBootVga host;
+    const std::string vm = domain_xml("win11", uuid_a, {"0000:01:00.0"}, false, allow_boot_vga_metadata);
+    auto prepare = host.hook("win11", "prepare", "begin", vm);
+    BOOST_TEST_REQUIRE(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.vtcon_bind() == "1", "the host's console on the iGPU's fb0 was unbound");
+    auto release = host.hook("win11", "release", "end", vm);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    BOOST_TEST(host.vtcon_bind() == "1", "the host's console did not come back: " << release.err);
+    BOOST_TEST(host.records().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -5,6 +5,8 @@
 
 #include "test_printing.hpp"
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "core/domain_edit.hpp"
@@ -193,7 +195,13 @@ struct Workstation : FakeHost {
         virsh_answers["dominfo"] = {std::string("Name:           win11\nState:          shut off\nPersistent:     yes\n")};
         virsh_answers["dumpxml"] = {virt_manager};
     }
+    fs::path backups() const { return root() / "var/lib/vfio-hook/backups"; }
 };
+
+std::string read(const fs::path& file) {
+    std::ifstream stream(file);
+    return std::string(std::istreambuf_iterator<char>(stream), {});
+}
 
 BOOST_AUTO_TEST_CASE(assign_defines_the_whole_group_keeps_a_backup_and_says_what_it_did) {
     Workstation host;
@@ -267,6 +275,54 @@ BOOST_AUTO_TEST_CASE(unassign_restore_display_uses_the_latest_backup) {
     BOOST_TEST_REQUIRE(host.defined.size() == 2u);
     BOOST_TEST(parse_domain_xml(host.defined[1])->pci_devices.empty());
     BOOST_TEST(contains(host.defined[1], "<graphics type=\"spice\""), host.defined[1]);
+}
+
+// assign.cpp back_up: backups are named UUID-<second>.xml and opened with O_TRUNC, so a second
+// change within the same second (assign --headless, then unassign of one function, as a script
+// does) overwrites the backup of the original definition: its display is gone for good.
+BOOST_AUTO_TEST_CASE(a_second_change_within_one_second_keeps_the_first_backup) {
+    Workstation host;
+    BOOST_TEST_REQUIRE(host.run({"assign", "win11", "01:00.0", "--headless"}).status == 0);
+    host.virsh_answers["dumpxml"] = {host.defined[0]};
+    BOOST_TEST_REQUIRE(host.run({"unassign", "win11", "01:00.1"}).status == 0);
+    bool original_kept = false;
+    std::size_t files = 0;
+    for (const auto& entry : fs::directory_iterator(host.backups())) {
+        ++files;
+        original_kept |= read(entry.path()) == virt_manager;
+    }
+    BOOST_TEST(original_kept, files << " backup file(s); none holds the original definition");
+}
+
+// assign.cpp latest_backup: --restore-display takes the newest backup, which after any later
+// change (an unassign of one function, a second assign) is a headless one: nothing comes back and
+// the command says "nothing to change" although a backup with the display exists.
+BOOST_AUTO_TEST_CASE(restore_display_uses_the_backup_that_has_the_display) {
+    Workstation host;
+    auto headless = assign_devices(virt_manager, {*PciAddress::parse("0000:01:00.0"), *PciAddress::parse("0000:01:00.1")}, true);
+    BOOST_TEST_REQUIRE(headless.ok());
+    fs::create_directories(host.backups());
+    std::ofstream(host.backups() / (std::string(uuid_a) + "-20261201T100000Z.xml")) << virt_manager;  // by assign --headless
+    std::ofstream(host.backups() / (std::string(uuid_a) + "-20261201T100500Z.xml")) << headless->xml;  // by a later unassign
+    host.virsh_answers["dumpxml"] = {headless->xml};
+    auto run = host.run({"unassign", "win11", "--restore-display"});
+    BOOST_TEST_REQUIRE(run.status == 0, run.err);
+    BOOST_TEST_REQUIRE(host.defined.size() == 1u, run.out);
+    BOOST_TEST(contains(host.defined[0], "<graphics type=\"spice\""), host.defined[0]);
+}
+
+// assign.cpp apply/back_up: the definition is dumped with --security-info (VNC/SPICE passwords)
+// and written with the process umask: the staged file is never made private, the backup only
+// after it was written.
+BOOST_AUTO_TEST_CASE(definitions_with_secrets_are_never_readable_by_others) {
+    Workstation host;
+    ::umask(022);
+    BOOST_TEST_REQUIRE(host.run({"assign", "win11", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.defined_modes.size() == 1u);
+    BOOST_TEST((host.defined_modes[0] & 077) == 0u, "the staged definition was mode " << std::oct << host.defined_modes[0]);
+    struct stat info {};
+    BOOST_TEST_REQUIRE(::stat(host.backups().c_str(), &info) == 0);
+    BOOST_TEST((info.st_mode & 077) == 0u, "the backups directory is mode " << std::oct << (info.st_mode & 07777));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

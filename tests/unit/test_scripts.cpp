@@ -187,4 +187,33 @@ BOOST_AUTO_TEST_CASE(the_plan_refuses_foreign_owners_and_skips_what_is_not_a_scr
     BOOST_TEST(script_directories("win 11", "prepare", "begin").size() == 3u);
 }
 
+// scripts.cpp run_one: once waitpid reports the exit, only one read(4096) per pipe is done, so a
+// script whose output is still in the pipe when it exits loses its last stderr line: the refusal
+// names the wrong reason (or none). Many short lines make the hook's reading slower than the exit.
+BOOST_AUTO_TEST_CASE(a_failing_script_is_refused_with_its_last_stderr_line_after_much_output) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm",
+                "seq 1 30000 >&2\n"
+                "echo 'gdm did not stop: card1 still open' >&2; exit 3");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "10-stop-dm exited 3: gdm did not stop: card1 still open"), run.err);
+}
+
+// scripts.cpp find_scripts: the event directory is lstat()ed, so a symlink to a directory is
+// skipped without a word, while script_directory_exists (stat) says it exists. A failing prepare
+// script (or the release script that restarts the display manager) silently never runs.
+BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped) {
+    Desktop host;
+    fs::path real = host.root() / "etc/vfio-hook/scripts/win11-prepare";
+    host.script("etc/vfio-hook/scripts/win11-prepare", "10-must-run", "echo 'not ready' >&2; exit 1");
+    fs::create_directories(host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare");
+    fs::create_directory_symlink(real, host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1, "the start went ahead; the script ran: " << fs::exists(host.trace()));
+    BOOST_TEST(contains(run.err, "prepare/begin is a symbolic link"), run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+    host.hook("win11", "release", "end", gpu_only);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
