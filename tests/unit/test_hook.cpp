@@ -358,6 +358,21 @@ BOOST_AUTO_TEST_CASE(bad_xml_fails_prepare_with_one_line_and_never_fails_release
     BOOST_TEST(host.kernel().writes() == 0);
 }
 
+// An upgrade while a VM runs: the record was written by the first release (no override or
+// console fields); the new binary's release must still bring everything home from it.
+BOOST_AUTO_TEST_CASE(release_reads_a_record_written_by_the_first_release) {
+    Desktop host;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST_REQUIRE(host.on_vfio());
+    std::ofstream(host.root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record"), std::ios::trunc)
+        << "vfio-hook-record 1\nowner " << uuid_a << "\ndomain win11\n"
+        << "device 0000:01:00.0 nvidia 14\ndevice 0000:01:00.1 snd_hda_intel 14\n";
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0, release.err);
+    BOOST_TEST(host.home(), release.err);
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_domain_name_is_never_used_in_a_path) {
     Desktop host;
     std::string evil = domain_xml("../../etc/x y\nz", uuid_a, {"0000:01:00.0"});
