@@ -65,7 +65,7 @@ bool same_slot(const PciAddress& a, const PciAddress& b) {
 }
 
 std::string PciAddress::str() const {
-    char text[16];
+    char text[24];  // "ffffffff:ff:1f.7": an 8-digit domain needs 17 bytes
     std::snprintf(text, sizeof text, "%04x:%02x:%02x.%x", domain, bus, slot, function);
     return text;
 }
