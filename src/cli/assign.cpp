@@ -53,19 +53,6 @@ std::optional<std::string> make_backups_dir(const Host& host) {
     return std::nullopt;
 }
 
-bool write_private(const fs::path& file, const std::string& text, bool exclusive) {
-    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0600);
-    if (fd < 0) return false;
-    std::size_t written = 0;
-    while (written < text.size()) {
-        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-        if (n <= 0) break;
-        written += static_cast<std::size_t>(n);
-    }
-    bool ok = written == text.size() && ::fsync(fd) == 0;
-    return ::close(fd) == 0 && ok;
-}
-
 // Keeps the definition about to be replaced: <uuid>-<UTC time, to the nanosecond>Z.xml, never
 // over an earlier one (two changes within a second each keep theirs).
 Expected<fs::path> back_up(const Host& host, const Definition& definition) {
@@ -79,7 +66,7 @@ Expected<fs::path> back_up(const Host& host, const Definition& definition) {
         std::size_t length = std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
         std::snprintf(stamp + length, sizeof stamp - length, ".%09ldZ", static_cast<long>(now.tv_nsec));
         fs::path file = backups_dir(host) / (definition.domain.uuid.str() + "-" + stamp + ".xml");
-        if (write_private(file, definition.xml, true)) return file;
+        if (write_private_file(file, definition.xml, true)) return file;
         if (errno != EEXIST) return Error{"cannot write the backup " + file.string() + ": " + std::strerror(errno)};
     }
     return Error{"cannot find a free backup name in " + backups_dir(host).string()};
@@ -120,7 +107,7 @@ int apply(Commands& commands, const std::string& command, const std::string& nam
     fs::path staged = backups_dir(commands.host) / (".new-" + definition.domain.uuid.str() + ".xml");
     std::error_code stale;
     fs::remove(staged, stale);
-    if (!write_private(staged, edit.xml, true)) {
+    if (!write_private_file(staged, edit.xml, true)) {
         commands.err << "vfio-hook " << command << ": cannot write " << staged.string() << ": " << std::strerror(errno)
                      << "; nothing was changed\n";
         return 1;

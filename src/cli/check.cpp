@@ -19,7 +19,7 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
         out << "ready to start (nothing to move)\n";
         return 0;
     }
-    // Looking may load the vfio-pci module (harmless); it moves no device.
+    // A dry run: it loads no module and moves no device.
     Host& host = commands.host;
     HostView view = look_before_prepare(host, *domain, ModuleLoading::never);
     PreparePlan plan = plan_with(host, *domain, domain->uuid.str(), view);

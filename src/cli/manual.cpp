@@ -103,7 +103,6 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
             for (const auto& device : owner->devices) {
                 if (same_slot(device.address, address)) by_owner[owner->owner].insert(device.address);
             }
-            by_owner[owner->owner].insert(address);
         }
     }
     int status = 0;

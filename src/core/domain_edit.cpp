@@ -231,13 +231,12 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
         for (auto part = std::rbegin(display_parts); part != std::rend(display_parts); ++part) {
             for (xmlNodePtr node : children(devices_of(backup->get()))) {
                 if (!is_display_part(node, *part)) continue;
-                xmlNodePtr bare = xmlDocCopyNode(node, document->get(), 1);
-                forget_guest_address(bare);
-                bool present = std::find(current.begin(), current.end(), serialize(bare)) != current.end();
-                xmlFreeNode(bare);
-                if (present) continue;
                 xmlNodePtr copy = xmlDocCopyNode(node, document->get(), 1);
                 forget_guest_address(copy);
+                if (std::find(current.begin(), current.end(), serialize(copy)) != current.end()) {
+                    xmlFreeNode(copy);
+                    continue;
+                }
                 xmlAddChild(list, copy);
                 edit.added.push_back(describe(node));
             }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <system_error>
 
 #include "core/console.hpp"
@@ -28,31 +29,30 @@ fs::path vtconsole(const HostPaths& paths, const std::string& name) {
     return paths.root / "sys/class/vtconsole" / name;
 }
 
-// The framebuffer (fbN) the GPU's own driver registered, if any.
-std::optional<unsigned> framebuffer_of(const HostPaths& paths, const PciAddress& gpu) {
+// Every registered framebuffer: fbN → the device that registered it ("" for none).
+std::map<unsigned, std::string> framebuffers(const HostPaths& paths) {
+    std::map<unsigned, std::string> found;
     for (const auto& name : names_in(paths.root / "sys/class/graphics")) {
-        if (!name.starts_with("fb")) continue;
-        if (link_name(paths.root / "sys/class/graphics" / name / "device") != gpu.str()) continue;
+        if (!name.starts_with("fb") || name.size() < 3 || !std::isdigit(static_cast<unsigned char>(name[2]))) continue;
         try {
-            return static_cast<unsigned>(std::stoul(name.substr(2)));
+            found[static_cast<unsigned>(std::stoul(name.substr(2)))] =
+                link_name(paths.root / "sys/class/graphics" / name / "device").value_or("");
         } catch (const std::exception&) {
         }
+    }
+    return found;
+}
+
+// The framebuffer the GPU's own driver registered, if any.
+std::optional<unsigned> framebuffer_of(const HostPaths& paths, const PciAddress& gpu) {
+    for (const auto& [number, device] : framebuffers(paths)) {
+        if (device == gpu.str()) return number;
     }
     return std::nullopt;
 }
 
-// The lowest-numbered framebuffer of any device.
-std::optional<unsigned> any_framebuffer(const HostPaths& paths) {
-    std::optional<unsigned> lowest;
-    for (const auto& name : names_in(paths.root / "sys/class/graphics")) {
-        if (!name.starts_with("fb") || name.size() < 3 || !std::isdigit(static_cast<unsigned char>(name[2]))) continue;
-        try {
-            auto number = static_cast<unsigned>(std::stoul(name.substr(2)));
-            if (!lowest || number < *lowest) lowest = number;
-        } catch (const std::exception&) {
-        }
-    }
-    return lowest;
+bool is_fbcon(const HostPaths& paths, const std::string& vtcon) {
+    return read_small_file(vtconsole(paths, vtcon) / "name").find("frame buffer") != std::string::npos;
 }
 
 bool fbcon_bound(KernelInterface& kernel, const HostPaths& paths, const std::string& name) {
@@ -63,12 +63,9 @@ bool fbcon_bound(KernelInterface& kernel, const HostPaths& paths, const std::str
 // fbcon's vtconsole now: the one recorded, or, when fbcon unregistered while the GPU was away
 // (its last framebuffer gone) and registered again, whichever vtconsole it came back as.
 std::optional<std::string> fbcon_vtconsole(const HostPaths& paths, const std::string& recorded) {
-    auto is_fbcon = [&](const std::string& name) {
-        return read_small_file(vtconsole(paths, name) / "name").find("frame buffer") != std::string::npos;
-    };
-    if (is_fbcon(recorded)) return recorded;
+    if (is_fbcon(paths, recorded)) return recorded;
     for (const auto& name : names_in(paths.root / "sys/class/vtconsole")) {
-        if (is_fbcon(name)) return name;
+        if (is_fbcon(paths, name)) return name;
     }
     return std::nullopt;
 }
@@ -83,8 +80,8 @@ std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& ker
     auto in_bars = firmware_framebuffers(read_text_file(paths.proc() / "iomem"));
     if (!framebuffer_of(paths, gpu) && !in_bars.count(gpu)) return steps;
     for (const auto& name : names_in(paths.root / "sys/class/vtconsole")) {
-        if (read_small_file(vtconsole(paths, name) / "name").find("frame buffer") == std::string::npos) continue;
-        if (fbcon_bound(kernel, paths, name)) steps.push_back({gpu, ConsoleStep::Kind::vtconsole, name, ""});
+        if (is_fbcon(paths, name) && fbcon_bound(kernel, paths, name))
+            steps.push_back({gpu, ConsoleStep::Kind::vtconsole, name, ""});
     }
     if (!in_bars.count(gpu)) return steps;
     for (const auto& name : names_in(paths.root / "sys/bus/platform/devices")) {
@@ -128,7 +125,7 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
     // The GPU's own framebuffer, or, when its driver registers none (no fbdev emulation), any
     // other one (an iGPU's): a text console somewhere beats none.
     auto framebuffer = framebuffer_of(paths, step.gpu);
-    if (!framebuffer) framebuffer = any_framebuffer(paths);
+    if (auto all = framebuffers(paths); !framebuffer && !all.empty()) framebuffer = all.begin()->first;
     if (!framebuffer) {
         return step.gpu.str() + ": fbcon is not back on " + step.name + ": the GPU's driver registered no "
                "framebuffer (its fbdev emulation is off?) and there is no other";

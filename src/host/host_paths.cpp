@@ -35,6 +35,23 @@ Expected<std::string> read_user_file(const std::filesystem::path& path, std::siz
     return text;
 }
 
+bool write_private_file(const std::filesystem::path& path, const std::string& text, bool exclusive) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0600);
+    if (fd < 0) return false;
+    std::size_t written = 0;
+    while (written < text.size()) {
+        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        written += static_cast<std::size_t>(n);
+    }
+    bool ok = written == text.size() && ::fsync(fd) == 0;
+    int error = errno;
+    ok = ::close(fd) == 0 && ok;
+    if (!ok && error) errno = error;
+    return ok;
+}
+
 std::string read_small_file(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return {};

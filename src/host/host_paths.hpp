@@ -36,6 +36,10 @@ struct HostPaths {
 // ("… is a directory", "… is over the 64 MiB limit").
 Expected<std::string> read_user_file(const std::filesystem::path& path, std::size_t limit);
 
+// Writes `text` to a file only root may read (0600) and fsyncs it: `exclusive` fails with EEXIST
+// rather than replace a file that is there, otherwise it is truncated. False (errno set) on failure.
+bool write_private_file(const std::filesystem::path& path, const std::string& text, bool exclusive);
+
 // Reads a small sysfs/proc file; "" when it is absent. Trailing newline removed.
 std::string read_small_file(const std::filesystem::path& path);
 // Reads a whole (procfs or regular) file, up to `limit` bytes; "" when it is absent.

@@ -100,12 +100,7 @@ std::optional<std::string> StateJournal::save(const StateRecord& record) const {
     fs::path temporary = file;
     temporary += ".tmp";
     std::string text = serialize_record(record);
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return errno_text("cannot create", temporary);
-    bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                   ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written || ::rename(temporary.c_str(), file.c_str()) != 0) {
+    if (!write_private_file(temporary, text, false) || ::rename(temporary.c_str(), file.c_str()) != 0) {
         auto problem = errno_text("cannot write", file);
         ::unlink(temporary.c_str());
         return problem;
