@@ -26,7 +26,10 @@ then makes libvirt's daemon (libvirtd or virtqemud, whichever runs) look for hoo
 runs `vfio-hook status`.
 
 An /etc/libvirt/hooks/qemu that is not vfio-hook's is never overwritten: the hook goes into
-/etc/libvirt/hooks/qemu.d/vfio-hook instead (libvirt runs it after hooks/qemu). Running VMs are
+/etc/libvirt/hooks/qemu.d/vfio-hook instead (libvirt runs it after hooks/qemu), and the scripts in
+qemu.d/VM/OPERATION/SUB-OP/ are left to that program (VFIO-Tools' dispatcher runs them). A second
+vfio-hook is never installed: when hooks/qemu or an entry of qemu.d/ is or leads to another
+vfio-hook binary (a package's, an older install's), install.sh names it and changes nothing. Running VMs are
 not affected by installing, upgrading (the binary is replaced atomically) or the daemon reload.
 Re-running is harmless. Without libvirt, only the CLI is installed.
 
@@ -219,6 +222,65 @@ is_our_link() {
     target=$(readlink "$root$path")
     [[ $target == "$binary" ]] && return 0
     [[ ${old_kind[$path]:-} == link && ${old_extra[$path]} == "$target" ]]
+}
+
+# Where PATH leads once every symlink on it is followed, component by component, inside $root (a
+# link's absolute target is a path on the target system: under --destdir, in the staging tree).
+resolve_links() {
+    local rest=${1#/} resolved='' part target hops=0
+    while [[ -n $rest ]]; do
+        part=${rest%%/*}
+        if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=; fi
+        case $part in
+            ''|.) continue ;;
+            ..) resolved=${resolved%/*}; continue ;;
+        esac
+        if [[ -L $root$resolved/$part ]] && ((hops++ < 40)); then
+            target=$(readlink "$root$resolved/$part")
+            [[ $target != /* ]] || resolved=
+            rest=${target#/}${rest:+/$rest}
+        else
+            resolved=$resolved/$part
+        fi
+    done
+    printf '%s\n' "${resolved:-/}"
+}
+
+is_vfio_hook_binary() {  # PATH: a regular file holding the marker every vfio-hook binary contains
+    [[ -f $root$1 && ! -L $root$1 ]] && grep -qF "$vfio_hook_marker" "$root$1" 2>/dev/null
+}
+
+# The vfio-hook that already answers libvirt, other than this install's: hooks/qemu or an entry of
+# hooks/qemu.d that is, or links to, a vfio-hook binary (a package's /usr/sbin/vfio-hook, an older
+# manual install, a copy). Prints "SLOT -> FILE" (or "SLOT (a copy of vfio-hook)"); false if none.
+other_vfio_hook() {
+    local slots=("$main_hook") entry slot resolved
+    for entry in "$root$hooks_dir"/qemu.d/*; do
+        [[ -e $entry || -L $entry ]] && slots+=("${entry#"$root"}")
+    done
+    for slot in "${slots[@]}"; do
+        [[ -e $root$slot || -L $root$slot ]] || continue
+        is_our_link "$slot" && continue
+        resolved=$(resolve_links "$slot")
+        [[ $resolved != "$binary" ]] || continue
+        is_vfio_hook_binary "$resolved" || continue
+        if [[ $resolved == "$slot" ]]; then
+            printf '%s (a copy of vfio-hook)\n' "$slot"
+        else
+            printf '%s -> %s\n' "$slot" "$resolved"
+        fi
+        return 0
+    done
+    return 1
+}
+
+# A second vfio-hook would act on every start twice: the second gives the VM's devices back to
+# their drivers and takes them again. Refused before anything is installed.
+refuse_second_vfio_hook() {
+    [[ -n $root ]] || libvirt_present || return 0
+    local first
+    first=$(other_vfio_hook) || return 0
+    die "vfio-hook is already libvirt's hook: $first; a second one would act on every VM start twice: nothing installed (remove that one first: its package, or its install.sh --uninstall; or install with its --prefix to upgrade it)"
 }
 
 describe() {  # what a foreign hook is, for the messages
@@ -452,12 +514,6 @@ install_hook() {
     if [[ ! -e $root$main_hook && ! -L $root$main_hook ]] || is_our_link "$main_hook"; then
         slot=$main_hook
         other=$dropin_hook
-    elif [[ -f $root$main_hook && ! -L $root$main_hook ]] && grep -qF "$vfio_hook_marker" "$root$main_hook" 2>/dev/null; then
-        # The old README's manual install: a copy of the binary. A second vfio-hook in qemu.d
-        # would act on every start twice; the copy is the user's file and stays.
-        say "$main_hook is a copy of vfio-hook (a manual install); left as is and no second hook installed: remove it (rm $main_hook) and run install.sh again to use $binary"
-        hook_status=1
-        return
     else
         slot=$dropin_hook
         other=$main_hook
@@ -467,6 +523,8 @@ install_hook() {
             return
         fi
         say "$main_hook is another program's hook ($(describe "$main_hook")); installed into $dropin_hook instead (libvirt runs it after hooks/qemu)"
+        # VFIO-Tools' dispatcher runs that layout itself, and vfio-hook running it too ran every script twice.
+        say "the scripts in $hooks_dir/qemu.d/VM/OPERATION/SUB-OP/ are left to $main_hook (VFIO-Tools' dispatcher runs them; if it does not, nothing does); vfio-hook runs /etc/vfio-hook/hook.d/ only, and a script that needs the GPU home goes into /etc/vfio-hook/hook.d/vm/VM/release/end/ (the dispatcher runs release/end before vfio-hook gives the devices back)"
     fi
     [[ -L $root$slot && $(readlink "$root$slot") == "$binary" ]] || hook_changed=yes
     place_link "$slot" "$binary"
@@ -498,6 +556,8 @@ remove_stale() {  # what the last install put in place and this one did not
 
 do_install() {
     read_manifest
+    # Before the build: a refusal must not even install build dependencies.
+    refuse_second_vfio_hook
     build
     # Everything meson staged, moved into place file by file.
     local relative

@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "core/config_file.hpp"
 #include "core/domain_xml.hpp"
+#include "host/hook_slots.hpp"
 #include "host/log.hpp"
 
 namespace vfio_hook {
@@ -207,7 +208,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     // look like an option: skip CLI11. Called by that name with fewer words, it is a person asking
     // what is installed (`/etc/libvirt/hooks/qemu --version`): answer as the CLI does.
     if (!args.empty() && invoked_as_libvirt_hook(args[0]) && args.size() >= 4) {
-        HookCall call{args[1], args[2], args[3], args.size() > 4 ? args[4] : "-"};
+        HookCall call{args[1], args[2], args[3], args.size() > 4 ? args[4] : "-", runs_qemu_d_layout(HostPaths{}, args[0])};
         if (!hook_has_work(HostPaths{}, call)) return 0;
         return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {}, call, environment);
     }
@@ -368,6 +369,7 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     HostPaths paths{root};
     std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
     if (hook->parsed()) {
+        call.runs_qemu_d_layout = runs_qemu_d_layout(paths, args.empty() ? "" : args[0]);
         if (!hook_has_work(paths, call)) return 0;
         return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);
     }

@@ -18,6 +18,9 @@ struct HookCall {
     std::string operation;
     std::string sub_operation;
     std::string extra;  // libvirt's fourth argument ("-", "shutdown", …): passed on to scripts only
+    // Whether this call also runs /etc/libvirt/hooks/qemu.d/VM/OPERATION/SUB-OP/ (no when the
+    // program in hooks/qemu runs it: core/hook_placement.hpp).
+    bool runs_qemu_d_layout = true;
 };
 
 // Whether the hook has anything to do for an event: prepare and release always; any other event

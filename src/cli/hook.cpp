@@ -37,8 +37,9 @@ void finish_unfinished(Host& host, const Domain& domain) {
 std::vector<std::string> run_user_scripts(Host& host, const HookCall& call, const std::string& uuid,
                                           const std::vector<PciAddress>& addresses, const std::string& xml,
                                           bool stop_at_first_failure) {
-    if (!script_directory_exists(host.paths, call.domain, call.operation, call.sub_operation)) return {};
-    auto plan = find_scripts(host.paths, call.domain, call.operation, call.sub_operation);
+    if (!script_directory_exists(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
+        return {};
+    auto plan = find_scripts(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
     if (!plan.refusals.empty()) {
         std::vector<std::string> lines;
         for (const auto& refusal : plan.refusals) lines.push_back("hook.d script not run: " + refusal);
@@ -167,11 +168,12 @@ int other_event(Host& host, const HookCall& call, const std::string& xml) {
 
 bool hook_has_work(const HostPaths& paths, const HookCall& call) {
     return hook_acts_on(call.operation, call.sub_operation) ||
-           script_directory_exists(paths, call.domain, call.operation, call.sub_operation);
+           script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
 }
 
 bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view domain_xml) {
-    if (script_directory_exists(paths, call.domain, call.operation, call.sub_operation)) return false;
+    if (script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
+        return false;
     if (!StateJournal(paths).empty()) return false;
     if (call.operation == "release") return true;  // release only ever gives back what is recorded
     return call.operation == "prepare" && surely_without_pci_hostdevs(domain_xml);

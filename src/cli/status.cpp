@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "core/host_report.hpp"
 #include "host/holders.hpp"
+#include "host/hook_slots.hpp"
 #include "host/kernel_log_reader.hpp"
 #include "host/pci_bus.hpp"
 
@@ -83,13 +84,14 @@ std::string json_device(const PciDevice& device) {
     return out.str();
 }
 
-void render_json(const HostReport& report, std::ostream& out) {
+void render_json(const HostReport& report, const std::string& script_layouts, std::ostream& out) {
     auto quoted = [](const std::string& text) { return json_string(text); };
     out << "{\"ready\":" << (report.ready() ? "true" : "false")
         << ",\"iommu\":{\"enabled\":" << (report.iommu_enabled ? "true" : "false")
         << ",\"groups\":" << report.group_count
         << ",\"kernel_parameters\":" << json_array(report.iommu_parameters, quoted) << "}"
         << ",\"vfio_pci_loaded\":" << (report.vfio_pci_present ? "true" : "false")
+        << ",\"hook_scripts\":" << json_string(script_layouts)
         << ",\"blacklisted\":" << json_array(report.holds.blacklisted, quoted)
         << ",\"vfio_pci_ids\":" << json_array(report.holds.vfio_pci_ids, quoted)
         << ",\"gpus\":" << json_array(report.gpus, [&](const GpuReport& gpu) {
@@ -130,12 +132,13 @@ void render_device_row(const PciDevice& device, const std::string& indent, std::
         << "  reset " << (device.reset_methods.empty() ? "none" : device.reset_methods) << "\n";
 }
 
-void render_table(const HostReport& report, std::ostream& out) {
+void render_table(const HostReport& report, const std::string& script_layouts, std::ostream& out) {
     out << "IOMMU:      " << (report.iommu_enabled ? "enabled, " + std::to_string(report.group_count) + " groups" : "OFF");
     std::string parameters;
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
     out << (parameters.empty() ? "  (no IOMMU kernel parameters)" : "  (kernel:" + parameters + ")") << "\n";
     out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : "not loaded (vfio-hook loads it on demand)") << "\n";
+    out << "hook scripts: " << script_layouts << "\n";
     out << "blacklisted GPU drivers: " << list_or_none(report.holds.blacklisted)
         << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";
     out << "GPUs:\n";
@@ -180,10 +183,12 @@ int run_status(Commands& commands, bool json) {
     HostReport report = assess_host({bus, holders, host.settings, records, kernel_log, cmdline, read_driver_holds(host.paths, cmdline),
                                      fs::exists(host.paths.pci_driver("vfio-pci"), error),
                                      vfio_pci_installed(host.paths)});
+    // Which program runs which script layout: vfio-hook beside VFIO-Tools' dispatcher runs only its own.
+    std::string script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
     if (json) {
-        render_json(report, out);
+        render_json(report, script_layouts, out);
     } else {
-        render_table(report, out);
+        render_table(report, script_layouts, out);
     }
     return report.ready() ? 0 : 1;
 }

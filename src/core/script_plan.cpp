@@ -32,11 +32,13 @@ std::string name_of(const std::string& path) {
 }  // namespace
 
 std::vector<std::string> script_directories(const std::string& domain_name, const std::string& operation,
-                                            const std::string& sub_operation) {
+                                            const std::string& sub_operation, bool with_qemu_d_layout) {
     if (!one_component(domain_name) || !one_component(operation) || !one_component(sub_operation)) return {};
     std::string event = operation + "/" + sub_operation;
-    return {"etc/vfio-hook/hook.d/all/" + event, "etc/vfio-hook/hook.d/vm/" + domain_name + "/" + event,
-            "etc/libvirt/hooks/qemu.d/" + domain_name + "/" + event};
+    std::vector<std::string> directories = {"etc/vfio-hook/hook.d/all/" + event,
+                                            "etc/vfio-hook/hook.d/vm/" + domain_name + "/" + event};
+    if (with_qemu_d_layout) directories.push_back("etc/libvirt/hooks/qemu.d/" + domain_name + "/" + event);
+    return directories;
 }
 
 ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigned trusted_uid) {

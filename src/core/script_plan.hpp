@@ -6,7 +6,8 @@
 // Layout (no legal domain name can collide with it: names are one component under vm/):
 //   /etc/vfio-hook/hook.d/all/OPERATION/SUB-OP/*       every VM
 //   /etc/vfio-hook/hook.d/vm/NAME/OPERATION/SUB-OP/*   one VM, by its libvirt name
-//   /etc/libvirt/hooks/qemu.d/NAME/OPERATION/SUB-OP/*  VFIO-Tools' layout, where it exists
+//   /etc/libvirt/hooks/qemu.d/NAME/OPERATION/SUB-OP/*  VFIO-Tools' layout, where it exists and
+//                                                      no other program runs it (hook_placement)
 
 #include <optional>
 #include <string>
@@ -38,7 +39,8 @@ ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigne
 
 // The candidate directories for an event, relative to the root, in the order they run.
 // Empty when the domain name could not be one directory name ("", ".", "..", or with a '/').
+// Without `with_qemu_d_layout`, the qemu.d layout is left out (the program in hooks/qemu runs it).
 std::vector<std::string> script_directories(const std::string& domain_name, const std::string& operation,
-                                            const std::string& sub_operation);
+                                            const std::string& sub_operation, bool with_qemu_d_layout = true);
 
 }  // namespace vfio_hook

@@ -185,18 +185,19 @@ std::string run_one(const std::string& script, const ScriptEvent& event, const s
 }  // namespace
 
 bool script_directory_exists(const HostPaths& paths, const std::string& domain_name,
-                             const std::string& operation, const std::string& sub_operation) {
+                             const std::string& operation, const std::string& sub_operation,
+                             bool with_qemu_d_layout) {
     struct stat info;
-    for (const auto& directory : script_directories(domain_name, operation, sub_operation)) {
+    for (const auto& directory : script_directories(domain_name, operation, sub_operation, with_qemu_d_layout)) {
         if (::stat((paths.root / directory).c_str(), &info) == 0 && S_ISDIR(info.st_mode)) return true;
     }
     return false;
 }
 
 ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, const std::string& operation,
-                        const std::string& sub_operation) {
+                        const std::string& sub_operation, bool with_qemu_d_layout) {
     std::vector<ScriptDirectory> directories;
-    for (const auto& relative : script_directories(domain_name, operation, sub_operation)) {
+    for (const auto& relative : script_directories(domain_name, operation, sub_operation, with_qemu_d_layout)) {
         fs::path directory = paths.root / relative;
         // stat, as script_directory_exists does: a link to a directory is not skipped in
         // silence; its lstat() among the ancestors below refuses it by name.

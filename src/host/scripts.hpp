@@ -26,12 +26,14 @@ struct ScriptEvent {
 
 // A few stat calls and nothing else: whether any script directory exists for the event. The hook
 // calls this for every event of every VM.
+// `with_qemu_d_layout`: see script_directories.
 bool script_directory_exists(const HostPaths& paths, const std::string& domain_name,
-                             const std::string& operation, const std::string& sub_operation);
+                             const std::string& operation, const std::string& sub_operation,
+                             bool with_qemu_d_layout = true);
 
 // Lists the candidate directories (stat of each directory on their path and of each entry).
 ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, const std::string& operation,
-                        const std::string& sub_operation);
+                        const std::string& sub_operation, bool with_qemu_d_layout = true);
 
 // Runs them in order. Returns one line per failed script ("SCRIPT exited 3: <its last stderr
 // line>"); with `stop_at_first_failure` the scripts after a failed one do not run.

@@ -35,6 +35,7 @@ hung-unbind 120
 kill-during-prepare 120
 two-starts-at-once 90
 install-and-hook-d 420
+install-beside-dispatcher 420
 assign-headless 240
 single-gpu 150
 single-gpu-console-comes-back 90
@@ -863,6 +864,93 @@ sc_install_and_hook_d() {
     pass
 }
 
+# A stand-in for VFIO-Tools' hook helper (PassthroughPOST/VFIO-Tools, libvirt_hooks/qemu) as
+# users install it at /etc/libvirt/hooks/qemu: with `set -e`, it runs every executable file of
+# $(dirname $0)/qemu.d/$1/$2/$3 (find -L -maxdepth 1 -type f -executable) with the hook's own
+# arguments, or that path itself when it is an executable file.
+vfio_tools_dispatcher() { # PATH
+    cat >"$1" <<'EOF'
+#!/bin/bash
+set -e
+hookpath="$(dirname "$0")/qemu.d/$1/$2/$3"
+if [ -f "$hookpath" ] && [ -s "$hookpath" ] && [ -x "$hookpath" ]; then
+    "$hookpath" "$@"
+elif [ -d "$hookpath" ]; then
+    while read -r file; do
+        if [ -n "$file" ]; then "$file" "$@"; fi
+    done <<< "$(find -L "$hookpath" -maxdepth 1 -type f -executable -print)"
+fi
+EOF
+    chmod 0755 "$1"
+}
+PACKAGED=/usr/sbin/vfio-hook # a distribution package's vfio-hook, for the second-install refusal
+
+# Issue 23 (5 and 6): install.sh beside VFIO-Tools' dispatcher, and over a packaged vfio-hook.
+sc_install_beside_dispatcher() {
+    local out rc pid lines
+    [ -n "${E2E_INSTALL_BUILD:-}" ] || fail "no build directory for install.sh: ${E2E_INSTALL_PROBLEM:-?}"
+    [ ! -e "$PACKAGED" ] || fail "$PACKAGED exists before the scenario: $(ls -l "$PACKAGED")"
+    umask 022
+    expect_unchanged before
+    rm -rf /etc/libvirt/hooks /usr/local/sbin/vfio-hook "$HOOKD" /tmp/e2e.dispatched
+    mkdir -p /etc/libvirt/hooks/qemu.d/e2e-gpu/prepare/begin
+    vfio_tools_dispatcher /etc/libvirt/hooks/qemu
+    printf '#!/bin/sh\necho "dispatched $*" >>/tmp/e2e.dispatched\n' >/etc/libvirt/hooks/qemu.d/e2e-gpu/prepare/begin/10-append
+    chmod 0755 /etc/libvirt/hooks/qemu.d/e2e-gpu/prepare/begin/10-append
+    pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
+
+    echo "running $E2E_INSTALL_SRC/install.sh --builddir $E2E_INSTALL_BUILD --no-deps beside the dispatcher"
+    T0=$(now_ms) rc=0
+    out=$(cd / && timeout 300 "$E2E_INSTALL_SRC/install.sh" --builddir "$E2E_INSTALL_BUILD" --no-deps 2>&1) || rc=$?
+    echo "install.sh: exit $rc after $(since "$T0") s"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 0 ] || fail "install.sh exited $rc: $(oneline "$(tail -n 3 <<<"$out")")"
+    grep -qF "the hook: /etc/libvirt/hooks/qemu.d/vfio-hook -> /usr/local/sbin/vfio-hook" <<<"$out" ||
+        fail "install.sh did not put the hook into qemu.d"
+    grep -qF "the scripts in /etc/libvirt/hooks/qemu.d/VM/OPERATION/SUB-OP/ are left to /etc/libvirt/hooks/qemu" <<<"$out" ||
+        fail "install.sh did not say that the dispatcher runs the qemu.d layout"
+    grep -qF "sent SIGHUP to libvirtd (pid $pid, from /run/libvirtd.pid)" <<<"$out" ||
+        fail "install.sh did not say it reloaded libvirtd (pid $pid)"
+    out=$(vfio-hook status 2>&1)
+    grep -F "hook scripts:" <<<"$out"
+    grep -qF "hook scripts: vfio-hook is /etc/libvirt/hooks/qemu.d/vfio-hook: it runs /etc/vfio-hook/hook.d/; /etc/libvirt/hooks/qemu.d/VM/OPERATION/SUB-OP/ is left to /etc/libvirt/hooks/qemu" <<<"$out" ||
+        fail "status does not say who runs which layout: $(oneline "$(grep -F 'hook scripts' <<<"$out")")"
+
+    vstart e2e-gpu
+    expect_vfio running
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    no_records "after destroy" e2e-gpu
+    lines=$(cat /tmp/e2e.dispatched 2>/dev/null)
+    echo "the qemu.d prepare/begin script wrote: $(oneline "$lines")"
+    [ "$lines" = "dispatched e2e-gpu prepare begin -" ] ||
+        fail "the qemu.d prepare/begin script did not run exactly once: $(oneline "$lines")"
+
+    out=$(cd / && timeout 120 "$E2E_INSTALL_SRC/install.sh" --uninstall 2>&1) || fail "install.sh --uninstall: $(oneline "$out")"
+    [ ! -e /etc/libvirt/hooks/qemu.d/vfio-hook ] || fail "--uninstall left qemu.d/vfio-hook"
+    rm -rf /etc/libvirt/hooks /tmp/e2e.dispatched
+
+    # A packaged vfio-hook as libvirt's hook, through a symlink: refused in one line naming it.
+    install -m 0755 "$E2E_INSTALL_BUILD/vfio-hook" "$PACKAGED"
+    mkdir -p /etc/libvirt/hooks
+    ln -s "$PACKAGED" /etc/libvirt/hooks/qemu
+    rc=0
+    out=$(cd / && timeout 300 "$E2E_INSTALL_SRC/install.sh" --builddir "$E2E_INSTALL_BUILD" --no-deps 2>&1) || rc=$?
+    echo "install.sh over hooks/qemu -> $PACKAGED: exit $rc"
+    sed 's/^/  | /' <<<"$out"
+    [ "$rc" = 1 ] || fail "install.sh over a packaged vfio-hook exited $rc, not 1"
+    [ "$(grep -c . <<<"$out")" = 1 ] || fail "install.sh's refusal is not one line: $(oneline "$out")"
+    grep -qF "vfio-hook is already libvirt's hook: /etc/libvirt/hooks/qemu -> $PACKAGED;" <<<"$out" ||
+        fail "the refusal does not name $PACKAGED: $out"
+    [ ! -e /etc/libvirt/hooks/qemu.d ] && [ ! -e /usr/local/sbin/vfio-hook ] && [ ! -e "$MANIFEST" ] ||
+        fail "install.sh changed something: $(ls -d /etc/libvirt/hooks/qemu.d /usr/local/sbin/vfio-hook "$MANIFEST" 2>/dev/null | tr '\n' ' ')"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = "$PACKAGED" ] || fail "hooks/qemu was changed"
+    rm -f "$PACKAGED" /etc/libvirt/hooks/qemu
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
 # ---------------------------------------------------------------- assign / unassign (issue 15)
 # hostdevs_in: "MANAGED ADDRESS" per <hostdev> of a domain XML (stdin), e.g. "no 0000:01:00.0"
 hostdevs_in() {
@@ -1622,6 +1710,11 @@ reset_all() {
     if [ -e "$HOOKD" ]; then
         echo "# reset: removing $HOOKD"
         rm -rf "$HOOKD"
+    fi
+    # what install-beside-dispatcher may have left: the dispatcher's qemu.d, a "packaged" vfio-hook
+    if [ -e /etc/libvirt/hooks/qemu.d ] || [ -e "$PACKAGED" ]; then
+        echo "# reset: removing /etc/libvirt/hooks/qemu.d and $PACKAGED"
+        rm -rf /etc/libvirt/hooks/qemu.d "$PACKAGED"
     fi
     if ! harness_hook_in_place; then
         echo "# reset: putting the harness's hook back and reloading libvirtd"

@@ -241,7 +241,8 @@ chmod 755 "$d/etc/libvirt/hooks/qemu"
 foreign_sum=$(sha256sum < "$d/etc/libvirt/hooks/qemu")
 run --destdir "$d" --builddir "$build_dir"
 if expect_rc 0 &&
-   expect_line "install.sh: /etc/libvirt/hooks/qemu is another program's hook (a script: #!/bin/sh); installed into /etc/libvirt/hooks/qemu.d/vfio-hook instead (libvirt runs it after hooks/qemu)"; then
+   expect_line "install.sh: /etc/libvirt/hooks/qemu is another program's hook (a script: #!/bin/sh); installed into /etc/libvirt/hooks/qemu.d/vfio-hook instead (libvirt runs it after hooks/qemu)" &&
+   expect_line "install.sh: the scripts in /etc/libvirt/hooks/qemu.d/VM/OPERATION/SUB-OP/ are left to /etc/libvirt/hooks/qemu (VFIO-Tools' dispatcher runs them; if it does not, nothing does); vfio-hook runs /etc/vfio-hook/hook.d/ only, and a script that needs the GPU home goes into /etc/vfio-hook/hook.d/vm/VM/release/end/ (the dispatcher runs release/end before vfio-hook gives the devices back)"; then
     expected_tree /etc/libvirt/hooks/qemu.d/vfio-hook "f 755 etc/libvirt/hooks/qemu" > "$work/want"
     if same_listing "$work/want" "$d"; then
         if [[ $(sha256sum < "$d/etc/libvirt/hooks/qemu") == "$foreign_sum" ]]; then pass; else fail "the foreign hook was changed"; fi
@@ -286,23 +287,52 @@ if expect_rc 0 && expect_line "install.sh: the hook: /etc/libvirt/hooks/qemu -> 
     same_listing "$work/want" "$d" && pass
 fi
 
-begin "a copied vfio-hook binary at hooks/qemu (a manual install) is kept, with no second hook"
+# A second vfio-hook would act on every start twice. Whichever slot holds the first, and however
+# it gets there (a copy, a package's binary through a symlink, a relative link), install.sh names
+# it in one line, exits 1 and changes nothing.
+expect_refusal_naming() {  # DIR WHAT: install.sh refused, naming WHAT, and DIR is as it was
+    local before
+    before=$(listing "$1"; contents "$1")
+    run --destdir "$1" --builddir "$build_dir"
+    expect_rc 1 || return 1
+    local want="install.sh: vfio-hook is already libvirt's hook: $2; a second one would act on every VM start twice: nothing installed (remove that one first: its package, or its install.sh --uninstall; or install with its --prefix to upgrade it)"
+    if [[ $out != "$want" ]]; then
+        fail "expected exactly the one line '$want', got:"
+        printf '%s\n' "$out" | sed 's/^/    /'
+        return 1
+    fi
+    [[ $(listing "$1"; contents "$1") == "$before" ]] || { fail "the tree under $1 changed"; return 1; }
+}
+
+begin "a copied vfio-hook binary at hooks/qemu (a manual install) is named, and nothing is installed"
 d=$work/copied
 mkdir -p "$d/etc/libvirt/hooks"
 cp "$build_dir/vfio-hook" "$d/etc/libvirt/hooks/qemu"
-run --destdir "$d" --builddir "$build_dir"
-if expect_rc 1 &&
-   expect_line "install.sh: /etc/libvirt/hooks/qemu is a copy of vfio-hook (a manual install); left as is and no second hook installed: remove it (rm /etc/libvirt/hooks/qemu) and run install.sh again to use $prefix/sbin/vfio-hook"; then
-    if [[ -e $d/etc/libvirt/hooks/qemu.d ]]; then
-        fail "a second hook was installed in qemu.d"
-    elif ! cmp -s "$d/etc/libvirt/hooks/qemu" "$build_dir/vfio-hook"; then
-        fail "the copied binary was changed"
-    elif [[ ! -x $d$prefix/sbin/vfio-hook ]]; then
-        fail "the CLI was not installed"
-    else
-        pass
-    fi
-fi
+expect_refusal_naming "$d" "/etc/libvirt/hooks/qemu (a copy of vfio-hook)" && pass
+
+begin "hooks/qemu a symlink to a packaged vfio-hook: named, and no second one goes into qemu.d"
+d=$work/packaged
+mkdir -p "$d/etc/libvirt/hooks" "$d/usr/sbin"
+cp "$build_dir/vfio-hook" "$d/usr/sbin/vfio-hook"
+ln -s /usr/sbin/vfio-hook "$d/etc/libvirt/hooks/qemu"
+expect_refusal_naming "$d" "/etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" && pass
+
+begin "hooks/qemu a relative symlink through another link to an older install: named"
+d=$work/older
+mkdir -p "$d/etc/libvirt/hooks" "$d/opt/vfio-hook-0.0.9/sbin"
+cp "$build_dir/vfio-hook" "$d/opt/vfio-hook-0.0.9/sbin/vfio-hook"
+ln -s vfio-hook-0.0.9 "$d/opt/vfio-hook"
+ln -s ../../../opt/vfio-hook/sbin/vfio-hook "$d/etc/libvirt/hooks/qemu"
+expect_refusal_naming "$d" "/etc/libvirt/hooks/qemu -> /opt/vfio-hook-0.0.9/sbin/vfio-hook" && pass
+
+begin "a vfio-hook already in qemu.d beside a dispatcher: named, nothing installed"
+d=$work/dropin-present
+mkdir -p "$d/etc/libvirt/hooks/qemu.d" "$d/usr/sbin"
+printf '#!/bin/sh\nexit 0\n' > "$d/etc/libvirt/hooks/qemu"
+chmod 755 "$d/etc/libvirt/hooks/qemu"
+cp "$build_dir/vfio-hook" "$d/usr/sbin/vfio-hook"
+ln -s /usr/sbin/vfio-hook "$d/etc/libvirt/hooks/qemu.d/50-vfio-hook"
+expect_refusal_naming "$d" "/etc/libvirt/hooks/qemu.d/50-vfio-hook -> /usr/sbin/vfio-hook" && pass
 
 begin "a foreign hooks/qemu and a foreign qemu.d/vfio-hook: both kept, no hook installed"
 d=$work/both-foreign
