@@ -216,4 +216,32 @@ BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped
     host.hook("win11", "release", "end", gpu_only);
 }
 
+// hook.cpp run_user_scripts: one unsafe directory dropped the scripts of all the others, and
+// release threw the refusal away without a word: the display manager never came back.
+BOOST_AUTO_TEST_CASE(release_skips_an_unsafe_directory_by_name_and_still_runs_the_safe_ones) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/all/release/end", "90-restart-dm");
+    host.script("etc/vfio-hook/hook.d/vm/win11/release/end", "10-unsafe");
+    fs::path unsafe = host.root() / "etc/vfio-hook/hook.d/vm/win11/release/end";
+    fs::permissions(unsafe, fs::perms(0777));
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(contains(read(host.trace()), "90-restart-dm gpu=nvidia"), read(host.trace()));
+    BOOST_TEST(!contains(read(host.trace()), "10-unsafe"));
+    BOOST_TEST(contains(release.err, "hook.d script not run: " + unsafe.string() + " is writable by group or others"),
+               release.err);
+
+    // prepare stays conservative: its scripts stop the display manager, and a start refused
+    // after that would leave the host without one; so nothing runs, and the start is refused.
+    host.script("etc/vfio-hook/hook.d/all/prepare/begin", "10-stop-dm");
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "20-unsafe");
+    fs::permissions(host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin", fs::perms(0777));
+    auto prepare = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(contains(prepare.err, "prepare/begin is writable by group or others"), prepare.err);
+    BOOST_TEST(!contains(read(host.trace()), "10-stop-dm"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
