@@ -152,8 +152,10 @@ private:
     }
     void end_line() {
         if (line_.empty() && cut_ == 0) return;
+        // The note first: stderr, where there is no journal, keeps only PIPE_BUF bytes of a line.
         if (cut_ > 0)
-            line_ += " [line cut to " + std::to_string(max_line) + " of " + std::to_string(max_line + cut_) + " bytes]";
+            line_.insert(0, "[line cut to " + std::to_string(max_line) + " of " + std::to_string(max_line + cut_) +
+                                " bytes] ");
         logger().info("{}: {}", script_, line_);
         if (is_stderr_) last_line_ = std::move(line_);
         line_.clear();
