@@ -368,12 +368,11 @@ ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, 
         struct stat self;
         if (::stat(directory.c_str(), &self) != 0 || !S_ISDIR(self.st_mode)) continue;
         ScriptDirectory listing;
-        // Every directory from etc/<something> down: whoever may write one of them may swap a script.
+        // Every directory from the root down: whoever may write one of them may swap a script.
         fs::path prefix = root;
-        int depth = 0;
+        if (auto top = stat_entry(prefix)) listing.ancestors.push_back(*top);
         for (const auto& component : fs::path(relative)) {
             prefix /= component;
-            if (++depth < 2) continue;
             if (auto ancestor = stat_entry(prefix)) listing.ancestors.push_back(*ancestor);
         }
         std::unique_ptr<DIR, int (*)(DIR*)> entries(::opendir(directory.c_str()), &::closedir);

@@ -317,6 +317,19 @@ BOOST_AUTO_TEST_CASE(a_script_linked_through_a_directory_an_ordinary_user_owns_i
     host.hook("win11", "release", "end", gpu_only);
 }
 
+// scripts.cpp find_scripts: the directories above a hook.d directory were checked from
+// etc/vfio-hook down: a group-writable /etc (or /) let its group swap etc/vfio-hook itself.
+BOOST_AUTO_TEST_CASE(every_directory_from_the_root_down_to_hook_d_is_checked) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm");
+    fs::permissions(host.root() / "etc", fs::perms(0775));
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "hook.d script not run: " + (host.root() / "etc").string() + " is writable by group or others"),
+               run.err);
+    BOOST_TEST(!fs::exists(host.trace()));
+}
+
 // hook.cpp run_user_scripts: one unsafe directory dropped the scripts of all the others, and
 // release threw the refusal away without a word: the display manager never came back.
 BOOST_AUTO_TEST_CASE(release_skips_an_unsafe_directory_by_name_and_still_runs_the_safe_ones) {
