@@ -32,21 +32,25 @@ void finish_unfinished(Host& host, const Domain& domain) {
     for (const auto& line : report.kept) logger().warn("unfinished earlier run: {}", line);
 }
 
-// The user's hook.d scripts for this event. Returns the lines that explain a failure (a script
-// that failed or an unsafe one that was not run); empty when all went well or there were none.
+// The user's hook.d scripts for this event. Returns the lines that explain a problem (an unsafe
+// script or directory, a script that failed); empty when all went well or there were none.
+// An event that can refuse (`can_refuse`: prepare, start, started) runs nothing when anything is
+// unsafe and stops at the first failure: a prepare script stops the display manager, and a start
+// refused after it would leave the host without one. Any other event skips what is unsafe and
+// runs the rest: release restarts the display manager, whatever else is wrong.
 std::vector<std::string> run_user_scripts(Host& host, const HookCall& call, const std::string& uuid,
                                           const std::vector<PciAddress>& addresses, const std::string& xml,
-                                          bool stop_at_first_failure) {
+                                          bool can_refuse, bool stop_at_first_failure) {
     if (!script_directory_exists(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
         return {};
     auto plan = find_scripts(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
-    if (!plan.refusals.empty()) {
-        std::vector<std::string> lines;
-        for (const auto& refusal : plan.refusals) lines.push_back("hook.d script not run: " + refusal);
-        return lines;
-    }
+    std::vector<std::string> lines;
+    for (const auto& refusal : plan.refusals) lines.push_back("hook.d script not run: " + refusal);
+    if (can_refuse && !lines.empty()) return lines;
     ScriptEvent event{call.domain, uuid, call.operation, call.sub_operation, call.extra, addresses};
-    return run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure);
+    auto failed = run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure);
+    lines.insert(lines.end(), failed.begin(), failed.end());
+    return lines;
 }
 
 std::vector<PciAddress> addresses_of(const Domain& domain) {
@@ -66,7 +70,7 @@ int refuse_start(const Domain& domain, const std::vector<std::string>& reasons) 
 int prepare(Host& host, const HookCall& call, const Domain& domain, const std::string& xml) {
     // First the user's scripts: a single-GPU setup stops the display manager here, which holds
     // the card the holder check is about to look at.
-    auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true);
+    auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true, true);
     if (!failed.empty()) return refuse_start(domain, failed);
 
     StateJournal journal(host.paths);
@@ -146,7 +150,8 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
                         {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())}});
     }
     // After the devices are home: a single-GPU setup restarts its display manager here.
-    run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false);
+    auto problems = run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false, false);
+    for (const auto& line : problems) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
     // libvirt ignores release's exit status: the record keeps what failed for `recover`.
     return 0;
 }
@@ -156,11 +161,11 @@ int other_event(Host& host, const HookCall& call, const std::string& xml) {
     auto domain = parse_domain_xml(xml);
     auto identity = domain ? Expected<Domain>(*domain) : parse_domain_identity(xml);
     std::string uuid = identity ? identity->uuid.str() : "";
-    auto failed = run_user_scripts(host, call, uuid, domain ? addresses_of(*domain) : std::vector<PciAddress>{},
-                                   xml, true);
-    for (const auto& line : failed) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
     // Only these can still stop a start; reconnect must never fail (libvirt would kill the VM).
     bool can_refuse = call.operation == "start" || call.operation == "started";
+    auto failed = run_user_scripts(host, call, uuid, domain ? addresses_of(*domain) : std::vector<PciAddress>{},
+                                   xml, can_refuse, true);
+    for (const auto& line : failed) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
     return failed.empty() || !can_refuse ? 0 : 1;
 }
 

@@ -29,7 +29,24 @@ std::string name_of(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// A script reached through links: its own rule, then every directory on the way to it.
+std::vector<std::string> problems_of(const EntryInfo& script, unsigned trusted_uid) {
+    std::vector<std::string> problems;
+    for (const auto& directory : script.way) {
+        if (auto problem = unsafe(directory, trusted_uid))
+            problems.push_back(*problem + " (" + script.path + " leads through it)");
+    }
+    if (auto problem = unsafe(script, trusted_uid)) problems.push_back(*problem);
+    return problems;
+}
+
 }  // namespace
+
+std::optional<std::string> opened_script_problem(const EntryInfo& opened, unsigned trusted_uid) {
+    if (!S_ISREG(opened.mode)) return opened.path + " is no longer a regular file";
+    if (!(opened.mode & S_IXUSR)) return opened.path + " is no longer executable";
+    return unsafe(opened, trusted_uid);
+}
 
 std::vector<std::string> script_directories(const std::string& domain_name, const std::string& operation,
                                             const std::string& sub_operation, bool with_qemu_d_layout) {
@@ -56,7 +73,7 @@ ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigne
             if (auto problem = unsafe(ancestor, trusted_uid)) plan.refusals.push_back(*problem);
         }
         for (const auto& candidate : candidates) {
-            if (auto problem = unsafe(candidate, trusted_uid)) plan.refusals.push_back(*problem);
+            for (auto& problem : problems_of(candidate, trusted_uid)) plan.refusals.push_back(std::move(problem));
         }
         if (plan.refusals.size() != refused) continue;  // nothing of an unsafe directory runs
         std::sort(candidates.begin(), candidates.end(),

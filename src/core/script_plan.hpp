@@ -20,6 +20,10 @@ struct EntryInfo {
     std::string path;
     unsigned uid = 0;
     unsigned mode = 0;  // st_mode: type and permission bits
+    // For an entry that is a symbolic link: every directory a lookup of it reads on the way to its
+    // target, links followed (each a real directory, as lstat() saw it). Whoever may write one of
+    // them may make the link lead to another file.
+    std::vector<EntryInfo> way = {};
 };
 
 // A candidate directory: the directories from the tree's root down to it (each must be safe),
@@ -36,6 +40,10 @@ struct ScriptPlan {
 
 // `trusted_uid`: who may own scripts besides root (the uid vfio-hook runs as; root in production).
 ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigned trusted_uid);
+
+// Whether the file opened to be run may run (fstat() of the open file, `path` its name in hook.d):
+// the rule of plan_scripts (owner, not writable by others), and a regular, executable file.
+std::optional<std::string> opened_script_problem(const EntryInfo& opened, unsigned trusted_uid);
 
 // The candidate directories for an event, relative to the root, in the order they run.
 // Empty when the domain name could not be one directory name ("", ".", "..", or with a '/').

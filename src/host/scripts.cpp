@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,7 +11,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <utility>
 
 #include "host/log.hpp"
 
@@ -30,6 +31,57 @@ std::optional<EntryInfo> stat_entry(const fs::path& path) {
     return EntryInfo{path.string(), static_cast<unsigned>(info.st_uid), static_cast<unsigned>(info.st_mode)};
 }
 
+// Where a lookup of `name` in `directory` (a real directory) ends, and every directory it reads
+// on the way, links followed as the kernel follows them (each hop's text looked up from the
+// directory of that link): the directories whose writers decide which file the name opens.
+// Those above `root` are the fake tree's surroundings in tests, "/" having none. nullopt when the
+// name does not resolve (dangling, a loop).
+std::optional<EntryInfo> follow(const fs::path& directory, const std::string& name, const fs::path& root) {
+    EntryInfo result;
+    std::deque<std::string> rest{name};
+    fs::path current = directory;
+    auto above_root = [&](const fs::path& path) {
+        auto relative = root.lexically_relative(path);
+        return path != root && !relative.empty() && *relative.begin() != "..";
+    };
+    for (int links = 0; !rest.empty();) {
+        std::string component = rest.front();
+        rest.pop_front();
+        if (component.empty() || component == "." || component == "/") continue;
+        if (component == "..") {  // `current` holds no link: its lexical parent is the real one
+            current = current.parent_path();
+            continue;
+        }
+        // `directory` itself is checked as hook.d's own.
+        bool counted = current == directory || (!result.way.empty() && result.way.back().path == current.string());
+        if (!counted && !above_root(current)) {
+            auto entry = stat_entry(current);
+            if (!entry) return std::nullopt;
+            result.way.push_back(*entry);
+        }
+        fs::path next = current / component;
+        struct stat info;
+        if (::lstat(next.c_str(), &info) != 0) return std::nullopt;
+        if (!S_ISLNK(info.st_mode)) {
+            current = next;
+            continue;
+        }
+        if (++links > 40) return std::nullopt;  // the kernel's limit (ELOOP)
+        std::error_code error;
+        fs::path text = fs::read_symlink(next, error);
+        if (error) return std::nullopt;
+        if (text.is_absolute()) current = "/";
+        std::vector<std::string> hop;
+        for (const auto& part : text.relative_path()) hop.push_back(part.string());
+        rest.insert(rest.begin(), hop.begin(), hop.end());
+    }
+    auto target = stat_entry(current);
+    if (!target) return std::nullopt;
+    result.uid = target->uid;
+    result.mode = target->mode;
+    return result;
+}
+
 std::vector<std::string> environment_for(const ScriptEvent& event) {
     std::vector<std::string> variables;
     bool has_path = false;
@@ -42,7 +94,10 @@ std::vector<std::string> environment_for(const ScriptEvent& event) {
     // libvirt passes PATH only if its daemon had one; scripts call systemctl, modprobe, ...
     if (!has_path) variables.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     std::string addresses;
-    for (const auto& address : event.addresses) addresses += (addresses.empty() ? "" : " ") + address.str();
+    for (const auto& address : event.addresses) {
+        if (!addresses.empty()) addresses += ' ';
+        addresses += address.str();
+    }
     variables.push_back("VFIO_HOOK_DOMAIN=" + event.domain_name);
     variables.push_back("VFIO_HOOK_DOMAIN_UUID=" + event.domain_uuid);
     variables.push_back("VFIO_HOOK_OPERATION=" + event.operation);
@@ -66,47 +121,123 @@ int xml_file(const std::string& xml) {
     return fd;
 }
 
-struct Output {
-    int fd;
-    std::string pending;  // an unfinished line
-    std::string last_line;
-    bool open = true;
+// The longest line of a script's output that is logged (and quoted as the reason it failed):
+// a line of megabytes would not fit a journald datagram, nor anyone's screen.
+constexpr std::size_t max_line = 4096;
+
+// One output stream of a script, cut into lines as it arrives. Each byte is looked at once and
+// at most `max_line` bytes of a line are kept, so a script that writes 64 MiB without a newline
+// costs what 64 MiB of lines cost, in bounded memory.
+class OutputLines {
+public:
+    OutputLines(const std::string& script, bool is_stderr) : script_(script), is_stderr_(is_stderr) {}
+
+    void feed(std::string_view bytes) {
+        for (;;) {
+            auto newline = bytes.find('\n');
+            keep(bytes.substr(0, newline));
+            if (newline == std::string_view::npos) return;
+            end_line();
+            bytes.remove_prefix(newline + 1);
+        }
+    }
+    void finish() { end_line(); }  // what the script left without a newline at its end
+    const std::string& last_line() const { return last_line_; }
+
+private:
+    void keep(std::string_view piece) {
+        std::size_t room = max_line - line_.size();
+        line_.append(piece.substr(0, room));
+        cut_ += piece.size() - std::min(room, piece.size());
+    }
+    void end_line() {
+        if (line_.empty() && cut_ == 0) return;
+        // The note first: stderr, where there is no journal, keeps only PIPE_BUF bytes of a line.
+        if (cut_ > 0)
+            line_.insert(0, "[line cut to " + std::to_string(max_line) + " of " + std::to_string(max_line + cut_) +
+                                " bytes] ");
+        logger().info("{}: {}", script_, line_);
+        if (is_stderr_) last_line_ = std::move(line_);
+        line_.clear();
+        cut_ = 0;
+    }
+
+    const std::string& script_;
+    bool is_stderr_;
+    std::string line_;      // the line being read, its first max_line bytes
+    std::size_t cut_ = 0;   // bytes of it beyond those
+    std::string last_line_;
 };
 
-void log_lines(Output& output, const std::string& script, bool is_stderr) {
-    std::size_t newline;
-    while ((newline = output.pending.find('\n')) != std::string::npos) {
-        std::string line = output.pending.substr(0, newline);
-        output.pending.erase(0, newline + 1);
-        if (line.empty()) continue;
-        if (is_stderr) output.last_line = line;
-        logger().info("{}: {}", script, line);
+struct Pipe {
+    int read = -1, write = -1;
+    Pipe() {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) == 0) read = fds[0], write = fds[1];
     }
+    ~Pipe() {
+        close_read();
+        close_write();
+    }
+    Pipe(const Pipe&) = delete;
+    Pipe& operator=(const Pipe&) = delete;
+    void close_read() { ::close(std::exchange(read, -1)); }
+    void close_write() { ::close(std::exchange(write, -1)); }
+};
+
+// An open descriptor, closed when it goes.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int value) : fd(value) {}
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+};
+
+// The script as one open file, checked after it was opened, so what runs is what was checked:
+// the hook.d listing was checked seconds before (the scripts before this one ran since), and a
+// path looked up again at exec could by then name another file.
+Expected<int> open_checked(const std::string& script) {
+    // O_NONBLOCK: a FIFO put in its place must not hold the hook in open(); fstat refuses it.
+    int fd = ::open(script.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return Error{script + ": cannot open it: " + std::strerror(errno)};
+    struct stat info;
+    if (::fstat(fd, &info) != 0) {
+        int error = errno;
+        ::close(fd);
+        return Error{script + ": cannot run it: " + std::strerror(error)};
+    }
+    EntryInfo opened{script, static_cast<unsigned>(info.st_uid), static_cast<unsigned>(info.st_mode), {}};
+    if (auto problem = opened_script_problem(opened, static_cast<unsigned>(::geteuid()))) {
+        ::close(fd);
+        return Error{"hook.d script not run: " + *problem};
+    }
+    return fd;
 }
 
-std::string run_one(const std::string& script, const ScriptEvent& event, const std::string& xml,
-                    std::chrono::milliseconds deadline) {
-    int out[2], err[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return script + ": cannot run it: " + std::strerror(errno);
-    if (::pipe2(err, O_CLOEXEC) != 0) {
-        ::close(out[0]);
-        ::close(out[1]);
-        return script + ": cannot run it: " + std::strerror(errno);
-    }
-    int input = xml_file(xml);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, input, 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);  // we ignore it; a script expects the default
-    posix_spawnattr_setsigdefault(&attributes, &defaults);
-    posix_spawnattr_setpgroup(&attributes, 0);  // its own group: the deadline kills it whole
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
+// "#!": the kernel hands such a file to its interpreter as /dev/fd/N, which the interpreter
+// opens: N must stay open across the exec (execveat(2): with close-on-exec set, ENOENT).
+bool has_interpreter(int fd) {
+    char start[2];
+    return ::pread(fd, start, sizeof start, 0) == 2 && start[0] == '#' && start[1] == '!';
+}
+
+struct Child {
+    pid_t pid = -1;
+    int out = -1, err = -1;  // read ends of its stdout and stderr
+};
+
+// Starts the open script `fd` in a process group of its own (the deadline kills the group),
+// stdin the domain XML, SIGPIPE at its default (we ignore it; a script expects the default).
+// Only what is async-signal-safe runs between fork and exec.
+Expected<Child> spawn(const std::string& script, int fd, const ScriptEvent& event, const std::string& xml) {
+    Pipe out, err, exec_error;
+    if (out.read < 0 || err.read < 0 || exec_error.read < 0)
+        return Error{script + ": cannot run it: " + std::strerror(errno)};
+    Fd input(xml_file(xml));
+    bool interpreted = has_interpreter(fd);
     std::vector<std::string> words{script, event.domain_name, event.operation, event.sub_operation, event.extra};
     std::vector<char*> argv;
     for (auto& word : words) argv.push_back(word.data());
@@ -115,74 +246,106 @@ std::string run_one(const std::string& script, const ScriptEvent& event, const s
     std::vector<char*> envp;
     for (auto& variable : variables) envp.push_back(variable.data());
     envp.push_back(nullptr);
-    pid_t child = 0;
-    int spawned = ::posix_spawn(&child, script.c_str(), &actions, &attributes, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    ::close(input);
-    ::close(out[1]);
-    ::close(err[1]);
-    if (spawned != 0) {
-        ::close(out[0]);
-        ::close(err[0]);
-        return script + ": cannot run it: " + std::strerror(spawned);
-    }
+    if (before_script_exec_for_tests) before_script_exec_for_tests(script);
 
-    Output outputs[2] = {{out[0], "", "", true}, {err[0], "", "", true}};
-    auto until = Clock::now() + deadline;
+    pid_t pid = ::fork();
+    if (pid < 0) return Error{script + ": cannot run it: " + std::strerror(errno)};
+    if (pid == 0) {
+        struct sigaction default_action {};
+        default_action.sa_handler = SIG_DFL;
+        bool ready = ::setpgid(0, 0) == 0 && ::sigaction(SIGPIPE, &default_action, nullptr) == 0 &&
+                     ::dup2(input.fd, 0) == 0 && ::dup2(out.write, 1) == 1 && ::dup2(err.write, 2) == 2 &&
+                     (!interpreted || ::fcntl(fd, F_SETFD, 0) == 0);
+        if (ready) ::execveat(fd, "", argv.data(), envp.data(), AT_EMPTY_PATH);
+        int error = errno;
+        ssize_t ignored = ::write(exec_error.write, &error, sizeof error);
+        (void)ignored;
+        ::_exit(127);
+    }
+    exec_error.close_write();
+    int error = 0;
+    ssize_t n;
+    while ((n = ::read(exec_error.read, &error, sizeof error)) < 0 && errno == EINTR) {
+    }
+    if (n > 0) {  // EOF: the exec closed the pipe; a number: why it failed
+        int status;
+        ::waitpid(pid, &status, 0);
+        return Error{script + ": cannot run it: " + std::strerror(error)};
+    }
+    Child child{pid, std::exchange(out.read, -1), std::exchange(err.read, -1)};
+    return child;
+}
+
+// Logs the child's output, line by line, until it exits and its pipes are drained, or until
+// `until`. Returns its wait status, or nullopt when it was still running at `until`.
+std::optional<int> drain(const Child& child, Clock::time_point until, OutputLines (&lines)[2]) {
+    int fds[2] = {child.out, child.err};
     int status = 0;
     bool exited = false;
+    std::vector<char> buffer(65536);  // a pipe's whole default capacity in one read
     for (;;) {
-        if (!exited && ::waitpid(child, &status, WNOHANG) == child) exited = true;
+        if (!exited && ::waitpid(child.pid, &status, WNOHANG) == child.pid) exited = true;
         auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
         if (!exited && left <= 0) break;
-        pollfd fds[2] = {{outputs[0].open ? outputs[0].fd : -1, POLLIN, 0},
-                         {outputs[1].open ? outputs[1].fd : -1, POLLIN, 0}};
-        int ready = ::poll(fds, 2, exited ? 0 : static_cast<int>(std::min<long long>(left, 50)));
+        pollfd polled[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+        int ready = ::poll(polled, 2, exited ? 0 : static_cast<int>(std::min<long long>(left, 50)));
         if (ready < 0 && errno != EINTR) break;
         // Once it exited: what it wrote before is still in the pipes (its last stderr line is
         // the reason we give): read it all, but not what leftover children write later, nor
         // past the deadline when one of them never stops writing.
         if (exited && (ready == 0 || left <= 0)) break;
         for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            char buffer[4096];
-            ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-            if (n > 0) {
-                outputs[i].pending.append(buffer, static_cast<std::size_t>(n));
-                log_lines(outputs[i], script, i == 1);
-            } else if (n == 0) {
-                outputs[i].open = false;
-            }
+            if (polled[i].fd < 0 || !(polled[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = ::read(polled[i].fd, buffer.data(), buffer.size());
+            if (n > 0) lines[i].feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+            if (n == 0) fds[i] = -1;
         }
     }
-    for (auto& output : outputs) {
-        output.pending += '\n';
-        log_lines(output, script, &output == &outputs[1]);
-        ::close(output.fd);
+    for (auto& stream : lines) stream.finish();
+    if (!exited) return std::nullopt;
+    return status;
+}
+
+// Kills the group of a script past its deadline and says so.
+std::string kill_late(const std::string& script, pid_t pid, std::chrono::milliseconds deadline) {
+    ::kill(-pid, SIGKILL);
+    // A script stuck in the kernel (an unbind waiting on a driver's remove, as NVRM does)
+    // cannot die: a wait for it would hold libvirt forever. It holds none of libvirt's fds
+    // (its output goes to our pipes), so after a bounded wait it is left behind.
+    bool reaped = false;
+    int status;
+    for (int tries = 0; tries < 200 && !reaped; ++tries) {
+        reaped = ::waitpid(pid, &status, WNOHANG) == pid;
+        if (!reaped) ::usleep(10000);
     }
-    if (!exited) {
-        ::kill(-child, SIGKILL);
-        // A script stuck in the kernel (an unbind waiting on a driver's remove, as NVRM does)
-        // cannot die: a wait for it would hold libvirt forever. It holds none of libvirt's fds
-        // (its output goes to our pipes), so after a bounded wait it is left behind.
-        bool reaped = false;
-        for (int tries = 0; tries < 200 && !reaped; ++tries) {
-            reaped = ::waitpid(child, &status, WNOHANG) == child;
-            if (!reaped) ::usleep(10000);
-        }
-        return script + " did not finish within " + std::to_string(deadline.count()) +
-               " ms (script-deadline-ms): killed with its process group" +
-               (reaped ? "" : "; it is stuck in the kernel and could not die (see its state in ps)");
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-    std::string how = WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
-                                        : "was killed by signal " + std::to_string(WTERMSIG(status));
-    const std::string& last = outputs[1].last_line;
+    return script + " did not finish within " + std::to_string(deadline.count()) +
+           " ms (script-deadline-ms): killed with its process group" +
+           (reaped ? "" : "; it is stuck in the kernel and could not die (see its state in ps)");
+}
+
+// Runs one script: open and check it, start that very file, log its output, wait for it within
+// the deadline. Returns "" when it succeeded, else the line that says why not.
+std::string run_one(const std::string& script, const ScriptEvent& event, const std::string& xml,
+                    std::chrono::milliseconds deadline) {
+    auto opened = open_checked(script);
+    if (!opened) return opened.error();
+    Fd file(*opened);
+    auto child = spawn(script, file.fd, event, xml);
+    if (!child) return child.error();
+    Fd out(child->out), err(child->err);
+    OutputLines lines[2] = {{script, false}, {script, true}};
+    auto status = drain(*child, Clock::now() + deadline, lines);
+    if (!status) return kill_late(script, child->pid, deadline);
+    if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) return "";
+    std::string how = WIFEXITED(*status) ? "exited " + std::to_string(WEXITSTATUS(*status))
+                                         : "was killed by signal " + std::to_string(WTERMSIG(*status));
+    const std::string& last = lines[1].last_line();
     return script + " " + how + (last.empty() ? std::string() : ": " + last);
 }
 
 }  // namespace
+
+std::function<void(const std::string& script)> before_script_exec_for_tests;
 
 bool script_directory_exists(const HostPaths& paths, const std::string& domain_name,
                              const std::string& operation, const std::string& sub_operation,
@@ -197,31 +360,35 @@ bool script_directory_exists(const HostPaths& paths, const std::string& domain_n
 ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, const std::string& operation,
                         const std::string& sub_operation, bool with_qemu_d_layout) {
     std::vector<ScriptDirectory> directories;
+    std::error_code error;
+    const fs::path root = fs::absolute(paths.root, error).lexically_normal();
     for (const auto& relative : script_directories(domain_name, operation, sub_operation, with_qemu_d_layout)) {
-        fs::path directory = paths.root / relative;
+        fs::path directory = root / relative;
         // stat, as script_directory_exists does: a link to a directory is not skipped in
         // silence; its lstat() among the ancestors below refuses it by name.
         struct stat self;
         if (::stat(directory.c_str(), &self) != 0 || !S_ISDIR(self.st_mode)) continue;
         ScriptDirectory listing;
-        // Every directory from etc/<something> down: whoever may write one of them may swap a script.
-        fs::path prefix = paths.root;
-        int depth = 0;
+        // Every directory from the root down: whoever may write one of them may swap a script.
+        fs::path prefix = root;
+        if (auto top = stat_entry(prefix)) listing.ancestors.push_back(*top);
         for (const auto& component : fs::path(relative)) {
             prefix /= component;
-            if (++depth < 2) continue;
             if (auto ancestor = stat_entry(prefix)) listing.ancestors.push_back(*ancestor);
         }
         std::unique_ptr<DIR, int (*)(DIR*)> entries(::opendir(directory.c_str()), &::closedir);
         while (dirent* entry = entries ? ::readdir(entries.get()) : nullptr) {
             std::string name = entry->d_name;
             if (name == "." || name == "..") continue;
-            // stat, not lstat: a symlink to a script is that script (its target's owner and mode).
-            struct stat info;
             fs::path file = directory / name;
-            if (::stat(file.c_str(), &info) != 0) continue;
-            listing.entries.push_back({file.string(), static_cast<unsigned>(info.st_uid),
-                                       static_cast<unsigned>(info.st_mode)});
+            auto info = stat_entry(file);
+            if (!info) continue;
+            // A symlink to a script is that script (its target's owner and mode), and the
+            // directories on its way are as much a part of it as hook.d's own.
+            if (S_ISLNK(info->mode)) info = follow(directory, name, root);
+            if (!info) continue;
+            info->path = file.string();
+            listing.entries.push_back(std::move(*info));
         }
         directories.push_back(std::move(listing));
     }

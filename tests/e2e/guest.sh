@@ -810,10 +810,13 @@ sc_install_and_hook_d() {
         fail "/etc/libvirt/hooks/qemu: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
     [ -s "$MANIFEST" ] || fail "no install manifest at $MANIFEST"
 
-    # hook.d: a prepare/begin and a release/end script for e2e-gpu, root's, 0755
-    mkdir -p "$HOOKD_VM/prepare/begin" "$HOOKD_VM/release/end"
+    # hook.d: a prepare/begin and a release/end script for e2e-gpu, root's, 0755; the release
+    # one a link to a script elsewhere (run from the file it was checked as: execveat of a #!
+    # script, the interpreter given /dev/fd/N, issue 23)
+    mkdir -p "$HOOKD_VM/prepare/begin" "$HOOKD_VM/release/end" /usr/local/lib/e2e-hookd
     recorder "$HOOKD_VM/prepare/begin/10-record"
-    recorder "$HOOKD_VM/release/end/10-record"
+    recorder /usr/local/lib/e2e-hookd/release-record
+    ln -sfn /usr/local/lib/e2e-hookd/release-record "$HOOKD_VM/release/end/10-record"
     rm -f /tmp/hookd.*
     vstart e2e-gpu
     expect_vfio running
@@ -837,8 +840,23 @@ sc_install_and_hook_d() {
     echo "release/end script after the refused start: $([ -e /tmp/hookd.release.end ] && echo ran || echo 'did not run')"
     no_records "after the refusal" e2e-gpu
 
+    # a script linked into a directory an ordinary user owns: refused by that directory's name
+    # (its owner could swap the file between the check and the exec), nothing moves
+    rm -f "$HOOKD_VM/prepare/begin/20-unsafe" /tmp/hookd.*
+    rm -rf /home/e2e-alice && mkdir -p /home/e2e-alice
+    recorder /home/e2e-alice/stop-dm
+    chown -R 1000:1000 /home/e2e-alice
+    ln -s /home/e2e-alice/stop-dm "$HOOKD_VM/prepare/begin/20-linked"
+    vstart_refused e2e-gpu
+    grep -qF "hook.d script not run: /home/e2e-alice is owned by uid 1000, not root" <<<"$ERR" ||
+        fail "the error does not name the user's directory: $(oneline "$ERR")"
+    expect_unchanged "after the refusal of the link"
+    [ ! -e /tmp/hookd.prepare.begin ] || fail "a prepare script ran though one was linked into a user's directory"
+    no_records "after the refusal of the link" e2e-gpu
+    rm -rf /home/e2e-alice
+
     # --uninstall removes exactly what the manifest lists and reloads libvirtd
-    rm -rf "$HOOKD"
+    rm -rf "$HOOKD" /usr/local/lib/e2e-hookd
     [ -z "$(records)" ] || fail "records left before --uninstall: $(oneline "$(records)")"
     cp "$MANIFEST" /tmp/e2e.manifest
     pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
@@ -1716,6 +1734,7 @@ reset_all() {
         echo "# reset: removing /etc/libvirt/hooks/qemu.d and $PACKAGED"
         rm -rf /etc/libvirt/hooks/qemu.d "$PACKAGED"
     fi
+    rm -rf /usr/local/lib/e2e-hookd /home/e2e-alice
     if ! harness_hook_in_place; then
         echo "# reset: putting the harness's hook back and reloading libvirtd"
         harness_hook

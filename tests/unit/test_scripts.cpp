@@ -6,12 +6,14 @@
 #include "test_printing.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <thread>
 
 #include "core/script_plan.hpp"
+#include "host/scripts.hpp"
 #include "fake_host.hpp"
 
 using namespace vfio_hook;
@@ -54,6 +56,17 @@ bool alive(int pid) {
     std::string stat = read("/proc/" + std::to_string(pid) + "/stat");
     auto close = stat.rfind(") ");
     return close != std::string::npos && stat[close + 2] != 'Z';
+}
+
+bool is_root() { return ::geteuid() == 0; }
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::size_t start = 0;
+    for (std::size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
+        lines.push_back(text.substr(start, end - start));
+    if (start < text.size()) lines.push_back(text.substr(start));
+    return lines;
 }
 
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
@@ -214,6 +227,149 @@ BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped
     BOOST_TEST(contains(run.err, "prepare/begin is a symbolic link"), run.err);
     BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
     host.hook("win11", "release", "end", gpu_only);
+}
+
+// scripts.cpp run_one: a script is checked when the directories are listed and run by its path
+// later, after the scripts before it (a display manager's stop takes seconds). Whoever replaces
+// the file in between has the new one run as root. Here the script before it does the swap.
+BOOST_AUTO_TEST_CASE(a_script_swapped_after_its_check_is_refused_and_never_runs) {
+    Desktop host;
+    host.script("opt/vfio", "stop-dm");
+    fs::path target = host.root() / "opt/vfio/stop-dm";
+    fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-swap",
+                "printf '#!/bin/sh\\necho SWAPPED >> " + host.trace().string() + "\\n' > " + target.string() +
+                    ".new; chmod 0777 " + target.string() + ".new; mv -f " + target.string() + ".new " +
+                    target.string());
+    fs::create_symlink(target, begin / "20-stop-dm");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, (begin / "20-stop-dm").string() + " is writable by group or others"), run.err);
+    BOOST_TEST(contains(read(host.trace()), "10-swap gpu=nvidia"));
+    BOOST_TEST(!contains(read(host.trace()), "SWAPPED"), read(host.trace()));
+    BOOST_TEST(host.kernel().writes() == 0);
+}
+
+// scripts.cpp run_one: the check of the open file is only worth something if that very file is
+// what runs: a name looked up again at exec may by then be another file. The seam swaps the file
+// after the last check, as a user racing the hook would.
+BOOST_AUTO_TEST_CASE(a_script_replaced_between_its_last_check_and_its_exec_is_not_what_runs) {
+    Desktop host;
+    host.script("opt/vfio", "stop-dm");
+    fs::path target = host.root() / "opt/vfio/stop-dm";
+    fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
+    fs::create_directories(begin);
+    fs::create_symlink(target, begin / "10-stop-dm");
+    struct Seam {
+        explicit Seam(std::function<void(const std::string&)> swap) { before_script_exec_for_tests = std::move(swap); }
+        ~Seam() { before_script_exec_for_tests = nullptr; }
+    } seam([&](const std::string&) {
+        std::ofstream(target.string() + ".new") << "#!/bin/sh\necho SWAPPED >> " << host.trace().string() << "\n";
+        fs::permissions(target.string() + ".new", fs::perms(0755));
+        fs::rename(target.string() + ".new", target);
+    });
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(contains(read(host.trace()), "stop-dm gpu=nvidia"), read(host.trace()));
+    BOOST_TEST(!contains(read(host.trace()), "SWAPPED"), read(host.trace()));
+    host.hook("win11", "release", "end", gpu_only);
+}
+
+// scripts.cpp find_scripts: a linked script is judged by its target's owner and mode only; the
+// directories on the way there are not looked at, so their owner may swap the file at will.
+BOOST_AUTO_TEST_CASE(a_script_linked_through_a_directory_an_ordinary_user_owns_is_refused_by_name) {
+    Desktop host;
+    fs::path alice = host.root() / "home/alice";
+    host.script("home/alice/vfio", "stop-dm");
+    host.script("opt/vfio", "stop-dm");
+    // An ordinary user's directory: owned by uid 1000 (as root), or writable by others (as anyone).
+    if (is_root()) {
+        BOOST_TEST_REQUIRE(::chown(alice.c_str(), 1000, 1000) == 0);
+        BOOST_TEST_REQUIRE(::chown((alice / "vfio").c_str(), 1000, 1000) == 0);
+    } else {
+        fs::permissions(alice, fs::perms(0777));
+        fs::permissions(alice / "vfio", fs::perms(0777));
+    }
+    std::string why = is_root() ? " is owned by uid 1000, not root" : " is writable by group or others";
+    fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
+    fs::create_directories(begin);
+    // The file itself is root's and safe; the directory it is in is not.
+    fs::create_symlink(alice / "vfio/stop-dm", begin / "10-stop-dm");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "hook.d script not run: " + (alice / "vfio").string() + why), run.err);
+    BOOST_TEST(!fs::exists(host.trace()));
+
+    // A link to a link in her directory that leads to a safe place: she may point it elsewhere.
+    fs::remove(begin / "10-stop-dm");
+    fs::create_symlink(host.root() / "opt/vfio/stop-dm", alice / "current");
+    fs::create_symlink(alice / "current", begin / "10-stop-dm");
+    run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "hook.d script not run: " + alice.string() + why), run.err);
+    BOOST_TEST(!fs::exists(host.trace()));
+    BOOST_TEST(host.kernel().writes() == 0);
+
+    // A link whose whole way is root's runs.
+    fs::remove(begin / "10-stop-dm");
+    fs::create_symlink(host.root() / "opt/vfio/stop-dm", begin / "10-stop-dm");
+    BOOST_TEST(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    BOOST_TEST(contains(read(host.trace()), "stop-dm gpu=nvidia"));
+    host.hook("win11", "release", "end", gpu_only);
+}
+
+// scripts.cpp find_scripts: the directories above a hook.d directory were checked from
+// etc/vfio-hook down: a group-writable /etc (or /) let its group swap etc/vfio-hook itself.
+BOOST_AUTO_TEST_CASE(every_directory_from_the_root_down_to_hook_d_is_checked) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm");
+    fs::permissions(host.root() / "etc", fs::perms(0775));
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "hook.d script not run: " + (host.root() / "etc").string() + " is writable by group or others"),
+               run.err);
+    BOOST_TEST(!fs::exists(host.trace()));
+}
+
+// hook.cpp run_user_scripts: one unsafe directory dropped the scripts of all the others, and
+// release threw the refusal away without a word: the display manager never came back.
+BOOST_AUTO_TEST_CASE(release_skips_an_unsafe_directory_by_name_and_still_runs_the_safe_ones) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/all/release/end", "90-restart-dm");
+    host.script("etc/vfio-hook/hook.d/vm/win11/release/end", "10-unsafe");
+    fs::path unsafe = host.root() / "etc/vfio-hook/hook.d/vm/win11/release/end";
+    fs::permissions(unsafe, fs::perms(0777));
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
+    auto release = host.hook("win11", "release", "end", gpu_only);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(host.home());
+    BOOST_TEST(contains(read(host.trace()), "90-restart-dm gpu=nvidia"), read(host.trace()));
+    BOOST_TEST(!contains(read(host.trace()), "10-unsafe"));
+    BOOST_TEST(contains(release.err, "hook.d script not run: " + unsafe.string() + " is writable by group or others"),
+               release.err);
+
+    // prepare stays conservative: its scripts stop the display manager, and a start refused
+    // after that would leave the host without one; so nothing runs, and the start is refused.
+    host.script("etc/vfio-hook/hook.d/all/prepare/begin", "10-stop-dm");
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "20-unsafe");
+    fs::permissions(host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin", fs::perms(0777));
+    auto prepare = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(contains(prepare.err, "prepare/begin is writable by group or others"), prepare.err);
+    BOOST_TEST(!contains(read(host.trace()), "10-stop-dm"));
+}
+
+// scripts.cpp run_one: output without a newline piled up in memory and was searched again for a
+// newline at every read (quadratic: 64 MiB took 42 s, past the deadline), then logged whole.
+BOOST_AUTO_TEST_CASE(a_long_line_of_script_output_is_logged_cut_with_a_note) {
+    Desktop host;
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-noisy",
+                "head -c 1048576 /dev/zero | tr '\\0' x; echo\n"
+                "head -c 200000 /dev/zero | tr '\\0' y >&2; exit 3");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "10-noisy: [line cut to 4096 of 1048576 bytes] xxxx"), run.err.substr(0, 300));
+    BOOST_TEST(contains(run.err, "10-noisy exited 3: [line cut to 4096 of 200000 bytes] yyyy"), run.err.substr(0, 300));
+    for (const auto& line : lines_of(run.err)) BOOST_TEST(line.size() < 4096u + 300u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
