@@ -128,9 +128,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             hook_data_left = 4;
         }
         if (!word.starts_with("-") || word.find('=') == std::string::npos) options_only = false;
-        // CLI11 answers these wherever they stand (-V, --help, -h; help): on stdout, rightly.
-        if (word == "help" || (word.starts_with("-") && (word.find('h') != std::string::npos ||
-                                                         word.find('V') != std::string::npos)))
+        // CLI11 answers these wherever they stand (-V, --version, --help, -h; help): on stdout,
+        // rightly.
+        if (word == "help" || word.starts_with("--version") ||
+            (word.starts_with("-") && (word.find('h') != std::string::npos || word.find('V') != std::string::npos)))
             asks_for_help = true;
     }
     std::ostringstream out, err;
