@@ -278,23 +278,23 @@ BOOST_AUTO_TEST_CASE(unassign_restore_display_uses_the_latest_backup) {
 }
 
 // Issue 23, defect 7. libvirt's own definitions of a SPICE domain as virt-manager makes it,
-// dumped in the real-kernel guest (tests/e2e/guest.sh spice_restore_display): as defined, and
-// after `assign --headless`, where libvirt has put <audio id='1' type='none'/> in place of the
-// SPICE backend. The restore added the backup's <audio id='1' type='spice'/> beside it, and
+// dumped in the real-kernel guest (tests/e2e/guest.sh spice_restore_display) by libvirt 9.0
+// (Debian 12) and 11.3 (Debian 13): as defined, and after `assign --headless`, where libvirt
+// has put <audio id='1' type='none'/> in place of the SPICE backend. The restore added the backup's <audio id='1' type='spice'/> beside it, and
 // `virsh define` refused the second id 1: the VM stayed headless.
 std::string fixture(const std::string& name) {
     return read(fs::path(VFIO_HOOK_SOURCE_DIR) / "tests/unit/fixtures" / name);
 }
 
 BOOST_AUTO_TEST_CASE(restore_display_replaces_the_audio_backend_libvirt_put_in_place_of_spice) {
-    for (const std::string libvirt : {"9.0"}) {
+    for (const std::string libvirt : {"9.0", "11.3"}) {
         std::string before = fixture("libvirt-" + libvirt + "-spice.xml");
         std::string headless = fixture("libvirt-" + libvirt + "-spice-headless.xml");
         BOOST_TEST_REQUIRE(contains(headless, "<audio id='1' type='none'/>"), libvirt);
         Workstation host;
         std::string uuid = parse_domain_xml(before)->uuid.str();
         fs::create_directories(host.backups());
-        std::ofstream(host.backups() / (uuid + "-20261207T050805.702175890Z.xml")) << before;  // by assign --headless
+        std::ofstream(host.backups() / (uuid + "-20261207T050805.702175890Z.xml")) << before;  // as assign --headless kept it
         host.virsh_answers["dumpxml"] = {headless};
         auto run = host.run({"unassign", "e2e-spice", "--restore-display"});
         BOOST_TEST_REQUIRE(run.status == 0, run.err);
