@@ -138,10 +138,11 @@ std::string nearest_command(std::string_view word) {
     return best;
 }
 
-// The first word that is not an option or an option's value: the command the user meant.
-std::optional<std::string> command_word(const std::vector<std::string>& args,
-                                        const std::set<std::string>& options_with_values,
-                                        const std::set<std::string>& options_with_a_yes_or_no) {
+// Where the first word that is not an option or an option's value stands: the command the user
+// meant.
+std::optional<std::size_t> command_index(const std::vector<std::string>& args,
+                                         const std::set<std::string>& options_with_values,
+                                         const std::set<std::string>& options_with_a_yes_or_no) {
     for (std::size_t i = 1; i < args.size(); ++i) {
         const std::string& word = args[i];
         if (word == "--") return std::nullopt;
@@ -155,9 +156,23 @@ std::optional<std::string> command_word(const std::vector<std::string>& args,
                 ++i;
             continue;
         }
-        return word;
+        return i;
     }
     return std::nullopt;
+}
+
+// The words libvirt passes after `hook` (DOMAIN OPERATION SUB-OP EXTRA) are data: a VM may be
+// called `--version` or `-h`, and a CLI11 that took it for an option would print on stdout, which
+// libvirt parses as a replacement domain XML on migrate and restore. So they are taken out
+// before CLI11 sees the rest; options go before `hook` or after its four words.
+constexpr std::size_t hook_words = 4;
+
+std::vector<std::string> take_hook_words(std::vector<std::string>& args, std::size_t hook_index) {
+    auto first = args.begin() + static_cast<std::ptrdiff_t>(hook_index + 1);
+    auto last = first + static_cast<std::ptrdiff_t>(std::min(hook_words, args.size() - hook_index - 1));
+    std::vector<std::string> words(first, last);
+    args.erase(first, last);
+    return words;
 }
 
 std::string help_of(CLI::App& app, const std::string& name) {
@@ -200,7 +215,8 @@ Expected<std::string> read_all_stdin() {
     return text;
 }
 
-int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
+int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) {
+    std::vector<std::string> args = given;  // take_hook_words() takes libvirt's words out
     // The real stderr is written without ever waiting (see host/log.cpp); tests capture a stream.
     set_user_stream(&environment.err == &std::cerr ? nullptr : &environment.err);
 
@@ -255,11 +271,17 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
 
     HookCall call{"", "", "", "-"};
     auto* hook = app.add_subcommand("hook", "run as libvirt's QEMU hook: DOMAIN OPERATION SUB-OP "
-                                            "[EXTRA], the domain XML on stdin");
-    hook->add_option("domain", call.domain, "domain name")->required();
-    hook->add_option("operation", call.operation, "prepare, start, started, stopped, release, …")->required();
-    hook->add_option("sub-operation", call.sub_operation, "begin or end")->required();
-    hook->add_option("extra", call.extra, "passed on to hook.d scripts (libvirt passes '-', 'shutdown', …)");
+                                            "[EXTRA], the domain XML on stdin; these words are "
+                                            "libvirt's, never options (options go before `hook` or "
+                                            "after these words)");
+    // For the help text only: take_hook_words() gives these their values, so a word CLI11 puts
+    // here is one too many.
+    std::vector<std::string> surplus;
+    hook->add_option("DOMAIN OPERATION SUB-OP [EXTRA]", surplus,
+                     "the domain's name, prepare|start|started|stopped|release|…, begin|end, and what "
+                     "libvirt passes last ('-', 'shutdown', …; given to hook.d scripts)")
+        ->type_name("")
+        ->expected(1);
 
     bool json = false;
     auto* status = app.add_subcommand("status", "show the IOMMU, vfio modules, GPUs and their groups, "
@@ -324,13 +346,17 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     auto* help = app.add_subcommand("help", "show this help, or a command's");
     help->add_option("command", help_topic, "a command")->type_name("COMMAND");
 
-    if (auto word = command_word(args, options_with_values, options_with_a_yes_or_no);
-        word && std::find(command_names().begin(), command_names().end(), *word) == command_names().end()) {
-        auto nearest = nearest_command(*word);
-        return usage_error(environment, "unknown command '" + *word + "'" +
+    auto command_at = command_index(args, options_with_values, options_with_a_yes_or_no);
+    if (command_at && std::find(command_names().begin(), command_names().end(), args[*command_at]) ==
+                          command_names().end()) {
+        const std::string& word = args[*command_at];
+        auto nearest = nearest_command(word);
+        return usage_error(environment, "unknown command '" + word + "'" +
                                             (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
                                             "; see `vfio-hook help`");
     }
+    std::vector<std::string> libvirt_words;
+    if (command_at && args[*command_at] == "hook") libvirt_words = take_hook_words(args, *command_at);
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
@@ -369,6 +395,14 @@ int run_cli(const std::vector<std::string>& args, CliEnvironment& environment) {
     HostPaths paths{root};
     std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
     if (hook->parsed()) {
+        if (!surplus.empty())
+            return usage_error(environment, "hook: '" + surplus.front() + "' after libvirt's four words "
+                                            "DOMAIN OPERATION SUB-OP EXTRA; see `vfio-hook help hook`");
+        if (libvirt_words.size() < 3)
+            return usage_error(environment, "hook needs libvirt's words DOMAIN OPERATION SUB-OP [EXTRA]; "
+                                            "see `vfio-hook help hook`");
+        call = {libvirt_words[0], libvirt_words[1], libvirt_words[2],
+                libvirt_words.size() > 3 ? libvirt_words[3] : "-"};
         call.runs_qemu_d_layout = runs_qemu_d_layout(paths, args.empty() ? "" : args[0]);
         if (!hook_has_work(paths, call)) return 0;
         return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);

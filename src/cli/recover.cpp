@@ -1,7 +1,7 @@
 // `vfio-hook recover`: gives back every recorded device whose VM is gone — after a crash, a hung
 // write, or a release that failed — and reports the rest. A VM is gone when libvirt does not
-// count it as active (it does from before its prepare hook runs, so a VM still starting is safe)
-// and no process holds its VFIO devices. Devices an admin parked with `bind` are never touched.
+// count it as active (it does from before its prepare hook runs) and no process holds its VFIO
+// devices. Devices an admin parked with `bind` are never touched.
 
 #include "cli/commands.hpp"
 #include "host/log.hpp"
@@ -22,14 +22,21 @@ bool libvirt_is_absent(const std::string& error) {
 int run_recover(Commands& commands) {
     Host& host = commands.host;
     auto& out = commands.out;
-    // The lock first, then libvirt: a VM whose prepare ran between libvirt's answer and our lock
-    // would be missing from the answer.
+    // libvirt first, the lock not held: `virsh list` waits for a domain whose prepare hook runs,
+    // and that hook waits for our lock, so asking under the lock made a start wait on recover
+    // for virsh's whole deadline. A VM that starts after libvirt answered is missing from the
+    // answer, but its prepare saves its record before it moves anything: so only records
+    // already on disk, unchanged, before libvirt was asked are judged by the answer.
+    StateJournal journal(host.paths);
+    auto versions_asked = journal.versions();
+    auto active_domains = versions_asked.empty() ? Expected<std::set<std::string>>(std::set<std::string>{})
+                                                 : active_domain_uuids(commands.virsh, commands.uri);
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook recover: " + lock.error());
         return 1;
     }
-    StateJournal journal(host.paths);
+    auto versions_now = journal.versions();
     for (const auto& file : journal.discard_unfinished_saves()) {
         logger().info("recover: deleted {}, a record save that was cut off before it counted", file);
     }
@@ -44,7 +51,6 @@ int run_recover(Commands& commands) {
         out << "nothing to recover: no device is recorded as moved\n";
         return status;
     }
-    auto active_domains = active_domain_uuids(commands.virsh, commands.uri);
     bool know_who_runs = active_domains || libvirt_is_absent(active_domains.error());
     if (!active_domains) {
         out << "libvirt cannot say which VMs run (" << active_domains.error() << "); "
@@ -67,6 +73,10 @@ int run_recover(Commands& commands) {
                 }
             }
             if (only->empty()) continue;
+        } else if (!versions_asked.count(record.owner) || versions_asked[record.owner] != versions_now[record.owner]) {
+            out << "  left as is: its record changed while recover asked libvirt (a VM starting or stopping); "
+                   "run recover again if it is not running\n";
+            continue;
         } else if (!know_who_runs) {
             out << "  left as is: libvirt did not answer\n";
             status = 1;

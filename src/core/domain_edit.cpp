@@ -144,6 +144,17 @@ void forget_guest_address(xmlNodePtr node) {
     }
 }
 
+// libvirt (≥ 7.2) keeps one audio backend per id and puts `<audio id='1' type='none'/>` in
+// place of a removed SPICE one; `<sound>`/`<audio id='1'/>` points at a backend by that id. A
+// backend coming back from a backup takes the place of the one with its id: a second
+// `<audio id='1'>` is refused by `virsh define`.
+xmlNodePtr audio_with_id(xmlNodePtr devices, const std::string& id) {
+    for (xmlNodePtr node : children(devices)) {
+        if (named(node, "audio") && attribute(node, "id") == id) return node;
+    }
+    return nullptr;
+}
+
 std::string describe(xmlNodePtr node) {
     std::string kind = attribute(node, "model");
     if (kind.empty()) kind = attribute(node, "type");
@@ -237,7 +248,13 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
                     xmlFreeNode(copy);
                     continue;
                 }
-                xmlAddChild(list, copy);
+                if (xmlNodePtr same_id = named(copy, "audio") ? audio_with_id(list, attribute(copy, "id")) : nullptr) {
+                    edit.removed.push_back(describe(same_id));
+                    xmlReplaceNode(same_id, copy);
+                    xmlFreeNode(same_id);
+                } else {
+                    xmlAddChild(list, copy);
+                }
                 edit.added.push_back(describe(node));
             }
         }

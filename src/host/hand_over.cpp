@@ -85,6 +85,46 @@ std::vector<ConsoleStep> give_back_console(Host& host, const std::vector<Console
     return not_back;
 }
 
+// The end of every run that may leave something behind (a failed start, a release): give back
+// the console steps whose GPU is home (the GPU's driver brings the framebuffer fbcon needs), keep
+// in `rest` the others and those that would not come back, then save `rest`, or remove the
+// record when nothing is left. Problems go to `lines`; returns the save's (or removal's) own.
+struct Settled {
+    bool something_left = false;           // `rest` holds devices or console steps
+    std::optional<std::string> problem;    // the record on disk was not updated: why
+};
+
+Settled settle_record(Host& host, const StateJournal& journal, StateRecord& rest,
+                      const std::vector<ConsoleStep>& console, std::vector<std::string>& lines) {
+    std::vector<ConsoleStep> ready;
+    for (const auto& step : console) {
+        if (rest.find(step.gpu)) {
+            rest.console.push_back(step);
+        } else {
+            ready.push_back(step);
+        }
+    }
+    auto not_back = give_back_console(host, ready, lines);
+    rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
+    Settled settled;
+    settled.something_left = !rest.devices.empty() || !rest.console.empty();
+    settled.problem = settled.something_left ? journal.save(rest) : journal.remove(rest.owner);
+    return settled;
+}
+
+// A failed start's last word on its record. The record written before the first move is still
+// on disk when its update fails: it lists everything the start was to move, which `recover`
+// gives back.
+std::string record_line(const Settled& settled, const StateJournal& journal, const std::string& owner) {
+    if (settled.problem)
+        return "cannot update the state record: " + *settled.problem + "; " + journal.file_of(owner).string() +
+               " still lists every device this start was to move: run `vfio-hook recover` once the cause is fixed";
+    if (settled.something_left)
+        return "what is not yet home stays recorded in " + journal.file_of(owner).string() +
+               "; run `vfio-hook recover` once the cause is fixed";
+    return "";
+}
+
 }  // namespace
 
 std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
@@ -119,14 +159,9 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
     for (const auto& step : console) {
         if (auto failure = take_console_step(host.paths, host.kernel, step)) {
             std::vector<std::string> lines{*failure};
-            // Appended: `rest` may already hold an earlier run's console that did not come back.
-            auto not_back = give_back_console(host, taken, lines);
-            rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
-            if (rest.devices.empty() && rest.console.empty()) {
-                journal.remove(owner);
-            } else {
-                journal.save(rest);
-            }
+            // `rest` may already hold an earlier run's console that did not come back: kept.
+            auto settled = settle_record(host, journal, rest, taken, lines);
+            if (auto line = record_line(settled, journal, owner); !line.empty()) lines.push_back(line);
             lines.push_back("nothing was moved");
             return lines;
         }
@@ -167,20 +202,9 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         for (const auto& device : stranded) {
             if (!rest.find(device.address)) rest.devices.push_back(device);
         }
-        // The GPU is back on its driver (which brings its framebuffer): now the console.
-        bool console_gpu_home = std::none_of(taken.begin(), taken.end(), [&](const ConsoleStep& step) {
-            return rest.find(step.gpu) != nullptr;
-        });
-        auto not_back = console_gpu_home ? give_back_console(host, taken, lines) : taken;
-        rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
-        if (rest.devices.empty() && rest.console.empty()) {
-            journal.remove(owner);
-            lines.push_back("every device was put back where it was");
-        } else {
-            journal.save(rest);
-            lines.push_back("what is not yet home stays recorded in " + journal.file_of(owner).string() +
-                            "; run `vfio-hook recover` once the cause is fixed");
-        }
+        auto settled = settle_record(host, journal, rest, taken, lines);
+        if (!settled.something_left) lines.push_back("every device was put back where it was");
+        if (auto line = record_line(settled, journal, owner); !line.empty()) lines.push_back(line);
         return lines;
     }
     return {};
@@ -269,14 +293,8 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
         bool selected_device = !only || only->count(device.address);
         if (!selected_device || still_ours.count(device.address)) rest.devices.push_back(device);
     }
-    // The console goes back once its GPU is home (its driver's framebuffer is what fbcon needs).
-    std::vector<ConsoleStep> ready, waiting;
-    for (const auto& step : record.console) (rest.find(step.gpu) ? waiting : ready).push_back(step);
-    rest.console = waiting;
-    auto not_back = give_back_console(host, ready, report.problems);
-    rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
-    auto problem = rest.devices.empty() && rest.console.empty() ? journal.remove(owner) : journal.save(rest);
-    if (problem) report.problems.push_back(*problem);
+    if (auto problem = settle_record(host, journal, rest, record.console, report.problems).problem)
+        report.problems.push_back(*problem);
     return report;
 }
 

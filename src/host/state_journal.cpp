@@ -135,6 +135,21 @@ std::optional<std::string> StateJournal::remove(const std::string& owner) const 
     return std::nullopt;
 }
 
+std::map<std::string, std::string> StateJournal::versions() const {
+    std::map<std::string, std::string> found;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
+        auto name = entry.path().filename().string();
+        struct stat info {};
+        if (!name.ends_with(".record") || ::stat(entry.path().c_str(), &info) != 0) continue;
+        found[name.substr(0, name.size() - 7)] =
+            std::to_string(info.st_ino) + ":" + std::to_string(info.st_mtim.tv_sec) + "." +
+            std::to_string(info.st_mtim.tv_nsec) + ":" + std::to_string(info.st_ctim.tv_sec) + "." +
+            std::to_string(info.st_ctim.tv_nsec) + ":" + std::to_string(info.st_size);
+    }
+    return found;
+}
+
 Expected<HookLock> HookLock::acquire(const HostPaths& paths, std::chrono::milliseconds deadline) {
     std::error_code ignored;
     fs::create_directories(paths.state_dir(), ignored);

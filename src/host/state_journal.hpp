@@ -3,6 +3,7 @@
 // UUID, never by name), written atomically and fsync'd; and the lock that serialises hook runs
 // that move devices.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ public:
     Expected<std::optional<StateRecord>> load(const std::string& owner) const;
     // Every readable record; unreadable ones are reported in `problems` (file: why).
     std::vector<StateRecord> load_all(std::vector<std::string>* problems = nullptr) const;
+    // Which version of each owner's record is on disk (inode, mtime and ctime to the ns, size):
+    // every save renames a new file over the old one, so a record saved since shows another.
+    std::map<std::string, std::string> versions() const;
     // Write-to-temp, fsync, rename, fsync the directory: after a crash the record is either the
     // old one or the new one, never a torn mix. Returns an error line, or nullopt.
     std::optional<std::string> save(const StateRecord& record) const;

@@ -5,7 +5,8 @@
 // Besides not crashing:
 //   - no exception escapes run_cli (it would be an abort() in the real binary's hook);
 //   - the exit code is 0, 1 or 2, as the man page promises;
-//   - `hook` never writes on stdout (libvirt parses it as XML for migrate/restore);
+//   - `hook` never writes on stdout (libvirt parses it as XML for migrate/restore), whatever its
+//     four words (a domain called `--version` is a domain);
 //   - every line written on stderr starts "vfio-hook" (or is a refusal's indented reason).
 // Never the real root: words starting with --root or --config are dropped, the harness gives
 // its own; the libvirt positional form (argv[0] .../hooks/qemu) is not used, it means "/".
@@ -109,16 +110,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     write(config, parts[1]);
 
     std::vector<std::string> args{"vfio-hook", "--root", root.string(), "--config", config.string()};
-    bool hook_command = false, asks_for_help = false;
+    // The hook command: `hook` as the first word that is not an option, with only `--key=value`
+    // options before it (a bare `--connect` would take it as its value). libvirt's four words
+    // after it are data, whatever they look like (a VM may be called `--version`).
+    bool hook_command = false, asks_for_help = false, options_only = true;
+    std::size_t hook_data_left = 0;
     for (auto& word : split(parts[0], '\n')) {
         if (word.empty() || word.starts_with("--root") || word.starts_with("--config")) continue;
         if (args.size() >= 40) break;
-        if (word == "hook") hook_command = true;
-        // CLI11 answers these wherever they stand (-V, --help, -h; help): on stdout, rightly.
-        if (word == "help" || (word.starts_with("-") && (word.find('h') != std::string::npos ||
-                                                         word.find('V') != std::string::npos)))
-            asks_for_help = true;
         args.push_back(word);
+        if (hook_data_left > 0) {
+            --hook_data_left;
+            continue;
+        }
+        if (options_only && word == "hook") {
+            hook_command = true;
+            hook_data_left = 4;
+        }
+        if (!word.starts_with("-") || word.find('=') == std::string::npos) options_only = false;
+        // CLI11 answers these wherever they stand (-V, --version, --help, -h; help): on stdout,
+        // rightly.
+        if (word == "help" || word.starts_with("--version") ||
+            (word.starts_with("-") && (word.find('h') != std::string::npos || word.find('V') != std::string::npos)))
+            asks_for_help = true;
     }
     std::ostringstream out, err;
     CliEnvironment environment{

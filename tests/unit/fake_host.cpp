@@ -159,6 +159,12 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
     if (crash_after_ >= 0 && writes_ >= crash_after_) throw SimulatedCrash();
     ++writes_;
     log_.push_back(file.lexically_relative(root_).string() + " <- " + value);
+    for (auto& [suffix, action] : actions_) {
+        if (!action || !ends_with(path, suffix)) continue;
+        auto once = std::move(action);
+        action = nullptr;
+        once();
+    }
     for (const auto& suffix : hangs_) {
         if (ends_with(path, suffix)) return {WriteResult::Status::timed_out, 0};
     }

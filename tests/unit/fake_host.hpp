@@ -44,6 +44,11 @@ public:
     // The driver's probe fails for any device, printing `log_message` (if any) to the kernel log.
     void refuse_probe(const std::string& driver, const std::string& log_message = "");
     void crash_after(int writes) { crash_after_ = writes; }
+    // Runs `action` (once) just before the first write to a file ending in `file_suffix`: to
+    // change the world in the middle of a run (make the state directory refuse a save).
+    void when_written(const std::string& file_suffix, std::function<void()> action) {
+        actions_.emplace_back(file_suffix, std::move(action));
+    }
     void refuse_module_load() { module_loads_ = false; }
 
     int writes() const { return writes_; }
@@ -83,6 +88,7 @@ private:
     std::filesystem::path root_;
     std::map<std::string, std::pair<int, int>> failures_;  // suffix → errno, times left
     std::set<std::string> hangs_;
+    std::vector<std::pair<std::string, std::function<void()>>> actions_;
     std::set<std::string> read_hangs_;
     std::map<std::string, std::string> refusing_drivers_;  // driver → what it logs
     int log_sequence_ = 1000;

@@ -202,6 +202,50 @@ BOOST_AUTO_TEST_CASE(called_as_the_hook_without_libvirts_arguments_it_answers_li
     BOOST_TEST(contains(bare.out, "Usage"), bare.out);
 }
 
+// Issue 23, defect 10: libvirt's four words after `hook` are data. A VM named `--version` made
+// CLI11 print the version on stdout, which libvirt reads as a replacement domain XML on
+// migrate and restore.
+BOOST_AUTO_TEST_CASE(a_domain_named_like_an_option_is_just_a_domain_to_the_hook) {
+    for (const std::string name : {"--version", "-V", "-h", "--help", "--root", "--config", "--", "help"}) {
+        Desktop host;
+        std::string xml = domain_xml(name, uuid_a, {"0000:01:00.0"});
+        auto prepare = host.run({"hook", name, "prepare", "begin", "-"}, xml);
+        BOOST_TEST(prepare.status == 0, name << ": " << prepare.err);
+        BOOST_TEST(prepare.out.empty(), name << " printed on stdout: " << prepare.out);
+        BOOST_TEST(*host.driver_of("0000:01:00.0") == "vfio-pci", name);
+        auto release = host.run({"hook", name, "release", "end", "shutdown"}, xml);
+        BOOST_TEST(release.status == 0, name << ": " << release.err);
+        BOOST_TEST(release.out.empty(), name << " printed on stdout: " << release.out);
+        BOOST_TEST(*host.driver_of("0000:01:00.0") == "nvidia", name);
+        // The fuzzer's input: a call with nothing to do prints nothing either.
+        auto idle = host.run({"hook", name, "end", "shutdown"});
+        BOOST_TEST(idle.out.empty(), name << " printed on stdout: " << idle.out);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(options_still_go_before_hook_or_after_its_four_words) {
+    Desktop host;
+    fs::path bad = host.root() / "bad.conf";
+    std::ofstream(bad) << "write-deadline-ms = soon\n";
+    auto before = host.run({"--config", bad.string(), "hook", "win11", "prepare", "begin", "-"}, gpu_only);
+    BOOST_TEST(before.status == 1);
+    BOOST_TEST(contains(before.err, "bad.conf:1:"), before.err);
+    auto after = host.run({"hook", "win11", "prepare", "begin", "-", "--config", bad.string()}, gpu_only);
+    BOOST_TEST(after.status == 1);
+    BOOST_TEST(contains(after.err, "bad.conf:1:"), after.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    auto short_call = host.run({"hook", "win11", "prepare"});
+    BOOST_TEST(short_call.status == 2);
+    BOOST_TEST(short_call.out.empty(), short_call.out);
+    BOOST_TEST(contains(short_call.err, "DOMAIN OPERATION SUB-OP"), short_call.err);
+    auto help = host.run({"help", "hook"});
+    BOOST_TEST(help.status == 0);
+    BOOST_TEST(contains(help.out, "DOMAIN OPERATION SUB-OP"), help.out);
+    auto too_many = host.run({"hook", "win11", "release", "end", "-", "surplus"});
+    BOOST_TEST(too_many.status == 2);
+    BOOST_TEST(contains(too_many.err, "surplus"), too_many.err);
+}
+
 // 8.
 BOOST_AUTO_TEST_CASE(bind_of_a_missing_address_speaks_of_the_command_line) {
     Desktop host;

@@ -277,6 +277,48 @@ BOOST_AUTO_TEST_CASE(unassign_restore_display_uses_the_latest_backup) {
     BOOST_TEST(contains(host.defined[1], "<graphics type=\"spice\""), host.defined[1]);
 }
 
+// Issue 23, defect 7. libvirt's own definitions of a SPICE domain as virt-manager makes it,
+// dumped in the real-kernel guest (tests/e2e/guest.sh spice_restore_display) by libvirt 9.0
+// (Debian 12) and 11.3 (Debian 13): as defined, and after `assign --headless`, where libvirt
+// has put <audio id='1' type='none'/> in place of the SPICE backend. The restore added the backup's <audio id='1' type='spice'/> beside it, and
+// `virsh define` refused the second id 1: the VM stayed headless.
+std::string fixture(const std::string& name) {
+    return read(fs::path(VFIO_HOOK_SOURCE_DIR) / "tests/unit/fixtures" / name);
+}
+
+BOOST_AUTO_TEST_CASE(restore_display_replaces_the_audio_backend_libvirt_put_in_place_of_spice) {
+    for (const std::string libvirt : {"9.0", "11.3"}) {
+        std::string before = fixture("libvirt-" + libvirt + "-spice.xml");
+        std::string headless = fixture("libvirt-" + libvirt + "-spice-headless.xml");
+        BOOST_TEST_REQUIRE(contains(headless, "<audio id='1' type='none'/>"), libvirt);
+        Workstation host;
+        std::string uuid = parse_domain_xml(before)->uuid.str();
+        fs::create_directories(host.backups());
+        std::ofstream(host.backups() / (uuid + "-20261207T050805.702175890Z.xml")) << before;  // as assign --headless kept it
+        host.virsh_answers["dumpxml"] = {headless};
+        auto run = host.run({"unassign", "e2e-spice", "--restore-display"});
+        BOOST_TEST_REQUIRE(run.status == 0, run.err);
+        BOOST_TEST_REQUIRE(host.defined.size() == 1u);
+        const std::string& defined = host.defined[0];
+        BOOST_TEST(count(defined, "<audio id=\"1\"") == 1u, libvirt << ": " << defined);
+        BOOST_TEST(contains(defined, "<audio id=\"1\" type=\"spice\"/>"), libvirt << ": " << defined);
+        BOOST_TEST(contains(defined, "<graphics type=\"spice\""), libvirt);
+        BOOST_TEST(contains(defined, "<sound model=\"ich9\""), libvirt);
+        BOOST_TEST(contains(run.out, "removed audio none"), run.out);
+        BOOST_TEST(contains(run.out, "added audio spice"), run.out);
+        // Every <sound>'s <audio id='N'/> names a backend the definition holds.
+        auto restored = parse_domain_xml(defined);
+        BOOST_TEST(restored.ok());
+        for (auto at = defined.find("<sound"); at != std::string::npos; at = defined.find("<sound", at + 1)) {
+            auto end = defined.find("</sound>", at);
+            auto reference = defined.find("<audio id=\"", at);
+            if (end == std::string::npos || reference == std::string::npos || reference > end) continue;
+            std::string id = defined.substr(reference + 11, defined.find('"', reference + 11) - reference - 11);
+            BOOST_TEST(count(defined, "<audio id=\"" + id + "\" type=") == 1u, libvirt << ": sound uses audio " << id);
+        }
+    }
+}
+
 // assign.cpp back_up: backups are named UUID-<second>.xml and opened with O_TRUNC, so a second
 // change within the same second (assign --headless, then unassign of one function, as a script
 // does) overwrites the backup of the original definition: its display is gone for good.

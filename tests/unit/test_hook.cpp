@@ -147,6 +147,45 @@ BOOST_AUTO_TEST_CASE(a_failure_on_the_second_device_rolls_the_first_back) {
     BOOST_TEST(host.records().empty());
 }
 
+// Issue 23, defect 9: a failed start said its stranded device "stays recorded" though the save
+// of that record had failed (hand_over.cpp ignored the result). The state directory refuses the
+// save once the moves have begun: a `.record.tmp` directory stands where the save writes.
+BOOST_AUTO_TEST_CASE(a_failed_start_whose_record_cannot_be_updated_says_so) {
+    Desktop host;
+    fs::path records = host.root() / "run/vfio-hook/records";
+    host.kernel().when_written("drivers/nvidia/unbind",
+                               [&] { fs::create_directories(records / (std::string(uuid_a) + ".record.tmp")); });
+    host.kernel().hang_write("drivers/nvidia/unbind");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find("stays recorded") == std::string::npos, run.err);
+    BOOST_TEST(run.err.find("cannot update the state record: cannot write " + (records / uuid_a).string()) !=
+                   std::string::npos,
+               run.err);
+    // What the file still holds is the record written before the first move: it lists the GPU.
+    BOOST_TEST(run.err.find("still lists every device this start was to move") != std::string::npos, run.err);
+    std::ifstream record(records / (std::string(uuid_a) + ".record"));
+    std::string text((std::istreambuf_iterator<char>(record)), {});
+    BOOST_TEST(text.find("0000:01:00.0") != std::string::npos, text);
+}
+
+// The same when everything came home but the record cannot be removed.
+BOOST_AUTO_TEST_CASE(a_rolled_back_start_whose_record_cannot_be_removed_says_so) {
+    Desktop host;
+    fs::path record = host.root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record");
+    host.kernel().when_written("drivers/nvidia/unbind", [&] {
+        fs::remove(record);
+        fs::create_directories(record / "in-the-way");  // unlink() of a directory: EISDIR
+    });
+    host.kernel().fail_write("drivers/nvidia/unbind", EIO);
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(host.home());
+    BOOST_TEST(run.err.find("every device was put back where it was") != std::string::npos, run.err);
+    BOOST_TEST(run.err.find("cannot update the state record: cannot remove " + record.string()) != std::string::npos,
+               run.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_device_that_does_not_take_vfio_is_rolled_back_and_named) {
     Desktop host;
     host.kernel().refuse_probe("vfio-pci");
