@@ -33,6 +33,12 @@ std::optional<std::uint64_t> char_device_number(const std::filesystem::path& nod
     return static_cast<std::uint64_t>(info.st_rdev);
 }
 
+// What /proc/PID/fd/N reads for an fd without a path (fs/pipe.c, net/socket.c, fs/anon_inodes.c
+// name them so): never a character device, so never worth a stat.
+bool never_a_device(std::string_view link) {
+    return link.starts_with("socket:[") || link.starts_with("pipe:[") || link.starts_with("anon_inode:");
+}
+
 }  // namespace
 
 NodesToFind nodes_of(const HostPaths& paths, const BusSnapshot& bus) {
@@ -104,11 +110,13 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
         };
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
-            // readlink first: it never asks a file system anything. stat() on an fd of a hung
-            // FUSE or NFS mount would wait for its server, forever, with our lock held; only
-            // device nodes (a path with a /dev/ in it: /dev/dri/card0 in a container's own
-            // namespace too) are worth a stat, and one that asks for nothing the inode does not
-            // already hold (AT_STATX_DONT_SYNC returns at once even on a hung FUSE mount).
+            // readlink first: it never asks a file system anything, and it sorts out the fds
+            // that cannot be a device (most of them: sockets, pipes, eventfds) without a stat.
+            // Every other one is stat'ed, whatever its path: a sandbox names the GPU's node
+            // where it likes (bwrap --dev-bind, `docker --device /dev/dri/card1:/gpu`), so only
+            // the device number tells. The stat asks for nothing the inode does not already hold
+            // (AT_STATX_DONT_SYNC: FUSE and NFS answer from their cache, never from a server
+            // that may hang with our lock held).
             char target[512];
             ssize_t n = ::readlinkat(fd_dir_fd, fd->d_name, target, sizeof target - 1);
             if (n <= 0) continue;
@@ -117,7 +125,7 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
                 found(std::string(node));
                 continue;
             }
-            if (node.find("/dev/") == std::string_view::npos) continue;
+            if (never_a_device(node)) continue;
             struct statx info;
             if (::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) {
                 if (wanted.count(std::string(node))) found(std::string(node));  // gone from this namespace: the path must do

@@ -370,6 +370,13 @@ FakeHost& FakeHost::node_number(const std::string& address, const std::string& s
     return *this;
 }
 
+FakeHost& FakeHost::node_outside_dev(const std::string& path, const std::string& real_node) {
+    fs::path link = root_ / path.substr(1);
+    fs::create_directories(link.parent_path());
+    fs::create_symlink(real_node, link);
+    return *this;
+}
+
 FakeHost& FakeHost::process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths) {
     std::vector<std::string> targets;
     for (const auto& path : paths) targets.push_back((root_ / path.substr(1)).string());

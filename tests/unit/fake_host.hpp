@@ -132,6 +132,11 @@ public:
                           unsigned minor, const std::string& dev_path);
     // A character device at PATH under the root (root only): a container's own name for a node.
     FakeHost& char_device(const std::string& path, unsigned major, unsigned minor);
+    // A real character device (/dev/full) reachable at PATH under the root, a path without /dev/
+    // in it, as a sandbox's bind mount names the GPU's node (bwrap --dev-bind, docker --device
+    // /dev/dri/card1:/gpu). A symlink stands in for the mount: a process_in_root fd on PATH reads
+    // back as PATH, and stat() through it reaches the device. Needs no root.
+    FakeHost& node_outside_dev(const std::string& path, const std::string& real_node);
     // A process whose fds open files under the fake root (real stat() then sees them).
     FakeHost& process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths);
     // The host's console on a GPU: its driver's framebuffer fbN registered now, fbcon bound on
