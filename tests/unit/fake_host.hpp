@@ -142,8 +142,10 @@ public:
     // The host's console on a GPU: its driver's framebuffer fbN registered now, fbcon bound on
     // vtcon1 (vtcon0 is the dummy console).
     FakeHost& console_on(const std::string& address, unsigned framebuffer);
-    // A firmware framebuffer (platform device NAME bound to DRIVER) inside the GPU's BAR 0.
-    FakeHost& firmware_framebuffer(const std::string& address, const std::string& name, const std::string& driver);
+    // A firmware framebuffer inside the GPU's BAR 0, driven by `kernel_driver` (efifb, efidrm,
+    // vesafb, vesadrm, simplefb or simpledrm), with the platform device, platform driver and
+    // /proc/iomem regions the kernel gives it (the table in fake_host.cpp quotes the source).
+    FakeHost& firmware_framebuffer(const std::string& address, const std::string& kernel_driver);
     std::string vtcon_bind(const std::string& vtcon = "vtcon1") const;
     // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
     FakeHost& nvidia_minor(const std::string& address, unsigned minor);
