@@ -127,9 +127,12 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
                "framebuffer (its fbdev emulation is off?) and there is no other";
     }
     fs::path node = paths.root / ("dev/fb" + std::to_string(*framebuffer));
+    // fbcon's bind is the answer, not the ioctl's: the ioctl goes to every VT, and one that was
+    // never allocated (or one fbcon will not take) refuses while the others are mapped. Its
+    // errno only says why when fbcon stayed unbound.
     auto mapped = kernel.map_consoles(node, *framebuffer);
     fbcon = fbcon_vtconsole(paths, step.name);
-    if (mapped.ok() && fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
+    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
     return step.gpu.str() + ": fbcon is not back on " + step.name + " (FBIOPUT_CON2FBMAP on " + node.string() +
            ": " + (mapped.ok() ? "no effect" : mapped.describe()) + ")";
 }

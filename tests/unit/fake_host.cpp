@@ -121,8 +121,16 @@ WriteResult FakeKernel::map_consoles(const fs::path& fb_node, unsigned framebuff
     std::error_code error;
     if (!fs::exists(root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer)), error))
         return {WriteResult::Status::failed, ENODEV};
-    set_fbcon(true);
-    return WriteResult::success();
+    int first_error = 0;
+    bool any_mapped = false;
+    for (unsigned vt = 1; vt <= 63; ++vt) {
+        auto injected = console_map_errors.find(vt);
+        int result = injected == console_map_errors.end() ? 0 : injected->second;
+        any_mapped |= result == 0;
+        if (result != 0 && first_error == 0) first_error = result;
+    }
+    if (any_mapped) set_fbcon(true);
+    return first_error == 0 ? WriteResult::success() : WriteResult{WriteResult::Status::failed, first_error};
 }
 
 void FakeKernel::fail_write(const std::string& file_suffix, int error, int times) {

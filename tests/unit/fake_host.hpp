@@ -69,6 +69,10 @@ public:
     // disappears) and registers again, at the lowest free vtconN, with the next framebuffer.
     bool fbcon_unregisters_without_framebuffers = false;
     std::vector<std::string> console_maps;  // "fb0" per map_consoles call
+    // What FBIOPUT_CON2FBMAP answers for one VT (1..63), as RealKernel::map_consoles sends it
+    // once per VT: an errno per VT, 0 (mapped) for every VT not named. map_consoles reports the
+    // first VT's errno, as RealKernel does; fbcon binds if any VT was mapped.
+    std::map<unsigned, int> console_map_errors;
 
 private:
     void set_fbcon(bool bound);

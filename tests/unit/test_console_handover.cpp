@@ -157,6 +157,33 @@ BOOST_AUTO_TEST_CASE(a_console_the_driver_does_not_bring_back_is_mapped_back_wit
     BOOST_TEST(host.records().empty());
 }
 
+// RealKernel::map_consoles sends FBIOPUT_CON2FBMAP for each of the 63 VTs and reports the first
+// errno; a VT that was never allocated, or one fbcon will not take, answers with an error of its
+// own while the others are mapped and fbcon is bound again. Whether the console is back is read
+// from fbcon's bind, not from that errno.
+BOOST_AUTO_TEST_CASE(a_vt_the_ioctl_refuses_does_not_make_a_console_that_is_back_read_as_not_back) {
+    SingleGpu host;
+    host.kernel().fbcon_follows_framebuffers = false;
+    host.kernel().console_map_errors[5] = EINVAL;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    auto release = host.hook("win11", "release", "end", allowed);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(!contains(release.err, "not back"), release.err);
+    BOOST_TEST(host.kernel().console_maps == std::vector<std::string>{"fb0"});
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(host.records().empty(), "the console was kept in the record as not given back");
+
+    // When no VT is mapped, fbcon stays unbound and the error says what the ioctl answered.
+    SingleGpu refused;
+    refused.kernel().fbcon_follows_framebuffers = false;
+    for (unsigned vt = 1; vt <= 63; ++vt) refused.kernel().console_map_errors[vt] = EINVAL;
+    BOOST_TEST_REQUIRE(refused.hook("win11", "prepare", "begin", allowed).status == 0);
+    release = refused.hook("win11", "release", "end", allowed);
+    BOOST_TEST(contains(release.err, "fbcon is not back on vtcon1 (FBIOPUT_CON2FBMAP on"), release.err);
+    BOOST_TEST(contains(release.err, "Invalid argument"), release.err);
+    BOOST_TEST(!refused.console_back());
+}
+
 // With its last framebuffer gone the kernel unregisters fbcon; it registers again with the
 // GPU's driver, at the lowest free vtconN, which need not be the one recorded.
 BOOST_AUTO_TEST_CASE(fbcon_that_comes_back_under_another_vtconsole_is_found_and_verified) {
