@@ -3,14 +3,27 @@
 #include <vector>
 
 namespace vfio_hook {
-namespace {
 
-bool is_firmware_framebuffer(std::string_view name) {
-    return name == "efifb" || name == "vesafb" || name == "BOOTFB" || name == "simplefb" ||
-           name == "simple-framebuffer" || name.starts_with("simple-framebuffer.");
+bool is_firmware_framebuffer_driver(std::string_view platform_driver) {
+    for (const auto& driver : firmware_framebuffer_drivers) {
+        if (platform_driver == driver.platform_driver) return true;
+    }
+    return false;
 }
 
-}  // namespace
+bool is_firmware_framebuffer_region(std::string_view name) {
+    if (name == "BOOTFB") return true;
+    for (const auto& driver : firmware_framebuffer_drivers) {
+        for (auto region : driver.regions) {
+            if (name == region) return true;
+        }
+        // platform_device_add() names a resource that has no name after its device
+        if (name.starts_with(driver.platform_driver) &&
+            (name.size() == driver.platform_driver.size() || name[driver.platform_driver.size()] == '.'))
+            return true;
+    }
+    return false;
+}
 
 // /proc/iomem nests by two-space indentation: "  4000000000-400fffffff : 0000:01:00.0" with
 // "    4000000000-40002fffff : efifb" one level below it.
@@ -27,7 +40,7 @@ std::map<PciAddress, std::string> firmware_framebuffers(std::string_view iomem) 
         std::size_t depth = indent / 2;
         std::string_view name = line.substr(colon + 3);
         parents.resize(depth);
-        if (is_firmware_framebuffer(name)) {
+        if (is_firmware_framebuffer_region(name)) {
             for (auto parent : parents) {
                 if (auto address = PciAddress::parse(parent)) found[*address] = std::string(name);
             }

@@ -11,12 +11,6 @@ namespace vfio_hook {
 namespace fs = std::filesystem;
 namespace {
 
-// The platform drivers that drive a firmware framebuffer (fbdev and DRM flavours).
-bool firmware_framebuffer_driver(const std::string& driver) {
-    return driver == "efifb" || driver == "vesafb" || driver == "simple-framebuffer" || driver == "simplefb" ||
-           driver == "simpledrm" || driver == "efidrm" || driver == "vesadrm" || driver == "ofdrm";
-}
-
 std::vector<std::string> names_in(const fs::path& dir) {
     std::vector<std::string> names;
     std::error_code error;
@@ -86,7 +80,9 @@ std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& ker
     if (!in_bars.count(gpu)) return steps;
     for (const auto& name : names_in(paths.root / "sys/bus/platform/devices")) {
         auto driver = link_name(paths.root / "sys/bus/platform/devices" / name / "driver");
-        if (driver && firmware_framebuffer_driver(*driver) && is_kernel_driver_name(name))
+        // The device is "efi-framebuffer.0", its driver "efi-framebuffer" whether efifb or
+        // efidrm drives it (core/console.hpp): the driver's link, not a module name, says which.
+        if (driver && is_firmware_framebuffer_driver(*driver) && is_kernel_driver_name(name))
             steps.push_back({gpu, ConsoleStep::Kind::firmware_framebuffer, name, *driver});
     }
     return steps;
@@ -131,9 +127,12 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
                "framebuffer (its fbdev emulation is off?) and there is no other";
     }
     fs::path node = paths.root / ("dev/fb" + std::to_string(*framebuffer));
+    // fbcon's bind is the answer, not the ioctl's: the ioctl goes to every VT, and one that was
+    // never allocated (or one fbcon will not take) refuses while the others are mapped. Its
+    // errno only says why when fbcon stayed unbound.
     auto mapped = kernel.map_consoles(node, *framebuffer);
     fbcon = fbcon_vtconsole(paths, step.name);
-    if (mapped.ok() && fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
+    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
     return step.gpu.str() + ": fbcon is not back on " + step.name + " (FBIOPUT_CON2FBMAP on " + node.string() +
            ": " + (mapped.ok() ? "no effect" : mapped.describe()) + ")";
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <string_view>
@@ -63,14 +64,10 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
     std::vector<Holder> holders;
     if (wanted.empty()) return holders;
     std::map<std::uint64_t, std::string> by_number;
-    std::set<std::string, std::less<>> by_path;  // nodes with no number anywhere: only their path can tell
+    bool some_without_number = false;  // a node given without a number: its path may still tell
     for (const auto& [node, number] : wanted) {
-        auto known = number ? number : char_device_number(paths.root / node.substr(1));
-        if (known) {
-            by_number.emplace(*known, node);
-        } else {
-            by_path.insert(node);
-        }
+        some_without_number |= !number;
+        if (auto known = number ? number : char_device_number(paths.root / node.substr(1))) by_number.emplace(*known, node);
     }
     auto wanted_without_number = [&](std::string_view node) {
         auto entry = wanted.find(std::string(node));
@@ -104,32 +101,31 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
         };
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
-            // readlink first: it never asks a file system anything. stat() on an fd of a hung
-            // FUSE or NFS mount would wait for its server, forever, with our lock held; only
-            // device nodes (a path with a /dev/ in it: /dev/dri/card0 in a container's own
-            // namespace too) are worth a stat, and one that asks for nothing the inode does not
-            // already hold (AT_STATX_DONT_SYNC returns at once even on a hung FUSE mount).
+            // One statx per fd, through the fd to what it opened, whatever its path: a sandbox
+            // names the GPU's node where it likes (bwrap --dev-bind, `docker --device
+            // /dev/dri/card1:/gpu`), so only the device number tells. It asks for nothing the
+            // inode does not already hold (AT_STATX_DONT_SYNC: FUSE and NFS answer from their
+            // cache, never from a server that may hang with our lock held). The link's text is
+            // read only where the number cannot tell: a node gone from this namespace, or a
+            // character device other than the wanted ones while some node has no number.
+            struct statx info;
+            bool opened = ::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) == 0;
+            if (!opened && errno != ENOENT) continue;  // not ours to look at (EACCES), or closed
+            if (opened && !S_ISCHR(info.stx_mode)) continue;
+            if (opened) {
+                auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
+                if (match != by_number.end()) {
+                    found(match->second);
+                    continue;
+                }
+                if (!some_without_number) continue;
+            }
             char target[512];
             ssize_t n = ::readlinkat(fd_dir_fd, fd->d_name, target, sizeof target - 1);
             if (n <= 0) continue;
             std::string_view node(target, static_cast<std::size_t>(n));
-            if (!by_path.empty() && by_path.count(node)) {
-                found(std::string(node));
-                continue;
-            }
-            if (node.find("/dev/") == std::string_view::npos) continue;
-            struct statx info;
-            if (::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) {
-                if (wanted.count(std::string(node))) found(std::string(node));  // gone from this namespace: the path must do
-                continue;
-            }
-            if (!S_ISCHR(info.stx_mode)) continue;
-            auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
-            if (match != by_number.end()) {
-                found(match->second);
-            } else if (wanted_without_number(node)) {
-                found(std::string(node));
-            }
+            // gone from this namespace: the path must do; else only a node without a number
+            if (opened ? wanted_without_number(node) : wanted.count(std::string(node)) > 0) found(std::string(node));
         }
     }
     return holders;

@@ -18,8 +18,8 @@ namespace vfio_hook {
 using NodesToFind = std::map<std::string, std::optional<std::uint64_t>>;
 
 // Matches every open fd by the device number of what it opened (stat through /proc/PID/fd),
-// not by the path string: a container's remapped /dev, or an iommufd user of
-// /dev/vfio/devices/vfioN, holds the same device under another name.
+// not by the path string: a container's remapped /dev, a sandbox's node outside /dev, or an
+// iommufd user of /dev/vfio/devices/vfioN, holds the same device under another name.
 std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& nodes);
 
 // The nodes a snapshot's devices are held through: their own nodes, and /dev/vfio/GROUP.

@@ -41,6 +41,8 @@ public:
     // Maps every virtual console to framebuffer `framebuffer` through `fb_node` (/dev/fbN) with
     // FBIOPUT_CON2FBMAP, what con2fbmap does: the one way to give fbcon back a console once its
     // vtconsole was unbound (writing 1 to `bind` is accepted and ignored), under the deadline.
+    // One ioctl per VT (1..63); the result is the first VT's errno even when others were mapped
+    // (a VT never allocated may refuse): whether fbcon is back is read from its `bind`.
     virtual WriteResult map_consoles(const std::filesystem::path& fb_node, unsigned framebuffer) = 0;
     // Loads a kernel module by name; true when it is (now) present.
     virtual bool load_module(const std::string& name) = 0;

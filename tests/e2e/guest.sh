@@ -447,6 +447,22 @@ sc_holder_refused() {
     expect_unchanged "after the refusal"
     kill "$holder"
     wait "$holder" 2>/dev/null
+    # The same card under a path without /dev/ (what bwrap --dev-bind or docker --device
+    # /dev/dri/card1:/gpu give a sandbox): only the device number tells it is the GPU's.
+    local node=/tmp/e2e-gpu-node major minor
+    read -r major minor <<<"$(stat -c '%t %T' "/dev/dri/$card")" || fail "stat /dev/dri/$card failed"
+    mknod "$node" c "$((0x$major))" "$((0x$minor))" || fail "mknod $node failed"
+    # shellcheck disable=SC2217
+    sleep 600 <"$node" >/dev/null 2>&1 &
+    holder=$!
+    sleep 0.2
+    echo "pid $holder holds $node ($(stat -c '%t:%T' "$node"), /dev/dri/$card's numbers)"
+    vstart_refused e2e-gpu
+    grep -qw "$holder" <<<"$ERR" || fail "a holder through $node is not named (pid $holder): $(oneline "$ERR")"
+    expect_unchanged "after the refusal (node outside /dev)"
+    kill "$holder"
+    wait "$holder" 2>/dev/null
+    rm -f "$node"
     vstart e2e-gpu
     expect_vfio "running (holder gone)"
     vdestroy e2e-gpu

@@ -121,8 +121,16 @@ WriteResult FakeKernel::map_consoles(const fs::path& fb_node, unsigned framebuff
     std::error_code error;
     if (!fs::exists(root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer)), error))
         return {WriteResult::Status::failed, ENODEV};
-    set_fbcon(true);
-    return WriteResult::success();
+    int first_error = 0;
+    bool any_mapped = false;
+    for (unsigned vt = 1; vt <= 63; ++vt) {
+        auto injected = console_map_errors.find(vt);
+        int result = injected == console_map_errors.end() ? 0 : injected->second;
+        any_mapped |= result == 0;
+        if (result != 0 && first_error == 0) first_error = result;
+    }
+    if (any_mapped) set_fbcon(true);
+    return first_error == 0 ? WriteResult::success() : WriteResult{WriteResult::Status::failed, first_error};
 }
 
 void FakeKernel::fail_write(const std::string& file_suffix, int error, int times) {
@@ -376,6 +384,13 @@ FakeHost& FakeHost::node_number(const std::string& address, const std::string& s
     return *this;
 }
 
+FakeHost& FakeHost::node_outside_dev(const std::string& path, const std::string& real_node) {
+    fs::path link = root_ / path.substr(1);
+    fs::create_directories(link.parent_path());
+    fs::create_symlink(real_node, link);
+    return *this;
+}
+
 FakeHost& FakeHost::process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths) {
     std::vector<std::string> targets;
     for (const auto& path : paths) targets.push_back((root_ / path.substr(1)).string());
@@ -396,16 +411,56 @@ FakeHost& FakeHost::console_on(const std::string& address, unsigned framebuffer)
     return *this;
 }
 
-FakeHost& FakeHost::firmware_framebuffer(const std::string& address, const std::string& name,
-                                         const std::string& driver) {
-    std::ofstream(root_ / "proc/iomem", std::ios::app)
-        << "c0000000-cfffffff : PCI Bus 0000:00\n  c0000000-c0ffffff : " << address << "\n    c0000000-c02fffff : "
-        << driver << "\n";
-    fs::create_directories(root_ / "sys/bus/platform/drivers" / driver);
-    fs::path device = root_ / "sys/bus/platform/devices" / name;
+namespace {
+
+// A firmware framebuffer as kernels 6.1, 6.12 and 7.x name it, by the driver that drives it. The
+// test's own copy of the kernel's names, read in the source, so that a wrong name in the code
+// shows here (the code's list is in core/console.hpp):
+// - drivers/firmware/sysfb.c: `name = "efi-framebuffer"` / `"vesa-framebuffer"`, then
+//   `pd = platform_device_alloc(name, 0)`: the devices efi-framebuffer.0, vesa-framebuffer.0;
+//   sysfb_simplefb.c: `platform_device_alloc("simple-framebuffer", 0)` with one resource,
+//   `static const char simplefb_resname[] = "BOOTFB"`.
+// - drivers/video/fbdev/efifb.c: `.name = "efi-framebuffer"` (platform driver) and
+//   `request_mem_region(efifb_fix.smem_start, size_remap, "efifb")`; vesafb.c:
+//   `.name = "vesa-framebuffer"`, `request_mem_region(vesafb_fix.smem_start, size_total,
+//   "vesafb")`; simplefb.c: `.name = "simple-framebuffer"`, `request_mem_region(res->start,
+//   resource_size(res), "simplefb")`.
+// - drivers/gpu/drm/sysfb/efidrm.c (7.x): `#define DRIVER_NAME "efidrm"`, `.name =
+//   "efi-framebuffer"`, `devm_request_mem_region(&pdev->dev, res->start, vsize, drv->name)`;
+//   vesadrm.c: `#define DRIVER_NAME "vesadrm"`, `.name = "vesa-framebuffer"`, the same request;
+//   simpledrm.c (drivers/gpu/drm/tiny/ in 6.1 and 6.12): `.name = "simple-framebuffer", /*
+//   connect to sysfb */`, `devm_request_mem_region(&pdev->dev, res->start, resource_size(res),
+//   drv->name)` with DRIVER_NAME "simpledrm".
+struct FirmwareFramebufferNames {
+    const char* platform_device;
+    const char* platform_driver;
+    std::vector<const char*> iomem;  // outermost first, nested under the GPU's BAR
+};
+const std::map<std::string, FirmwareFramebufferNames> kernel_firmware_framebuffers = {
+    {"efifb", {"efi-framebuffer.0", "efi-framebuffer", {"efifb"}}},
+    {"efidrm", {"efi-framebuffer.0", "efi-framebuffer", {"efidrm"}}},
+    {"vesafb", {"vesa-framebuffer.0", "vesa-framebuffer", {"vesafb"}}},
+    {"vesadrm", {"vesa-framebuffer.0", "vesa-framebuffer", {"vesadrm"}}},
+    {"simplefb", {"simple-framebuffer.0", "simple-framebuffer", {"BOOTFB", "simplefb"}}},
+    {"simpledrm", {"simple-framebuffer.0", "simple-framebuffer", {"BOOTFB", "simpledrm"}}},
+};
+
+}  // namespace
+
+FakeHost& FakeHost::firmware_framebuffer(const std::string& address, const std::string& kernel_driver) {
+    const auto& names = kernel_firmware_framebuffers.at(kernel_driver);
+    std::ofstream iomem(root_ / "proc/iomem", std::ios::app);
+    iomem << "c0000000-cfffffff : PCI Bus 0000:00\n  c0000000-c0ffffff : " << address << "\n";
+    std::string indent = "    ";
+    for (const char* region : names.iomem) {
+        iomem << indent << "c0000000-c02fffff : " << region << "\n";
+        indent += "  ";
+    }
+    fs::create_directories(root_ / "sys/bus/platform/drivers" / names.platform_driver);
+    fs::path device = root_ / "sys/bus/platform/devices" / names.platform_device;
     fs::create_directories(device);
-    fs::create_directory_symlink(root_ / "sys/bus/platform/drivers" / driver, device / "driver");
-    kernel_.firmware_framebuffers[address] = name;
+    fs::create_directory_symlink(root_ / "sys/bus/platform/drivers" / names.platform_driver, device / "driver");
+    kernel_.firmware_framebuffers[address] = names.platform_device;
     return *this;
 }
 

@@ -74,6 +74,10 @@ public:
     // disappears) and registers again, at the lowest free vtconN, with the next framebuffer.
     bool fbcon_unregisters_without_framebuffers = false;
     std::vector<std::string> console_maps;  // "fb0" per map_consoles call
+    // What FBIOPUT_CON2FBMAP answers for one VT (1..63), as RealKernel::map_consoles sends it
+    // once per VT: an errno per VT, 0 (mapped) for every VT not named. map_consoles reports the
+    // first VT's errno, as RealKernel does; fbcon binds if any VT was mapped.
+    std::map<unsigned, int> console_map_errors;
 
 private:
     void set_fbcon(bool bound);
@@ -138,13 +142,20 @@ public:
                           unsigned minor, const std::string& dev_path);
     // A character device at PATH under the root (root only): a container's own name for a node.
     FakeHost& char_device(const std::string& path, unsigned major, unsigned minor);
+    // A real character device (/dev/full) reachable at PATH under the root, a path without /dev/
+    // in it, as a sandbox's bind mount names the GPU's node (bwrap --dev-bind, docker --device
+    // /dev/dri/card1:/gpu). A symlink stands in for the mount: a process_in_root fd on PATH reads
+    // back as PATH, and stat() through it reaches the device. Needs no root.
+    FakeHost& node_outside_dev(const std::string& path, const std::string& real_node);
     // A process whose fds open files under the fake root (real stat() then sees them).
     FakeHost& process_in_root(int pid, const std::string& command, const std::vector<std::string>& paths);
     // The host's console on a GPU: its driver's framebuffer fbN registered now, fbcon bound on
     // vtcon1 (vtcon0 is the dummy console).
     FakeHost& console_on(const std::string& address, unsigned framebuffer);
-    // A firmware framebuffer (platform device NAME bound to DRIVER) inside the GPU's BAR 0.
-    FakeHost& firmware_framebuffer(const std::string& address, const std::string& name, const std::string& driver);
+    // A firmware framebuffer inside the GPU's BAR 0, driven by `kernel_driver` (efifb, efidrm,
+    // vesafb, vesadrm, simplefb or simpledrm), with the platform device, platform driver and
+    // /proc/iomem regions the kernel gives it (the table in fake_host.cpp quotes the source).
+    FakeHost& firmware_framebuffer(const std::string& address, const std::string& kernel_driver);
     std::string vtcon_bind(const std::string& vtcon = "vtcon1") const;
     // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
     FakeHost& nvidia_minor(const std::string& address, unsigned minor);

@@ -56,4 +56,37 @@ BOOST_AUTO_TEST_CASE(a_gpu_holding_the_efi_framebuffer_is_refused) {
     BOOST_TEST(refused.err.find("firmware framebuffer efifb") != std::string::npos, refused.err);
 }
 
+// Each firmware framebuffer driver names the framebuffer's memory after itself (efifb.c:
+// request_mem_region(…, "efifb"); vesafb.c: "vesafb"; simplefb.c: "simplefb"; efidrm.c,
+// vesadrm.c, simpledrm.c: devm_request_mem_region(…, drv->name), "efidrm", "vesadrm",
+// "simpledrm"), and sysfb's simple-framebuffer.0 carries a resource "BOOTFB" of its own
+// (sysfb_simplefb.c: simplefb_resname) with the driver's region below it. Read through the real
+// entry point: a VM given that GPU is refused, naming the framebuffer.
+BOOST_AUTO_TEST_CASE(a_gpu_holding_any_firmware_framebuffer_is_refused) {
+    for (std::string driver : {"efifb", "efidrm", "vesafb", "vesadrm", "simplefb", "simpledrm"}) {
+        BOOST_TEST_CONTEXT(driver) {
+            FakeHost host;
+            host.gpu("0000:01:00.0", "nvidia", 14).firmware_framebuffer("0000:01:00.0", driver);
+            auto refused = host.hook("vm", "prepare", "begin", domain_xml("vm", uuid_a, {"0000:01:00.0"}));
+            BOOST_TEST(refused.status == 1);
+            BOOST_TEST(refused.err.find("0000:01:00.0: drives the host's console (firmware framebuffer " + driver + ")") !=
+                           std::string::npos,
+                       refused.err);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_framebuffer_region_is_known_by_the_kernels_names_only) {
+    auto in_bar = [](const std::string& regions) {
+        auto found = firmware_framebuffers("80000000-8fffffff : 0000:01:00.0\n" + regions);
+        return found.empty() ? std::string("-") : found.begin()->second;
+    };
+    BOOST_TEST(in_bar("  80000000-802fffff : efidrm\n") == "efidrm");
+    BOOST_TEST(in_bar("  80000000-802fffff : vesadrm\n") == "vesadrm");
+    BOOST_TEST(in_bar("  80000000-802fffff : BOOTFB\n    80000000-802fffff : simpledrm\n") == "simpledrm");
+    BOOST_TEST(in_bar("  80000000-802fffff : BOOTFB\n") == "BOOTFB");  // simpledrm unbound: sysfb's device stays
+    BOOST_TEST(in_bar("  80000000-802fffff : amdgpu\n") == "-");
+    BOOST_TEST(in_bar("  80000000-802fffff : efi-framebuffers\n") == "-");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

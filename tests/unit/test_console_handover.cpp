@@ -22,12 +22,12 @@ const char* the_gpu = "0000:03:00.0";
 const char* the_audio = "0000:03:00.1";
 
 // The host's only GPU carries its console: amdgpu's framebuffer fb0 with fbcon on it, and the
-// firmware framebuffer (efifb) still inside its BAR.
+// firmware framebuffer (efifb unless said otherwise) still inside its BAR.
 struct SingleGpu : FakeHost {
-    SingleGpu() {
+    explicit SingleGpu(const std::string& firmware_driver = "efifb") {
         gpu_device();
         console_on(the_gpu, 0);
-        firmware_framebuffer(the_gpu, "efi-framebuffer.0", "efifb");
+        firmware_framebuffer(the_gpu, firmware_driver);
     }
     void gpu_device() {
         device(the_gpu, 0x030000, "amdgpu", 11, 0x1002, 0x744c).boot_vga(the_gpu).drm_node(the_gpu, "card0");
@@ -70,14 +70,14 @@ BOOST_AUTO_TEST_CASE(the_console_is_recorded_taken_after_the_checks_and_given_ba
     BOOST_TEST(host.driver_of(the_gpu) == "vfio-pci");
     BOOST_TEST(host.vtcon_bind() == "0");
     BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " vtcon vtcon1\n"), host.record_text());
-    BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " framebuffer efi-framebuffer.0 efifb\n"));
+    BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " framebuffer efi-framebuffer.0 efi-framebuffer\n"));
     // The console steps come before the first move, fbcon's before the framebuffer's.
     const auto& log = host.kernel().write_log();
     auto at = [&](const std::string& what) {
         return std::find_if(log.begin(), log.end(), [&](const std::string& line) { return contains(line, what); }) - log.begin();
     };
-    BOOST_TEST(at("vtcon1/bind <- 0") < at("efifb/unbind <- efi-framebuffer.0"));
-    BOOST_TEST(at("efifb/unbind") < at(std::string(the_gpu) + "/driver_override <- vfio-pci"));
+    BOOST_TEST(at("vtcon1/bind <- 0") < at("platform/drivers/efi-framebuffer/unbind <- efi-framebuffer.0"));
+    BOOST_TEST(at("platform/drivers/efi-framebuffer/unbind") < at(std::string(the_gpu) + "/driver_override <- vfio-pci"));
 
     auto status = host.run({"status"});
     BOOST_TEST(contains(status.out, "host console: fbcon on vtcon1 (0000:03:00.0) is given to domain 'win11'"), status.out);
@@ -86,6 +86,42 @@ BOOST_AUTO_TEST_CASE(the_console_is_recorded_taken_after_the_checks_and_given_ba
     BOOST_TEST(host.home());
     BOOST_TEST(host.console_back());
     BOOST_TEST(host.records().empty());
+}
+
+// The kernel registers every firmware framebuffer driver under its platform device's name, not
+// its own: efifb and efidrm as "efi-framebuffer", vesafb and vesadrm as "vesa-framebuffer",
+// simplefb and simpledrm as "simple-framebuffer" (the source lines are quoted in fake_host.cpp),
+// and each names the framebuffer's memory in /proc/iomem after itself (simpledrm's below sysfb's
+// BOOTFB). Whichever drives it, it is found in the BAR, detached from that platform driver
+// before the first move, and the GPU's own framebuffer gives the console back.
+BOOST_AUTO_TEST_CASE(every_firmware_framebuffer_is_detached_under_the_kernels_names) {
+    const std::map<std::string, std::string> devices = {
+        {"efifb", "efi-framebuffer"},       {"efidrm", "efi-framebuffer"},       {"vesafb", "vesa-framebuffer"},
+        {"vesadrm", "vesa-framebuffer"},    {"simplefb", "simple-framebuffer"}, {"simpledrm", "simple-framebuffer"},
+    };
+    for (const auto& [firmware_driver, platform_driver] : devices) {
+        BOOST_TEST_CONTEXT(firmware_driver) {
+            SingleGpu host(firmware_driver);
+            auto prepare = host.hook("win11", "prepare", "begin", allowed);
+            BOOST_TEST_REQUIRE(prepare.status == 0, prepare.err);
+            const std::string device = platform_driver + ".0";
+            BOOST_TEST(contains(host.record_text(), std::string("console ") + the_gpu + " framebuffer " + device + " " +
+                                                         platform_driver + "\n"),
+                       host.record_text());
+            const auto& log = host.kernel().write_log();
+            auto at = [&](const std::string& what) {
+                return std::find_if(log.begin(), log.end(), [&](const std::string& line) { return contains(line, what); }) -
+                       log.begin();
+            };
+            std::string unbind = "sys/bus/platform/drivers/" + platform_driver + "/unbind <- " + device;
+            BOOST_TEST(at(unbind) < at(std::string(the_gpu) + "/driver_override <- vfio-pci"));
+            BOOST_TEST(!fs::exists(host.root() / "sys/bus/platform/devices" / device / "driver"));
+            BOOST_TEST(host.hook("win11", "release", "end", allowed).status == 0);
+            BOOST_TEST(host.home());
+            BOOST_TEST(host.console_back());
+            BOOST_TEST(host.records().empty());
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_start_never_touches_the_console) {
@@ -119,6 +155,33 @@ BOOST_AUTO_TEST_CASE(a_console_the_driver_does_not_bring_back_is_mapped_back_wit
     BOOST_TEST(host.kernel().console_maps == std::vector<std::string>{"fb0"});
     BOOST_TEST(host.console_back());
     BOOST_TEST(host.records().empty());
+}
+
+// RealKernel::map_consoles sends FBIOPUT_CON2FBMAP for each of the 63 VTs and reports the first
+// errno; a VT that was never allocated, or one fbcon will not take, answers with an error of its
+// own while the others are mapped and fbcon is bound again. Whether the console is back is read
+// from fbcon's bind, not from that errno.
+BOOST_AUTO_TEST_CASE(a_vt_the_ioctl_refuses_does_not_make_a_console_that_is_back_read_as_not_back) {
+    SingleGpu host;
+    host.kernel().fbcon_follows_framebuffers = false;
+    host.kernel().console_map_errors[5] = EINVAL;
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", allowed).status == 0);
+    auto release = host.hook("win11", "release", "end", allowed);
+    BOOST_TEST(release.status == 0);
+    BOOST_TEST(!contains(release.err, "not back"), release.err);
+    BOOST_TEST(host.kernel().console_maps == std::vector<std::string>{"fb0"});
+    BOOST_TEST(host.console_back());
+    BOOST_TEST(host.records().empty(), "the console was kept in the record as not given back");
+
+    // When no VT is mapped, fbcon stays unbound and the error says what the ioctl answered.
+    SingleGpu refused;
+    refused.kernel().fbcon_follows_framebuffers = false;
+    for (unsigned vt = 1; vt <= 63; ++vt) refused.kernel().console_map_errors[vt] = EINVAL;
+    BOOST_TEST_REQUIRE(refused.hook("win11", "prepare", "begin", allowed).status == 0);
+    release = refused.hook("win11", "release", "end", allowed);
+    BOOST_TEST(contains(release.err, "fbcon is not back on vtcon1 (FBIOPUT_CON2FBMAP on"), release.err);
+    BOOST_TEST(contains(release.err, "Invalid argument"), release.err);
+    BOOST_TEST(!refused.console_back());
 }
 
 // With its last framebuffer gone the kernel unregisters fbcon; it registers again with the
@@ -227,8 +290,8 @@ BOOST_AUTO_TEST_CASE(a_failed_console_take_keeps_an_earlier_console_that_did_not
     BOOST_TEST_REQUIRE(contains(host.record_text(), "vtcon vtcon1"), host.record_text());
 
     // Next start: a firmware framebuffer sits in the GPU's BAR again and will not let go.
-    host.firmware_framebuffer(the_gpu, "efi-framebuffer.0", "efifb");
-    host.kernel().fail_write("efifb/unbind", EBUSY);
+    host.firmware_framebuffer(the_gpu, "efifb");
+    host.kernel().fail_write("platform/drivers/efi-framebuffer/unbind", EBUSY);
     auto prepare = host.hook("win11", "prepare", "begin", allowed);
     BOOST_TEST(prepare.status == 1, prepare.err);
     BOOST_TEST(contains(host.record_text(), "vtcon vtcon1"),

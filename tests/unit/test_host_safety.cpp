@@ -411,6 +411,23 @@ BOOST_AUTO_TEST_CASE(a_holder_is_found_by_device_number_whatever_it_calls_the_no
     BOOST_TEST(host.kernel().writes() == 0);
 }
 
+// bubblewrap's --dev-bind, `docker --device /dev/dri/card1:/gpu` and flatpak give a sandbox the
+// GPU's node at a path with no /dev/ in it: /proc/PID/fd/N names that path, and only the device
+// number (st_rdev of what the fd opened) tells it is the card. Unbinding under such a holder is
+// the NVIDIA hang. Modelled without root: the sandbox's path leads to /dev/full, and the card
+// has /dev/full's numbers (1:7).
+BOOST_AUTO_TEST_CASE(a_holder_is_found_through_a_node_outside_dev) {
+    Desktop host;
+    host.node_number("0000:01:00.0", "drm/card1", 1, 7, "/dev/dri/card1");
+    host.node_outside_dev("/sandbox/gpu", "/dev/full");
+    host.process_in_root(4321, "bwrap", {"/sandbox/gpu"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "held open by pid 4321 (bwrap) on /dev/dri/card1"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.home());
+}
+
 BOOST_AUTO_TEST_CASE(release_leaves_a_device_an_iommufd_user_holds_through_its_cdev,
                      *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return is_root(); })) {
     Desktop host;
