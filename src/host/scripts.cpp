@@ -62,6 +62,8 @@ std::optional<EntryInfo> follow(const fs::path& directory, const std::string& na
         fs::path next = current / component;
         struct stat info;
         if (::lstat(next.c_str(), &info) != 0) return std::nullopt;
+        if (!result.way.empty() && result.way.back().path == current.string())
+            result.way.back().looked_up_owners.push_back(static_cast<unsigned>(info.st_uid));
         if (!S_ISLNK(info.st_mode)) {
             current = next;
             continue;
