@@ -372,6 +372,21 @@ BOOST_AUTO_TEST_CASE(a_long_line_of_script_output_is_logged_cut_with_a_note) {
     for (const auto& line : lines_of(run.err)) BOOST_TEST(line.size() < 4096u + 300u);
 }
 
+// A line cut at 4096 bytes in the middle of a UTF-8 character is no longer text: journalctl shows
+// such a MESSAGE as "[4.1K blob data]" (utf8_is_printable() fails), and libvirt's error carries a
+// broken character. The cut falls before the character.
+BOOST_AUTO_TEST_CASE(a_long_line_is_cut_between_utf8_characters) {
+    Desktop host;
+    // 4095 bytes of 'a', then "é" (C3 A9) straddling byte 4096.
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-noisy",
+                "{ head -c 4095 /dev/zero | tr '\\0' a; printf '\\303\\251 und weiter\\n'; } >&2; exit 3");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "10-noisy exited 3: [line cut to 4095 of 4108 bytes] aaaa"), run.err.substr(0, 300));
+    BOOST_TEST(!contains(run.err, "a\xC3"), "a lone lead byte of a cut character");
+    BOOST_TEST(!contains(run.err, "a\xC3\xA9"), "more than 4096 bytes kept");
+}
+
 // NixOS ships /etc files as links into the store: /etc/X -> /etc/static/X, /etc/static ->
 // /nix/store/HASH-etc/etc, and /nix/store is root:nixbld 1775, group-writable with the sticky bit
 // (nix's local-store.cc: `chmod(realStoreDir, 01775)`). The sticky bit is what makes that safe:
