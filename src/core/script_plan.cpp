@@ -12,6 +12,17 @@ bool one_component(const std::string& name) {
            name.find('\0') == std::string::npos;
 }
 
+bool trusted(unsigned uid, unsigned trusted_uid) { return uid == 0 || uid == trusted_uid; }
+
+// A sticky directory: others may add names to it, but only an entry's owner, the directory's
+// owner or root may remove or rename one (fs/namei.c may_delete() -> check_sticky()). So the
+// entries the lookup passed through, all trusted, stay what they are.
+bool sticky_over_trusted(const EntryInfo& entry, unsigned trusted_uid) {
+    if (!S_ISDIR(entry.mode) || !(entry.mode & S_ISVTX) || entry.looked_up_owners.empty()) return false;
+    return std::all_of(entry.looked_up_owners.begin(), entry.looked_up_owners.end(),
+                       [&](unsigned uid) { return trusted(uid, trusted_uid); });
+}
+
 // A script runs as root: whoever may change it, or a directory above it, may run anything as
 // root. So: owned by root (or by us), and writable by nobody else.
 std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) {
@@ -20,7 +31,8 @@ std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) 
     if (S_ISLNK(entry.mode)) return entry.path + " is a symbolic link: make it a real directory";
     if (entry.uid != 0 && entry.uid != trusted_uid)
         return entry.path + " is owned by uid " + std::to_string(entry.uid) + ", not root";
-    if (entry.mode & (S_IWGRP | S_IWOTH)) return entry.path + " is writable by group or others";
+    if ((entry.mode & (S_IWGRP | S_IWOTH)) && !sticky_over_trusted(entry, trusted_uid))
+        return entry.path + " is writable by group or others";
     return std::nullopt;
 }
 

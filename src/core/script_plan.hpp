@@ -24,6 +24,10 @@ struct EntryInfo {
     // target, links followed (each a real directory, as lstat() saw it). Whoever may write one of
     // them may make the link lead to another file.
     std::vector<EntryInfo> way = {};
+    // For a directory on a link's way: the owners of the entries looked up in it. A directory
+    // others may write is still safe with the sticky bit when it and all of these are trusted
+    // (NixOS's /nix/store, root:nixbld 1775): only they may remove or rename those entries.
+    std::vector<unsigned> looked_up_owners = {};
 };
 
 // A candidate directory: the directories from the tree's root down to it (each must be safe),

@@ -62,6 +62,8 @@ std::optional<EntryInfo> follow(const fs::path& directory, const std::string& na
         fs::path next = current / component;
         struct stat info;
         if (::lstat(next.c_str(), &info) != 0) return std::nullopt;
+        if (!result.way.empty() && result.way.back().path == current.string())
+            result.way.back().looked_up_owners.push_back(static_cast<unsigned>(info.st_uid));
         if (!S_ISLNK(info.st_mode)) {
             current = next;
             continue;
@@ -146,26 +148,43 @@ public:
 
 private:
     void keep(std::string_view piece) {
+        total_ += piece.size();
+        if (full_) return;
         std::size_t room = max_line - line_.size();
+        if (piece.size() <= room) {
+            line_.append(piece);
+            return;
+        }
         line_.append(piece.substr(0, room));
-        cut_ += piece.size() - std::min(room, piece.size());
+        full_ = true;
+        // The first byte left out continues a character: the kept part ends inside it. Cut
+        // before that character: a MESSAGE that is not valid UTF-8 is "[blob data]" to
+        // journalctl, and libvirt would show a broken character.
+        if ((static_cast<unsigned char>(piece[room]) & 0xC0) == 0x80) drop_partial_character();
+    }
+    void drop_partial_character() {
+        std::size_t end = line_.size();
+        while (end > 0 && (static_cast<unsigned char>(line_[end - 1]) & 0xC0) == 0x80) --end;
+        if (end > 0 && (static_cast<unsigned char>(line_[end - 1]) & 0xC0) == 0xC0) line_.resize(end - 1);
     }
     void end_line() {
-        if (line_.empty() && cut_ == 0) return;
+        if (total_ == 0) return;
         // The note first: stderr, where there is no journal, keeps only PIPE_BUF bytes of a line.
-        if (cut_ > 0)
-            line_.insert(0, "[line cut to " + std::to_string(max_line) + " of " + std::to_string(max_line + cut_) +
+        if (full_)
+            line_.insert(0, "[line cut to " + std::to_string(line_.size()) + " of " + std::to_string(total_) +
                                 " bytes] ");
         logger().info("{}: {}", script_, line_);
         if (is_stderr_) last_line_ = std::move(line_);
         line_.clear();
-        cut_ = 0;
+        total_ = 0;
+        full_ = false;
     }
 
     const std::string& script_;
     bool is_stderr_;
     std::string line_;      // the line being read, its first max_line bytes
-    std::size_t cut_ = 0;   // bytes of it beyond those
+    std::size_t total_ = 0;  // bytes of it in all
+    bool full_ = false;      // max_line bytes were reached: the rest is counted, not kept
     std::string last_line_;
 };
 

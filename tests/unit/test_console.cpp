@@ -56,6 +56,38 @@ BOOST_AUTO_TEST_CASE(a_gpu_holding_the_efi_framebuffer_is_refused) {
     BOOST_TEST(refused.err.find("firmware framebuffer efifb") != std::string::npos, refused.err);
 }
 
+// /proc/iomem shows nesting by indentation, but no deeper than five levels: kernel/resource.c
+// r_show() `for (depth = 0, p = r; depth < MAX_IORES_LEVEL; depth++, p = p->parent)` with
+// `enum { MAX_IORES_LEVEL = 5 }`, so everything from depth 5 down is printed at ten spaces. A
+// Navi card (its own upstream and downstream switch ports) in a chipset slot puts its BAR at
+// depth 6 and efifb at depth 7: all three at the same indentation. Only the addresses (shown to
+// root, which the hook is) say which BAR holds the framebuffer.
+BOOST_AUTO_TEST_CASE(a_framebuffer_deeper_than_iomem_shows_is_found_by_its_address) {
+    FakeHost host;
+    host.gpu("0000:0c:00.0", "amdgpu", 14);
+    std::ofstream(host.root() / "proc/iomem") << "00000000-00000fff : Reserved\n"
+                                                 "7000000000-7fffffffff : PCI Bus 0000:00\n"
+                                                 "  7000000000-7c0fffffff : PCI Bus 0000:02\n"
+                                                 "    7000000000-7c0fffffff : PCI Bus 0000:03\n"
+                                                 "      7000000000-7c0fffffff : PCI Bus 0000:0a\n"
+                                                 "        7000000000-7c0fffffff : PCI Bus 0000:0b\n"
+                                                 "          7000000000-7c0fffffff : PCI Bus 0000:0c\n"
+                                                 "          7000000000-77ffffffff : 0000:0c:00.0\n"
+                                                 "          7000000000-70002fffff : efifb\n"
+                                                 "          7800000000-7801ffffff : 0000:0c:00.0\n";
+    auto refused = host.hook("vm", "prepare", "begin", domain_xml("vm", uuid_a, {"0000:0c:00.0"}));
+    BOOST_TEST(refused.status == 1);
+    BOOST_TEST(refused.err.find("0000:0c:00.0: drives the host's console (firmware framebuffer efifb)") != std::string::npos,
+               refused.err);
+    // Read without CAP_SYS_ADMIN every address is 0 (r_show): the indentation still tells what it can.
+    auto zeros = firmware_framebuffers("00000000-00000000 : PCI Bus 0000:00\n"
+                                       "  00000000-00000000 : 0000:01:00.0\n"
+                                       "    00000000-00000000 : efifb\n"
+                                       "  00000000-00000000 : 0000:02:00.0\n");
+    BOOST_TEST_REQUIRE(zeros.size() == 1u);
+    BOOST_TEST(zeros.begin()->first == *PciAddress::parse("0000:01:00.0"));
+}
+
 // Each firmware framebuffer driver names the framebuffer's memory after itself (efifb.c:
 // request_mem_region(…, "efifb"); vesafb.c: "vesafb"; simplefb.c: "simplefb"; efidrm.c,
 // vesadrm.c, simpledrm.c: devm_request_mem_region(…, drv->name), "efidrm", "vesadrm",

@@ -372,4 +372,71 @@ BOOST_AUTO_TEST_CASE(a_long_line_of_script_output_is_logged_cut_with_a_note) {
     for (const auto& line : lines_of(run.err)) BOOST_TEST(line.size() < 4096u + 300u);
 }
 
+// A line cut at 4096 bytes in the middle of a UTF-8 character is no longer text: journalctl shows
+// such a MESSAGE as "[4.1K blob data]" (utf8_is_printable() fails), and libvirt's error carries a
+// broken character. The cut falls before the character.
+BOOST_AUTO_TEST_CASE(a_long_line_is_cut_between_utf8_characters) {
+    Desktop host;
+    // 4095 bytes of 'a', then "é" (C3 A9) straddling byte 4096.
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-noisy",
+                "{ head -c 4095 /dev/zero | tr '\\0' a; printf '\\303\\251 und weiter\\n'; } >&2; exit 3");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "10-noisy exited 3: [line cut to 4095 of 4108 bytes] aaaa"), run.err.substr(0, 300));
+    BOOST_TEST(!contains(run.err, "a\xC3"), "a lone lead byte of a cut character");
+    BOOST_TEST(!contains(run.err, "a\xC3\xA9"), "more than 4096 bytes kept");
+}
+
+// NixOS ships /etc files as links into the store: /etc/X -> /etc/static/X, /etc/static ->
+// /nix/store/HASH-etc/etc, and /nix/store is root:nixbld 1775, group-writable with the sticky bit
+// (nix's local-store.cc: `chmod(realStoreDir, 01775)`). The sticky bit is what makes that safe:
+// in it only an entry's owner, the directory's owner or root may remove or rename an entry
+// (fs/namei.c may_delete() -> check_sticky()), so nixbld may add names but not swap root's.
+// Refusing it refused every hook.d script a NixOS host installs the NixOS way, and with it every
+// start of the VM.
+BOOST_AUTO_TEST_CASE(a_script_reached_through_a_sticky_store_of_trusted_entries_runs) {
+    Desktop host;
+    host.script("nix/store/abc-etc/etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm");
+    fs::permissions(host.root() / "nix/store", fs::perms(01775));
+    fs::create_directories(host.root() / "etc/static");
+    fs::remove(host.root() / "etc/static");
+    fs::create_symlink(host.root() / "nix/store/abc-etc/etc", host.root() / "etc/static");
+    fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
+    fs::create_directories(begin);
+    fs::create_symlink(host.root() / "etc/static/vfio-hook/hook.d/vm/win11/prepare/begin/10-stop-dm",
+                       begin / "10-stop-dm");
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 0, run.err);
+    BOOST_TEST(contains(read(host.trace()), "10-stop-dm gpu=nvidia"));
+    host.hook("win11", "release", "end", gpu_only);
+
+    // Without the sticky bit anyone in the group may rename root's entry away and put theirs there.
+    fs::permissions(host.root() / "nix/store", fs::perms(0775));
+    run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, (host.root() / "nix/store").string() + " is writable by group or others"), run.err);
+}
+
+// With the sticky bit, an entry on the way that someone else owns is theirs to swap.
+BOOST_AUTO_TEST_CASE(a_sticky_directory_protects_only_entries_root_owns) {
+    auto entry = [](const std::string& path, unsigned uid, unsigned mode) { return EntryInfo{path, uid, mode}; };
+    EntryInfo store = entry("/nix/store", 0, S_IFDIR | 01775);
+    store.looked_up_owners = {0};
+    EntryInfo script = entry("/d/10-a", 0, S_IFREG | 0755);
+    script.way = {store};
+    ScriptDirectory directory{{entry("/d", 0, S_IFDIR | 0755)}, {script}};
+    auto plan = plan_scripts({directory}, 0);
+    BOOST_TEST(plan.refusals.empty());
+    BOOST_TEST(plan.scripts == (std::vector<std::string>{"/d/10-a"}));
+    directory.entries[0].way[0].looked_up_owners = {0, 30001};  // a nixbld user's entry on the way
+    plan = plan_scripts({directory}, 0);
+    BOOST_TEST(plan.scripts.empty());
+    BOOST_TEST(plan.refusals ==
+               (std::vector<std::string>{"/nix/store is writable by group or others (/d/10-a leads through it)"}));
+    directory.entries[0].way[0].looked_up_owners = {0};
+    directory.entries[0].way[0].uid = 30001;  // a sticky directory its owner may still rearrange
+    plan = plan_scripts({directory}, 0);
+    BOOST_TEST(plan.scripts.empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
