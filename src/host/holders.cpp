@@ -12,6 +12,8 @@
 #include <memory>
 #include <string_view>
 
+#include "core/mount_table.hpp"
+
 namespace vfio_hook {
 namespace {
 
@@ -80,6 +82,7 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
     // Every call below is relative to an open directory: the kernel walks one name, not
     // /proc/PID/fd/N from the root, and nothing is allocated per fd (the scan's cost is per fd).
     const int proc_fd = ::dirfd(processes.get());
+    const MountTable mounts = MountTable::parse(read_text_file(proc + "/self/mountinfo", 4 << 20));
     while (dirent* process = ::readdir(processes.get())) {
         if (!all_digits(process->d_name)) continue;
         int pid = std::atoi(process->d_name);
@@ -101,31 +104,36 @@ std::vector<Holder> find_holders(const HostPaths& paths, const NodesToFind& want
         };
         while (dirent* fd = ::readdir(fds.get())) {
             if (!all_digits(fd->d_name)) continue;
-            // One statx per fd, through the fd to what it opened, whatever its path: a sandbox
-            // names the GPU's node where it likes (bwrap --dev-bind, `docker --device
-            // /dev/dri/card1:/gpu`), so only the device number tells. It asks for nothing the
-            // inode does not already hold (AT_STATX_DONT_SYNC: FUSE and NFS answer from their
-            // cache, never from a server that may hang with our lock held). The link's text is
-            // read only where the number cannot tell: a node gone from this namespace, or a
-            // character device other than the wanted ones while some node has no number.
-            struct statx info;
-            bool opened = ::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) == 0;
-            if (!opened && errno != ENOENT) continue;  // not ours to look at (EACCES), or closed
-            if (opened && !S_ISCHR(info.stx_mode)) continue;
-            if (opened) {
-                auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
-                if (match != by_number.end()) {
-                    found(match->second);
-                    continue;
-                }
-                if (!some_without_number) continue;
-            }
+            // The link's text first: reading it never leaves the kernel's dentry cache, while a
+            // stat through it revalidates the file on its own file system (see mount_table.hpp).
             char target[512];
             ssize_t n = ::readlinkat(fd_dir_fd, fd->d_name, target, sizeof target - 1);
-            if (n <= 0) continue;
+            if (n <= 0) continue;  // closed meanwhile, or not ours to look at
             std::string_view node(target, static_cast<std::size_t>(n));
-            // gone from this namespace: the path must do; else only a node without a number
-            if (opened ? wanted_without_number(node) : wanted.count(std::string(node)) > 0) found(std::string(node));
+            // pipe:[N], socket:[N], anon_inode:…: never a device node
+            if (!node.starts_with("/")) continue;
+            // Then one statx, through the fd to what it opened, whatever its path: a sandbox
+            // names the GPU's node where it likes (bwrap --dev-bind, `docker --device
+            // /dev/dri/card1:/gpu`), so only the device number tells. Not on a nodev mount (no
+            // device can be open there) nor on a network or FUSE one (a dead server would hang
+            // us with the lock held): there the path alone must do.
+            if (!node.starts_with("/dev/") && !mounts.may_stat(node)) {
+                if (wanted.count(std::string(node)) > 0) found(std::string(node));
+                continue;
+            }
+            struct statx info;
+            bool opened = ::statx(fd_dir_fd, fd->d_name, AT_STATX_DONT_SYNC, STATX_TYPE, &info) == 0;
+            if (!opened) {
+                if (errno == ENOENT && wanted.count(std::string(node)) > 0) found(std::string(node));
+                continue;
+            }
+            if (!S_ISCHR(info.stx_mode)) continue;
+            auto match = by_number.find(static_cast<std::uint64_t>(makedev(info.stx_rdev_major, info.stx_rdev_minor)));
+            if (match != by_number.end()) {
+                found(match->second);
+            } else if (some_without_number && wanted_without_number(node)) {
+                found(std::string(node));
+            }
         }
     }
     return holders;

@@ -428,6 +428,30 @@ BOOST_AUTO_TEST_CASE(a_holder_is_found_through_a_node_outside_dev) {
     BOOST_TEST(host.home());
 }
 
+// A stat through /proc/PID/fd/N revalidates the file on its own file system: on a hard NFS mount
+// whose server is gone it waits for the server, with the hook's lock held and libvirt waiting on
+// the hook. The scan reads the link's text there and never stats what a network, FUSE or nodev
+// mount holds (no device can be open on a nodev mount: fs/namei.c may_open_dev()).
+BOOST_AUTO_TEST_CASE(a_file_on_a_network_mount_is_judged_by_its_path_and_never_stated) {
+    for (std::string type : {"nfs4", "ext4"}) {
+        Desktop host;
+        host.node_number("0000:01:00.0", "drm/card1", 1, 7, "/dev/dri/card1");
+        host.node_outside_dev("/sandbox/gpu", "/dev/full");
+        host.process_in_root(4321, "bwrap", {"/sandbox/gpu"});
+        fs::create_directories(host.root() / "proc/self");
+        std::ofstream(host.root() / "proc/self/mountinfo")
+            << "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+            << "40 22 0:40 / " << (host.root() / "sandbox").string() << " rw,relatime shared:20 - " << type
+            << " nas:/export rw\n";
+        auto run = host.hook("win11", "prepare", "begin", gpu_only);
+        BOOST_TEST_CONTEXT(type) {
+            // On the local mount the number tells (the start is refused); on NFS only the path could.
+            BOOST_TEST(run.status == (type == "ext4" ? 1 : 0), run.err);
+            BOOST_TEST(contains(run.err, "held open by pid 4321") == (type == "ext4"), run.err);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(release_leaves_a_device_an_iommufd_user_holds_through_its_cdev,
                      *boost::unit_test::precondition([](boost::unit_test::test_unit_id) { return is_root(); })) {
     Desktop host;

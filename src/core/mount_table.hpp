@@ -1,0 +1,31 @@
+#pragma once
+// Which mounts the holder scan may stat a file on: parsed from /proc/self/mountinfo. A stat
+// through /proc/PID/fd/N revalidates the file on its own file system (NFS sends a GETATTR once
+// its attribute cache is old, AT_STATX_DONT_SYNC or not), so a file on a dead NFS server would
+// hang the hook, and libvirt with it. A character device can only have been opened on a mount
+// without nodev (fs/namei.c may_open_dev()), so such mounts need no stat at all.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vfio_hook {
+
+struct Mount {
+    std::string point;        // unescaped, as paths read from /proc/PID/fd/N show it
+    bool safe_to_stat = true;  // not a network or FUSE file system, and devices may live there
+};
+
+// Longest mount point first, so the first prefix that matches is the file's mount.
+class MountTable {
+public:
+    static MountTable parse(std::string_view mountinfo);
+    // Whether a file at `path` may be a character device worth a stat: false for what a nodev,
+    // network or FUSE mount holds. Unknown mounts (an empty table) are stat'ed.
+    bool may_stat(std::string_view path) const;
+
+private:
+    std::vector<Mount> mounts_;
+};
+
+}  // namespace vfio_hook
