@@ -277,10 +277,12 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     // For the help text only: take_hook_words() gives these their values, so a word CLI11 puts
     // here is one too many.
     std::vector<std::string> surplus;
-    hook->add_option("DOMAIN OPERATION SUB-OP [EXTRA]", surplus,
+    // A name without spaces: CLI11 2.4 (Debian 13) throws at setup on "DOMAIN OPERATION …", which
+    // made every command of a binary built there fail; 2.1 (Debian 12) took it.
+    hook->add_option("words", surplus,
                      "the domain's name, prepare|start|started|stopped|release|…, begin|end, and what "
                      "libvirt passes last ('-', 'shutdown', …; given to hook.d scripts)")
-        ->type_name("")
+        ->type_name("DOMAIN OPERATION SUB-OP [EXTRA]")
         ->expected(1);
 
     bool json = false;
