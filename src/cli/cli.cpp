@@ -131,6 +131,13 @@ std::string nearest_command(std::string_view word) {
     return best;
 }
 
+// Whether `word` is a value of the yes-or-no option `option` (--allow-boot-vga): what the config
+// file takes for it (yes, no, true, off, 1, ...), nothing else.
+bool is_value_of(const std::string& option, const std::string& word) {
+    Settings scratch;
+    return !apply_setting(scratch, std::string_view(option).substr(2), word).has_value();
+}
+
 // Where the first word that is not an option or an option's value stands: the command the user
 // meant.
 std::optional<std::size_t> command_index(const std::vector<std::string>& args,
@@ -142,16 +149,34 @@ std::optional<std::size_t> command_index(const std::vector<std::string>& args,
         if (word.starts_with("-")) {
             bool inline_value = word.find('=') != std::string::npos;
             if (!inline_value && options_with_values.count(word)) ++i;
-            // Its value is optional: the next word is it unless that word is a command.
+            // Its value is optional: the next word is it only when it is a yes or a no.
             if (!inline_value && options_with_a_yes_or_no.count(word) && i + 1 < args.size() &&
-                !args[i + 1].starts_with("-") &&
-                std::find(command_names().begin(), command_names().end(), args[i + 1]) == command_names().end())
+                is_value_of(word, args[i + 1]))
                 ++i;
             continue;
         }
         return i;
     }
     return std::nullopt;
+}
+
+// `--allow-boot-vga` alone means yes, so a word after it that is not a yes or a no is the next
+// argument (`bind --allow-boot-vga 01:00.0`), never its value: each such option is given its value
+// inline here, so CLI11 never looks at the word after it.
+void attach_yes_or_no_values(std::vector<std::string>& args, const std::set<std::string>& options_with_values,
+                             const std::set<std::string>& options_with_a_yes_or_no) {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& word = args[i];
+        if (word == "--") return;
+        if (options_with_values.count(word)) {
+            ++i;
+            continue;
+        }
+        if (!options_with_a_yes_or_no.count(word)) continue;
+        bool valued = i + 1 < args.size() && is_value_of(word, args[i + 1]);
+        args[i] += "=" + (valued ? args[i + 1] : std::string("yes"));
+        if (valued) args.erase(args.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    }
 }
 
 // The words libvirt passes after `hook` (DOMAIN OPERATION SUB-OP EXTRA) are data: a VM may be
@@ -178,9 +203,9 @@ int usage_error(CliEnvironment& environment, const std::string& line) {
     return 2;
 }
 
-std::string unknown_command(const std::string& word) {
+std::string unknown_command(const std::string& word, const std::string& hint = "") {
     auto nearest = nearest_command(word);
-    return "unknown command '" + word + "'" + (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
+    return "unknown command '" + word + "'" + (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") + hint +
            "; see `vfio-hook help`";
 }
 
@@ -284,7 +309,7 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     app.set_version_flag("-V,--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
     app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
     std::map<std::string, std::string> overrides;
-    std::set<std::string> options_with_values = {"--config", "--root", "--connect"};
+    std::set<std::string> options_with_values = {"--config", "--root", "--connect", "-c"};
     std::set<std::string> options_with_a_yes_or_no;
     for (const auto& key : config_keys()) {
         std::string name(key.name);
@@ -310,7 +335,8 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     std::string config_path;
     std::string uri = default_libvirt_uri;
     app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)")->type_name("FILE");
-    app.add_option("--connect", uri, "libvirt URI for the commands that ask libvirt (default qemu:///system)")
+    app.add_option("-c,--connect", uri, "libvirt URI for the commands that ask libvirt, as virsh's (default "
+                                        "qemu:///system)")
         ->type_name("URI");
     app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")
         ->type_name("DIR")
@@ -395,8 +421,14 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
 
     auto command_at = command_index(args, options_with_values, options_with_a_yes_or_no);
     if (command_at && std::find(command_names().begin(), command_names().end(), args[*command_at]) ==
-                          command_names().end())
-        return usage_error(environment, unknown_command(args[*command_at]));
+                          command_names().end()) {
+        std::string hint;
+        if (*command_at > 1 && options_with_a_yes_or_no.count(args[*command_at - 1])) {
+            const std::string& option = args[*command_at - 1];
+            hint = "; " + option + " takes only yes or no (" + option + " alone, or " + option + "=no)";
+        }
+        return usage_error(environment, unknown_command(args[*command_at], hint));
+    }
     if (command_at) {
         if (auto topic = help_request(args, *command_at, options_with_values, options_with_a_yes_or_no)) {
             if (topic->empty()) {
@@ -411,6 +443,7 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     }
     std::vector<std::string> libvirt_words;
     if (command_at && args[*command_at] == "hook") libvirt_words = take_hook_words(args, *command_at);
+    attach_yes_or_no_values(args, options_with_values, options_with_a_yes_or_no);
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
@@ -460,6 +493,12 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     if (check->parsed()) {
         if (check_domain.empty() && check_file.empty()) {
             environment.err << "vfio-hook check: give a domain XML file, - for stdin, or --domain NAME\n";
+            return 2;
+        }
+        // Either would be a silent choice of which definition the answer is about.
+        if (!check_domain.empty() && !check_file.empty()) {
+            environment.err << "vfio-hook check: give a domain XML file (" << check_file << ") or --domain NAME ("
+                            << check_domain << "), not both\n";
             return 2;
         }
         Expected<std::string> xml = std::string();
