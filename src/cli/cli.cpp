@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "core/config_file.hpp"
@@ -102,14 +103,6 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     return status;
 }
 
-// The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
-// required" or "arguments were not expected").
-const std::vector<std::string>& command_names() {
-    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "set",
-                                                   "get", "assign", "unassign", "hook", "help"};
-    return names;
-}
-
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> row(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -138,6 +131,13 @@ std::string nearest_command(std::string_view word) {
     return best;
 }
 
+// Whether `word` is a value of the yes-or-no option `option` (--allow-boot-vga): what the config
+// file takes for it (yes, no, true, off, 1, ...), nothing else.
+bool is_value_of(const std::string& option, const std::string& word) {
+    Settings scratch;
+    return !apply_setting(scratch, std::string_view(option).substr(2), word).has_value();
+}
+
 // Where the first word that is not an option or an option's value stands: the command the user
 // meant.
 std::optional<std::size_t> command_index(const std::vector<std::string>& args,
@@ -149,16 +149,34 @@ std::optional<std::size_t> command_index(const std::vector<std::string>& args,
         if (word.starts_with("-")) {
             bool inline_value = word.find('=') != std::string::npos;
             if (!inline_value && options_with_values.count(word)) ++i;
-            // Its value is optional: the next word is it unless that word is a command.
+            // Its value is optional: the next word is it only when it is a yes or a no.
             if (!inline_value && options_with_a_yes_or_no.count(word) && i + 1 < args.size() &&
-                !args[i + 1].starts_with("-") &&
-                std::find(command_names().begin(), command_names().end(), args[i + 1]) == command_names().end())
+                is_value_of(word, args[i + 1]))
                 ++i;
             continue;
         }
         return i;
     }
     return std::nullopt;
+}
+
+// `--allow-boot-vga` alone means yes, so a word after it that is not a yes or a no is the next
+// argument (`bind --allow-boot-vga 01:00.0`), never its value: each such option is given its value
+// inline here, so CLI11 never looks at the word after it.
+void attach_yes_or_no_values(std::vector<std::string>& args, const std::set<std::string>& options_with_values,
+                             const std::set<std::string>& options_with_a_yes_or_no) {
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& word = args[i];
+        if (word == "--") return;
+        if (options_with_values.count(word)) {
+            ++i;
+            continue;
+        }
+        if (!options_with_a_yes_or_no.count(word)) continue;
+        bool valued = i + 1 < args.size() && is_value_of(word, args[i + 1]);
+        args[i] += "=" + (valued ? args[i + 1] : std::string("yes"));
+        if (valued) args.erase(args.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    }
 }
 
 // The words libvirt passes after `hook` (DOMAIN OPERATION SUB-OP EXTRA) are data: a VM may be
@@ -185,7 +203,61 @@ int usage_error(CliEnvironment& environment, const std::string& line) {
     return 2;
 }
 
+std::string unknown_command(const std::string& word, const std::string& hint = "") {
+    auto nearest = nearest_command(word);
+    return "unknown command '" + word + "'" + (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") + hint +
+           "; see `vfio-hook help`";
+}
+
+bool is_help_option(const std::string& word) { return word == "-h" || word == "--help"; }
+
+// Which help the words ask for, decided before CLI11 parses them: CLI11 would read `help bind` as
+// a `bind` without its required address and answer "address is required". `help` alone is the
+// general help (""); `help NAME`, `NAME --help` and `NAME -h` are NAME's (`help --help` too).
+// After `hook`, -h is help only alone: libvirt always passes three words or more, and a VM may
+// be called `--help`.
+std::optional<std::string> help_request(const std::vector<std::string>& args, std::size_t command_at,
+                                        const std::set<std::string>& options_with_values,
+                                        const std::set<std::string>& options_with_a_yes_or_no) {
+    const std::string& command = args[command_at];
+    if (command == "help") {
+        std::vector<std::string> rest{args[0]};
+        rest.insert(rest.end(), args.begin() + static_cast<std::ptrdiff_t>(command_at + 1), args.end());
+        auto topic_at = command_index(rest, options_with_values, options_with_a_yes_or_no);
+        if (topic_at) return rest[*topic_at];
+        return std::any_of(rest.begin(), rest.end(), is_help_option) ? command : std::string();
+    }
+    if (command == "hook") {
+        if (args.size() == command_at + 2 && is_help_option(args.back())) return command;
+        return std::nullopt;
+    }
+    for (std::size_t i = command_at + 1; i < args.size() && args[i] != "--"; ++i) {
+        if (is_help_option(args[i])) return command;
+    }
+    return std::nullopt;
+}
+
+// Bare `vfio-hook`: a usage error, so stderr and exit 2 like every other one (stdout is for the
+// answer a script asked for); short, because the whole help is one command away.
+int short_usage(CliEnvironment& environment) {
+    std::string names;
+    for (const auto& name : command_names()) names += (names.empty() ? "" : ", ") + name;
+    environment.err << "vfio-hook: a command is required\n"
+                    << "  usage: vfio-hook [OPTIONS] COMMAND [ARGUMENTS]\n"
+                    << "  commands: " << names << "\n"
+                    << "  `vfio-hook help` shows every option, `vfio-hook help COMMAND` one command's\n";
+    return 2;
+}
+
 }  // namespace
+
+// The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
+// required" or "arguments were not expected"), `help COMMAND` and the short usage.
+const std::vector<std::string>& command_names() {
+    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "set",
+                                                   "get", "assign", "unassign", "hook", "help"};
+    return names;
+}
 
 bool invoked_as_libvirt_hook(std::string_view argv0) {
     if (basename_of(argv0) == "qemu") return true;
@@ -237,7 +309,7 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     app.set_version_flag("-V,--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
     app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
     std::map<std::string, std::string> overrides;
-    std::set<std::string> options_with_values = {"--config", "--root", "--connect"};
+    std::set<std::string> options_with_values = {"--config", "--root", "--connect", "-c"};
     std::set<std::string> options_with_a_yes_or_no;
     for (const auto& key : config_keys()) {
         std::string name(key.name);
@@ -263,7 +335,8 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     std::string config_path;
     std::string uri = default_libvirt_uri;
     app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)")->type_name("FILE");
-    app.add_option("--connect", uri, "libvirt URI for the commands that ask libvirt (default qemu:///system)")
+    app.add_option("-c,--connect", uri, "libvirt URI for the commands that ask libvirt, as virsh's (default "
+                                        "qemu:///system)")
         ->type_name("URI");
     app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")
         ->type_name("DIR")
@@ -344,28 +417,40 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
                        "put back the display and sound from the latest backup (taken by assign)");
     unassign->add_flag("--dry-run", dry_run, "print the change as a unified diff; change nothing");
 
-    std::string help_topic;
+    std::string help_topic;  // for the help text: help_request() reads the topic before CLI11
     auto* help = app.add_subcommand("help", "show this help, or a command's");
     help->add_option("command", help_topic, "a command")->type_name("COMMAND");
 
     auto command_at = command_index(args, options_with_values, options_with_a_yes_or_no);
     if (command_at && std::find(command_names().begin(), command_names().end(), args[*command_at]) ==
                           command_names().end()) {
-        const std::string& word = args[*command_at];
-        auto nearest = nearest_command(word);
-        return usage_error(environment, "unknown command '" + word + "'" +
-                                            (nearest.empty() ? "" : " (did you mean '" + nearest + "'?)") +
-                                            "; see `vfio-hook help`");
+        std::string hint;
+        if (*command_at > 1 && options_with_a_yes_or_no.count(args[*command_at - 1])) {
+            const std::string& option = args[*command_at - 1];
+            hint = "; " + option + " takes only yes or no (" + option + " alone, or " + option + "=no)";
+        }
+        return usage_error(environment, unknown_command(args[*command_at], hint));
+    }
+    if (command_at) {
+        if (auto topic = help_request(args, *command_at, options_with_values, options_with_a_yes_or_no)) {
+            if (topic->empty()) {
+                environment.out << help_of(app, "vfio-hook");
+                return 0;
+            }
+            if (std::find(command_names().begin(), command_names().end(), *topic) == command_names().end())
+                return usage_error(environment, unknown_command(*topic));
+            environment.out << help_of(*app.get_subcommand(*topic), "vfio-hook " + *topic);
+            return 0;
+        }
     }
     std::vector<std::string> libvirt_words;
     if (command_at && args[*command_at] == "hook") libvirt_words = take_hook_words(args, *command_at);
+    attach_yes_or_no_values(args, options_with_values, options_with_a_yes_or_no);
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
     } catch (const CLI::CallForHelp&) {
-        auto selected = app.get_subcommands();
-        environment.out << (selected.empty() ? help_of(app, "vfio-hook")
-                                             : help_of(*selected.front(), "vfio-hook " + selected.front()->get_name()));
+        environment.out << help_of(app, "vfio-hook");
         return 0;
     } catch (const CLI::CallForVersion&) {
         environment.out << "vfio-hook " << VFIO_HOOK_VERSION << "\n";
@@ -377,22 +462,8 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
         }
         return usage_error(environment, std::string(error.what()) + "; see `vfio-hook help`");
     }
-    if (help->parsed() || app.get_subcommands().empty()) {
-        // `help status`: with options allowed after commands, CLI11 may take `status` as a command.
-        for (auto* other : app.get_subcommands()) {
-            if (other != help && help_topic.empty()) help_topic = other->get_name();
-        }
-        if (help_topic.empty() || !help->parsed()) {
-            environment.out << help_of(app, "vfio-hook");
-            return help->parsed() ? 0 : usage_error(environment, "a command is required; see `vfio-hook help`");
-        }
-        auto* topic = std::find(command_names().begin(), command_names().end(), help_topic) != command_names().end()
-                          ? app.get_subcommand(help_topic)
-                          : nullptr;
-        if (!topic) return usage_error(environment, "unknown command '" + help_topic + "'; see `vfio-hook help`");
-        environment.out << help_of(*topic, "vfio-hook " + help_topic);
-        return 0;
-    }
+    // help_request() answered every `help`; what is left here is no command at all.
+    if (help->parsed() || app.get_subcommands().empty()) return short_usage(environment);
 
     HostPaths paths{root};
     std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
@@ -424,6 +495,12 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     if (check->parsed()) {
         if (check_domain.empty() && check_file.empty()) {
             environment.err << "vfio-hook check: give a domain XML file, - for stdin, or --domain NAME\n";
+            return 2;
+        }
+        // Either would be a silent choice of which definition the answer is about.
+        if (!check_domain.empty() && !check_file.empty()) {
+            environment.err << "vfio-hook check: give a domain XML file (" << check_file << ") or --domain NAME ("
+                            << check_domain << "), not both\n";
             return 2;
         }
         Expected<std::string> xml = std::string();

@@ -25,6 +25,10 @@ struct CliEnvironment {
     std::ostream& err;
 };
 
+// Every command, in the order `vfio-hook help` lists them: the one list the parser's "unknown
+// command", `help COMMAND` and the tests go by.
+const std::vector<std::string>& command_names();
+
 // libvirt runs the hook as …/hooks/qemu or …/hooks/qemu.d/NAME.
 bool invoked_as_libvirt_hook(std::string_view argv0);
 // The only libvirt operations the hook acts on; every other one is answered 0 at once.

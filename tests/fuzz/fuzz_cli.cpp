@@ -134,6 +134,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (word.starts_with("-") && (word.find('h') != std::string::npos || word.find('V') != std::string::npos)))
             asks_for_help = true;
     }
+    // `hook -h` with nothing after it is never libvirt's call (it passes three words or more):
+    // it is help, on stdout.
+    if (hook_command && args.size() >= 2 && args[args.size() - 2] == "hook" &&
+        (args.back() == "-h" || args.back() == "--help"))
+        asks_for_help = true;
     std::ostringstream out, err;
     CliEnvironment environment{
         [](const Settings&) { return std::make_unique<FailingKernel>(); },
