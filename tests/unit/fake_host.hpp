@@ -4,6 +4,8 @@
 // the kernel does (moving `driver` links), with failures to inject.
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <map>
 #include <optional>
@@ -17,6 +19,13 @@
 #include "host/sysfs.hpp"
 
 namespace vfio_hook::testing {
+
+// One of each for every test file: whether `part` occurs in `text`, and a whole file's bytes.
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+inline std::string read(const std::filesystem::path& file) {
+    std::ifstream stream(file);
+    return std::string(std::istreambuf_iterator<char>(stream), {});
+}
 
 // Thrown by the fake kernel to simulate the hook being killed between two writes.
 struct SimulatedCrash : std::runtime_error {

@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 const char* the_gpu = "0000:03:00.0";
 const char* the_audio = "0000:03:00.1";
 

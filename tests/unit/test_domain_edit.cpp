@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 std::size_t count(const std::string& text, const std::string& part) {
     std::size_t found = 0;
     for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++found;
@@ -197,11 +196,6 @@ struct Workstation : FakeHost {
     }
     fs::path backups() const { return root() / "var/lib/vfio-hook/backups"; }
 };
-
-std::string read(const fs::path& file) {
-    std::ifstream stream(file);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
 
 BOOST_AUTO_TEST_CASE(assign_defines_the_whole_group_keeps_a_backup_and_says_what_it_did) {
     Workstation host;

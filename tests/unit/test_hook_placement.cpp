@@ -18,13 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-std::string read(const fs::path& file) {
-    std::ifstream stream(file);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
-
 // A stand-in for VFIO-Tools' hook helper (PassthroughPOST/VFIO-Tools, libvirt_hooks/qemu), as
 // users install it at /etc/libvirt/hooks/qemu: with `set -e`, it runs every executable file of
 // $(dirname $0)/qemu.d/$1/$2/$3 (find -L -maxdepth 1 -type f -executable) with the hook's

@@ -27,8 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
 struct Desktop : FakeHost {
     Desktop() {
         gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");

@@ -22,13 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-std::string read(const fs::path& file) {
-    std::ifstream stream(file);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
-
 struct Desktop : FakeHost {
     Desktop() {
         gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
