@@ -254,8 +254,9 @@ int short_usage(CliEnvironment& environment) {
 // The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
 // required" or "arguments were not expected"), `help COMMAND` and the short usage.
 const std::vector<std::string>& command_names() {
-    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "set",
-                                                   "get", "assign", "unassign", "hook", "help"};
+    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "persist",
+                                                   "unpersist", "persist-apply", "set", "get", "assign",
+                                                   "unassign", "hook", "help"};
     return names;
 }
 
@@ -386,6 +387,21 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
                                         "(the unbind then waits for it, up to the deadline)");
 
     auto* recover = app.add_subcommand("recover", "give back every recorded device whose VM is not running");
+
+    std::vector<std::string> persist_addresses;
+    bool persist_dry_run = false;
+    auto* persist = app.add_subcommand("persist", "bind devices (and their IOMMU groups) to vfio-pci at every boot, "
+                                                  "by address, and now; `unpersist` undoes it");
+    persist->add_option("address", persist_addresses, "PCI address")->required()->type_name("ADDRESS");
+    persist->add_flag("--dry-run", persist_dry_run, "say what would be written and run; change nothing");
+    auto* unpersist = app.add_subcommand("unpersist", "remove what `persist` wrote and give the devices back to "
+                                                      "their host drivers now");
+    unpersist->add_option("address", persist_addresses, "PCI address")->required()->type_name("ADDRESS");
+    unpersist->add_flag("--dry-run", persist_dry_run, "say what would be removed; change nothing");
+    std::string apply_address;
+    auto* persist_apply = app.add_subcommand("persist-apply", "run by persist's udev rule when the device appears: "
+                                                              "take it back to vfio-pci from a driver that was first");
+    persist_apply->add_option("address", apply_address, "PCI address")->required()->type_name("ADDRESS");
 
     std::string settings_domain, settings_key, settings_value;
     auto* set = app.add_subcommand("set", "set a per-VM setting in the VM's definition (virsh metadata)");
@@ -529,6 +545,23 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
         return bind->parsed() ? run_bind(commands, *addresses) : run_restore(commands, *addresses, force);
     }
     if (recover->parsed()) return run_recover(commands);
+    if (persist->parsed() || unpersist->parsed()) {
+        auto addresses = parse_addresses(persist_addresses);
+        if (!addresses) {
+            environment.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
+            return 2;
+        }
+        return persist->parsed() ? run_persist(commands, *addresses, persist_dry_run)
+                                 : run_unpersist(commands, *addresses, persist_dry_run);
+    }
+    if (persist_apply->parsed()) {
+        auto addresses = parse_addresses({apply_address});
+        if (!addresses) {
+            environment.err << "vfio-hook persist-apply: " << addresses.error() << "\n";
+            return 2;
+        }
+        return run_persist_apply(commands, addresses->front());
+    }
     if (assign->parsed() || unassign->parsed()) {
         auto addresses = parse_addresses(assign_addresses);
         if (!addresses) {

@@ -48,6 +48,10 @@ int run_status(Commands& commands, bool json);
 int run_bind(Commands& commands, const std::vector<PciAddress>& addresses);
 int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bool force);
 int run_recover(Commands& commands);
+// persist: the whole IOMMU group goes to vfio-pci at every boot, by address; unpersist undoes it.
+int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bool dry_run);
+int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, bool dry_run);
+int run_persist_apply(Commands& commands, const PciAddress& address);  // from the udev rule
 int run_set(Commands& commands, const std::string& domain, const std::string& key, const std::string& value);
 int run_get(Commands& commands, const std::string& domain);
 int run_assign(Commands& commands, const std::string& domain, const std::vector<PciAddress>& addresses, bool headless,

@@ -9,6 +9,7 @@
 #include "host/holders.hpp"
 #include "host/log.hpp"
 #include "host/pci_bus.hpp"
+#include "host/persisted.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -88,6 +89,15 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook restore: " + lock.error());
         return 1;
+    }
+    auto persisted = load_persisted(host.paths);
+    for (const auto& address : addresses) {
+        if (persisted.find(address)) {
+            tell_user(spdlog::level::err, "vfio-hook restore: " + address.str() +
+                                              " is persisted to vfio-pci at boot; `vfio-hook unpersist " +
+                                              address.str() + "` gives it back for good");
+            return 1;
+        }
     }
     std::map<std::string, std::set<PciAddress>> by_owner;
     std::vector<PciAddress> unrecorded;

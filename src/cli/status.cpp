@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "cli/commands.hpp"
@@ -11,6 +12,7 @@
 #include "host/hook_slots.hpp"
 #include "host/kernel_log_reader.hpp"
 #include "host/pci_bus.hpp"
+#include "host/persisted.hpp"
 
 namespace vfio_hook {
 namespace fs = std::filesystem;
@@ -37,6 +39,33 @@ bool vfio_pci_installed(const HostPaths& paths) {
         if (read_text(modules / index).find("vfio-pci.ko") != std::string::npos) return true;
     }
     return false;
+}
+
+// Devices bound to a driver at every boot, by vfio-hook persist or by driverctl.
+struct BootBindings {
+    std::vector<std::string> persisted;            // "0000:01:00.0" or "0000:01:00.0 (incomplete: ...)"
+    std::map<std::string, std::string> driverctl;  // address -> driver
+};
+
+BootBindings read_boot_bindings(const HostPaths& paths) {
+    BootBindings bindings;
+    auto persisted = load_persisted(paths);
+    for (const auto& manifest : persisted.manifests) {
+        bool complete = true;
+        for (const auto& file : manifest.files) complete = complete && fs::exists(paths.root / file.relative_path());
+        bindings.persisted.push_back(manifest.address.str() +
+                                     (complete ? "" : " (incomplete: a persist was cut off; run `vfio-hook persist " +
+                                                          manifest.address.str() + "` or `vfio-hook unpersist " +
+                                                          manifest.address.str() + "`)"));
+    }
+    for (const auto& problem : persisted.unreadable) bindings.persisted.push_back("unreadable manifest " + problem);
+    // driverctl keeps one file per device, /etc/driverctl.d/pci-ADDRESS, holding the driver.
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(paths.root / "etc/driverctl.d", error)) {
+        std::string name = entry.path().filename().string();
+        if (name.starts_with("pci-")) bindings.driverctl[name.substr(4)] = read_small_file(entry.path());
+    }
+    return bindings;
 }
 
 std::string json_string(std::string_view text) {
@@ -84,7 +113,8 @@ std::string json_device(const PciDevice& device) {
     return out.str();
 }
 
-void render_json(const HostReport& report, const std::string& script_layouts, std::ostream& out) {
+void render_json(const HostReport& report, const std::string& script_layouts, const BootBindings& bindings,
+                 std::ostream& out) {
     auto quoted = [](const std::string& text) { return json_string(text); };
     out << "{\"ready\":" << (report.ready() ? "true" : "false")
         << ",\"iommu\":{\"enabled\":" << (report.iommu_enabled ? "true" : "false")
@@ -94,6 +124,10 @@ void render_json(const HostReport& report, const std::string& script_layouts, st
         << ",\"hook_scripts\":" << json_string(script_layouts)
         << ",\"blacklisted\":" << json_array(report.holds.blacklisted, quoted)
         << ",\"vfio_pci_ids\":" << json_array(report.holds.vfio_pci_ids, quoted)
+        << ",\"persisted\":" << json_array(bindings.persisted, quoted)
+        << ",\"driverctl_overrides\":" << json_array(bindings.driverctl, [](const auto& entry) {
+               return "{\"address\":" + json_string(entry.first) + ",\"driver\":" + json_string(entry.second) + "}";
+           })
         << ",\"gpus\":" << json_array(report.gpus, [&](const GpuReport& gpu) {
                std::string text = json_device(gpu.gpu);
                text.pop_back();
@@ -132,7 +166,8 @@ void render_device_row(const PciDevice& device, const std::string& indent, std::
         << "  reset " << (device.reset_methods.empty() ? "none" : device.reset_methods) << "\n";
 }
 
-void render_table(const HostReport& report, const std::string& script_layouts, std::ostream& out) {
+void render_table(const HostReport& report, const std::string& script_layouts, const BootBindings& bindings,
+                  std::ostream& out) {
     out << "IOMMU:      " << (report.iommu_enabled ? "enabled, " + std::to_string(report.group_count) + " groups" : "OFF");
     std::string parameters;
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
@@ -141,6 +176,10 @@ void render_table(const HostReport& report, const std::string& script_layouts, s
     out << "hook scripts: " << script_layouts << "\n";
     out << "blacklisted GPU drivers: " << list_or_none(report.holds.blacklisted)
         << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";
+    std::set<std::string> persisted(bindings.persisted.begin(), bindings.persisted.end()), driverctl;
+    for (const auto& [address, driver] : bindings.driverctl) driverctl.insert(address + " -> " + driver);
+    out << "bound at boot: vfio-hook persist: " << list_or_none(persisted)
+        << "; driverctl: " << list_or_none(driverctl) << "\n";
     out << "GPUs:\n";
     if (report.gpus.empty()) out << "  none found\n";
     for (const auto& gpu : report.gpus) {
@@ -185,10 +224,11 @@ int run_status(Commands& commands, bool json) {
                                      vfio_pci_installed(host.paths)});
     // Which program runs which script layout: vfio-hook beside VFIO-Tools' dispatcher runs only its own.
     std::string script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
+    BootBindings bindings = read_boot_bindings(host.paths);
     if (json) {
-        render_json(report, script_layouts, out);
+        render_json(report, script_layouts, bindings, out);
     } else {
-        render_table(report, script_layouts, out);
+        render_table(report, script_layouts, bindings, out);
     }
     return report.ready() ? 0 : 1;
 }

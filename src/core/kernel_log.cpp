@@ -97,6 +97,13 @@ bool reports_driver_problem(std::string_view message) {
                        [&](const char* pattern) { return text.find(pattern) != std::string::npos; });
 }
 
+bool reports_missing_firmware(std::string_view message) {
+    std::string text = lower(message);
+    return text.find("firmware unavailable") != std::string::npos ||
+           text.find("failed to load firmware") != std::string::npos ||
+           text.find("direct firmware load") != std::string::npos;
+}
+
 std::vector<KernelLogLine> problems_about(const std::vector<KernelLogLine>& lines,
                                           const PciAddress& address,
                                           const std::optional<DriverName>& driver) {

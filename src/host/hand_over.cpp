@@ -283,8 +283,13 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
         std::copy_if(log_after.begin(), log_after.end(), std::back_inserter(fresh),
                      [&](const KernelLogLine& line) { return line.sequence > log_before; });
         for (const auto& line : problems_about(fresh, restore.address, restore.to)) {
+            // The seed case: a driver without its firmware never takes the device cleanly.
+            bool fallback = still_ours.count(restore.address) && reports_missing_firmware(line.message);
             report.problems.push_back(restore.address.str() + ": kernel log after giving it back to " +
-                                      restore.to.value_or("no driver") + ": \"" + line.message + "\"");
+                                      restore.to.value_or("no driver") + ": \"" + line.message + "\"" +
+                                      (fallback ? "; for a GPU only VMs use, `vfio-hook persist " +
+                                                      restore.address.str() + "` keeps it on vfio-pci from boot"
+                                                : ""));
         }
     }
 

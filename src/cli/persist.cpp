@@ -1,0 +1,245 @@
+// `vfio-hook persist` and `unpersist`: a device that only ever serves VMs goes to vfio-pci at
+// every boot, by its address, and comes back to its host driver in one command. The boot side
+// is udev's (core/persist.hpp); now, the same moves and records as `bind` and `restore`.
+
+#include <unistd.h>
+
+#include <climits>
+
+#include "cli/commands.hpp"
+#include "core/domain_xml.hpp"
+#include "host/device_mover.hpp"
+#include "host/log.hpp"
+#include "host/modules.hpp"
+#include "host/pci_bus.hpp"
+#include "host/persisted.hpp"
+#include "host/program.hpp"
+
+namespace vfio_hook {
+namespace {
+
+// How long an initramfs rebuild of every installed kernel may take (dracut on a slow disk).
+constexpr std::chrono::seconds initramfs_deadline{600};
+
+// The boot VGA is allowed by the global `--allow-boot-vga`, as for `bind`.
+Domain persist_domain(const std::vector<PciAddress>& addresses) {
+    Domain domain{"persist", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"), {}, {}, {}};
+    for (const auto& address : addresses) domain.pci_devices.push_back({address, false, ""});
+    return domain;
+}
+
+// The absolute path of this binary, for the udev rule's RUN (install.sh and the package put it
+// in different places).
+std::string this_binary() {
+    char buffer[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+    if (n <= 0) return "/usr/sbin/vfio-hook";
+    std::string path(buffer, static_cast<std::size_t>(n));
+    if (path.ends_with(" (deleted)")) path.resize(path.size() - 10);
+    return path;
+}
+
+// Rebuilds the initramfs so that the rules and vfio-pci are there when a GPU driver in it loads.
+// A failure is a warning: the files are in place, and the command to run is named.
+void update_initramfs(const HostPaths& paths, InitramfsTool tool, const std::string& command, std::ostream& out) {
+    auto argv = initramfs_update_command(tool);
+    if (argv.empty()) {
+        out << "no initramfs tool found (update-initramfs, dracut, mkinitcpio): nothing to rebuild\n";
+        return;
+    }
+    std::string shown;
+    for (const auto& word : argv) shown += (shown.empty() ? "" : " ") + word;
+    argv[0] = (paths.root / (tool == InitramfsTool::initramfs_tools ? "usr/sbin" : "usr/bin") / argv[0]).string();
+    if (tool == InitramfsTool::dracut && ::access(argv[0].c_str(), X_OK) != 0) {
+        argv[0] = (paths.root / "usr/sbin/dracut").string();
+    }
+    out << "running " << shown << " (the initramfs must carry the rules and vfio-pci)\n";
+    auto ran = run_program(argv, initramfs_deadline);
+    if (!ran) {
+        tell_user(spdlog::level::warn, "vfio-hook " + command + ": warning: " + ran.error() +
+                                           "; run `" + shown + "` yourself before the next boot");
+    }
+}
+
+// Writes the manifest of each address first, then its rule, then the shared files: a crash
+// leaves a manifest naming every file that may exist, which unpersist removes.
+bool write_persist_files(const HostPaths& paths, const PreparePlan& plan, const BusSnapshot& bus,
+                         InitramfsTool tool, std::ostream& out) {
+    auto persisted = load_persisted(paths);
+    std::vector<PciAddress> all;
+    for (const auto& manifest : persisted.manifests) all.push_back(manifest.address);
+    std::vector<PciAddress> group;
+    for (const auto& move : plan.moves) group.push_back(move.address);
+    group.insert(group.end(), plan.left_on_vfio.begin(), plan.left_on_vfio.end());
+    const std::string binary = this_binary();
+    for (const auto& address : group) {
+        const PciDevice* device = bus.find(address);
+        std::optional<std::string> before;
+        if (const auto* old = persisted.find(address)) before = old->driver_before;
+        else if (device && !device->on_vfio()) before = device->driver;
+        PersistManifest manifest{address, before,
+                                 {on_host(persist_manifest_path(address)), on_host(persist_rule_path(address))}};
+        auto written = write_config_file(paths, persist_manifest_path(address), manifest.serialise());
+        if (written) written = write_config_file(paths, persist_rule_path(address), persist_udev_rule(address, binary));
+        if (!written) {
+            tell_user(spdlog::level::err, "vfio-hook persist: " + written.error());
+            return false;
+        }
+        out << address.str() << ": wrote " << on_host(persist_manifest_path(address)) << " and "
+            << on_host(persist_rule_path(address)) << "\n";
+        if (std::find(all.begin(), all.end(), address) == all.end()) all.push_back(address);
+    }
+    auto shared = write_shared_boot_files(paths, tool, all);
+    if (!shared) {
+        tell_user(spdlog::level::err, "vfio-hook persist: " + shared.error());
+        return false;
+    }
+    for (const auto& line : *shared) out << line << "\n";
+    return true;
+}
+
+// The same moves and record as `bind`: now, if the host driver lets go.
+void bind_now(Host& host, const Domain& domain, std::ostream& out) {
+    std::string owner(manual_owner);
+    HostView view = look_before_prepare(host, domain);
+    PreparePlan plan = plan_with(host, domain, owner, view);
+    std::vector<std::string> failure;
+    for (const auto& refusal : plan.refusals) failure.push_back(refusal.line());
+    if (failure.empty()) failure = carry_out_prepare(host, domain, owner, plan);
+    if (!failure.empty()) {
+        for (const auto& line : failure) {
+            tell_user(spdlog::level::warn, "vfio-hook persist: not moved now: " + line +
+                                               "; it goes to vfio-pci at the next boot");
+        }
+        return;
+    }
+    for (const auto& move : plan.moves) {
+        out << move.address.str() << ": " << move.from.value_or("no driver") << " -> vfio-pci now\n";
+    }
+}
+
+}  // namespace
+
+int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bool dry_run) {
+    Host& host = commands.host;
+    auto& out = commands.out;
+    auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+    if (!lock) {
+        tell_user(spdlog::level::err, "vfio-hook persist: " + lock.error());
+        return 1;
+    }
+    Domain domain = persist_domain(addresses);
+    // What may be persisted is decided without holders or the kernel log: a program holding the
+    // GPU now stops only today's move, never the boot-time binding.
+    HostView view = look_before_prepare(host, domain, ModuleLoading::never);
+    HostView lasting{view.bus, {}, view.records, {}, std::nullopt};
+    PreparePlan plan = plan_with(host, domain, std::string(manual_owner), lasting);
+    if (plan.refused()) {
+        for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
+        return 1;
+    }
+    if (!plan.takes_console.empty()) {
+        tell_user(spdlog::level::warn,
+                  "vfio-hook persist: warning: " + plan.takes_console.front().str() +
+                      " carries the host's console: from the next boot the host has no screen on it until "
+                      "`vfio-hook unpersist " + plan.takes_console.front().str() +
+                      "` (over ssh, or from the recovery boot entry) and a reboot");
+    }
+    InitramfsTool tool = detect_initramfs_tool(host.paths);
+    if (dry_run) {
+        for (const auto& move : plan.moves) {
+            out << "would persist " << move.address.str() << " (now on " << move.from.value_or("no driver")
+                << "): " << on_host(persist_manifest_path(move.address)) << ", "
+                << on_host(persist_rule_path(move.address)) << "\n";
+        }
+        for (const auto& address : plan.left_on_vfio) out << "would persist " << address.str() << " (on vfio-pci)\n";
+        auto command = initramfs_update_command(tool);
+        out << "would rebuild the initramfs: " << (command.empty() ? "no initramfs tool found" : command[0]) << "\n";
+        return 0;
+    }
+    if (!write_persist_files(host.paths, plan, view.bus, tool, out)) return 1;
+    update_initramfs(host.paths, tool, "persist", out);
+    bind_now(host, domain, out);
+    return 0;
+}
+
+int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, bool dry_run) {
+    Host& host = commands.host;
+    auto& out = commands.out;
+    std::vector<PciAddress> give_back;
+    {
+        auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+        if (!lock) {
+            tell_user(spdlog::level::err, "vfio-hook unpersist: " + lock.error());
+            return 1;
+        }
+        auto persisted = load_persisted(host.paths);
+        std::vector<const PersistManifest*> chosen;
+        for (const auto& address : addresses) {
+            // Like restore: the GPU's address takes back the functions persisted with it.
+            bool found = false;
+            for (const auto& manifest : persisted.manifests) {
+                if (same_slot(manifest.address, address)) {
+                    found = true;
+                    if (std::find(chosen.begin(), chosen.end(), &manifest) == chosen.end()) chosen.push_back(&manifest);
+                }
+            }
+            if (!found) {
+                tell_user(spdlog::level::err, "vfio-hook unpersist: " + address.str() + " is not persisted (`vfio-hook status` lists what is)");
+                return 1;
+            }
+        }
+        for (const auto* manifest : chosen) {
+            if (dry_run) {
+                for (const auto& file : manifest->files) out << "would remove " << file.string() << "\n";
+                continue;
+            }
+            // The rule first, the manifest last: a crash leaves the manifest to finish with.
+            for (auto file = manifest->files.rbegin(); file != manifest->files.rend(); ++file) {
+                auto removed = remove_config_file(host.paths, file->relative_path());
+                if (!removed) {
+                    tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
+                    return 1;
+                }
+                out << manifest->address.str() << ": removed " << file->string() << "\n";
+            }
+            give_back.push_back(manifest->address);
+        }
+        if (dry_run) return 0;
+        std::vector<PciAddress> remaining;
+        for (const auto& manifest : load_persisted(host.paths).manifests) remaining.push_back(manifest.address);
+        InitramfsTool tool = detect_initramfs_tool(host.paths);
+        auto shared = write_shared_boot_files(host.paths, tool, remaining);
+        if (!shared) {
+            tell_user(spdlog::level::err, "vfio-hook unpersist: " + shared.error());
+            return 1;
+        }
+        for (const auto& line : *shared) out << line << "\n";
+        update_initramfs(host.paths, tool, "unpersist", out);
+    }
+    // Now: back to the host driver, the way `restore` gives back (the record, or a reprobe).
+    return run_restore(commands, give_back, false);
+}
+
+// Run by the udev rule when a persisted device appears: if a driver loaded earlier took it
+// before the rule set its override, take it back to vfio-pci.
+int run_persist_apply(Commands& commands, const PciAddress& address) {
+    Host& host = commands.host;
+    if (!load_persisted(host.paths).find(address)) {
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + " is not persisted: nothing to do");
+        return 1;
+    }
+    if (auto problem = ensure_vfio_pci(host.paths, host.kernel)) {
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": " + *problem);
+        return 1;
+    }
+    DeviceMover mover(host.paths, host.kernel, host.settings);
+    if (auto failure = mover.to_vfio(address)) {
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + failure->message);
+        return 1;
+    }
+    logger().info("persist-apply: {} is on vfio-pci", address.str());
+    return 0;
+}
+
+}  // namespace vfio_hook
