@@ -225,6 +225,12 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
 // before the rule set its override, take it back to vfio-pci.
 int run_persist_apply(Commands& commands, const PciAddress& address) {
     Host& host = commands.host;
+    // Both functions of a card appear at once and udev runs their rules in parallel.
+    auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
+    if (!lock) {
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + lock.error());
+        return 1;
+    }
     if (!load_persisted(host.paths).find(address)) {
         tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + " is not persisted: nothing to do");
         return 1;

@@ -92,12 +92,18 @@ std::optional<std::filesystem::path> initramfs_config_path(InitramfsTool tool) {
 }
 
 std::string persist_udev_rule(const PciAddress& address, const std::string& binary) {
+    // udev splits RUN's value at spaces and a quote would end it: a path with anything else
+    // than these characters gets no RUN (the override alone still holds at a real boot).
+    bool plain = !binary.empty() && binary.front() == '/' &&
+                 binary.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-") ==
+                     std::string::npos;
+    std::string run = plain ? ", RUN+=\"" + binary + " persist-apply " + address.str() + "\"" : "";
     return "# Written by `vfio-hook persist " + address.str() + "`; `vfio-hook unpersist " + address.str() +
            "` removes it.\n"
            "# The override makes vfio-pci the only driver that may bind the device; persist-apply takes\n"
            "# it back from a driver that was loaded before this rule ran.\n"
            "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"" + address.str() +
-           "\", ATTR{driver_override}=\"vfio-pci\", RUN+=\"" + binary + " persist-apply " + address.str() + "\"\n";
+           "\", ATTR{driver_override}=\"vfio-pci\"" + run + "\n";
 }
 
 std::string persist_modules_load() {

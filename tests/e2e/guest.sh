@@ -40,6 +40,7 @@ assign-headless 240
 single-gpu 150
 single-gpu-console-comes-back 90
 single-gpu-dm-does-not-stop 90
+persist 240
 firmware-in-status 45
 "
 
@@ -327,7 +328,81 @@ vshutdown() { # DOMAIN
         fail "libvirt says '$reason' for $1, expected 'shut off (shutdown)': the shutdown path did not end it"
 }
 
+# ---------------------------------------------------------------- persist's udev
+# There is no systemd in the guest: udevd runs only for the persist scenario, as a daemon.
+udevd_start() {
+    local b
+    for b in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do
+        [ -x "$b" ] || continue
+        "$b" --daemon 2>&1 | prefixed "# udevd: "
+        udevadm settle -t 10 2>/dev/null
+        return 0
+    done
+    return 1
+}
+udevd_stop() {
+    pkill -x systemd-udevd 2>/dev/null && echo "# stopped systemd-udevd"
+    return 0
+}
+
 # ---------------------------------------------------------------- the scenarios
+# The initramfs step runs against a stub: a real rebuild takes minutes under TCG, and a second
+# boot of this guest would not use it (its kernel and initramfs come from tests/e2e/run). A real
+# boot adds the device as the rescan does here, before any GPU driver is loaded, so the rule's
+# driver_override alone keeps the host driver off it; here bochs-drm is loaded and binds in the
+# kernel first, so this also proves the rule's persist-apply taking it back.
+wait_drivers() { # "GPU-DRIVER AUD-DRIVER" SECONDS
+    local t0
+    t0=$(now_ms)
+    until [ "$(drv $GPU) $(drv $AUD)" = "$1" ]; do
+        [ $(($(now_ms) - t0)) -lt $(($2 * 1000)) ] || return 1
+        sleep 0.2
+    done
+}
+rescan_gpu() {
+    echo 1 >"$SYS/$AUD/remove"
+    echo 1 >"$SYS/$GPU/remove"
+    echo 1 >/sys/bus/pci/rescan
+    udevadm settle -t 60 2>&1 | prefixed "# settle: "
+}
+sc_persist() {
+    local out rc=0 before after
+    expect_unchanged before
+    printf '#!/bin/sh\necho "$@" >>/run/e2e-initramfs-calls\n' >/usr/sbin/update-initramfs
+    chmod 755 /usr/sbin/update-initramfs
+    rm -f /run/e2e-initramfs-calls
+    before=$(find /etc -type f | sort)
+    out=$(timeout 120 vfio-hook persist "$GPU" 2>&1) || rc=$?
+    prefixed "#   persist: " <<<"$out"
+    [ "$rc" = 0 ] || fail "vfio-hook persist $GPU exited $rc: $(oneline "$out")"
+    [ "$(cat /run/e2e-initramfs-calls 2>/dev/null)" = "-u -k all" ] ||
+        fail "update-initramfs was not run as update-initramfs -u -k all: $(cat /run/e2e-initramfs-calls 2>&1)"
+    wait_drivers "vfio-pci vfio-pci" 10 || fail "not on vfio-pci after persist: $(state)"
+    udevd_start || fail "no systemd-udevd in this guest"
+    rescan_gpu
+    wait_drivers "vfio-pci vfio-pci" 30 || fail "after a rescan with the rule in place: $(state), $(overrides)"
+    [ "$(ovr $GPU)" = vfio-pci ] || fail "the rule did not set driver_override: $(overrides)"
+    echo "after the rescan: $(state), $(overrides)"
+    vstart e2e-gpu
+    vdestroy e2e-gpu
+    sleep 2
+    [ "$(drv $GPU) $(drv $AUD)" = "vfio-pci vfio-pci" ] || fail "a persisted device left vfio-pci when the VM stopped: $(state)"
+    out=$(vfio-hook status 2>&1)
+    grep -qF "vfio-hook persist: $GPU, $AUD" <<<"$out" || fail "status does not list them: $(oneline "$out")"
+    rc=0
+    out=$(timeout 120 vfio-hook unpersist "$GPU" 2>&1) || rc=$?
+    prefixed "#   unpersist: " <<<"$out"
+    [ "$rc" = 0 ] || fail "vfio-hook unpersist $GPU exited $rc: $(oneline "$out")"
+    wait_home "after unpersist"
+    after=$(find /etc -type f | sort)
+    [ "$before" = "$after" ] || fail "unpersist left files: $(oneline "$(diff <(echo "$before") <(echo "$after"))")"
+    rescan_gpu
+    wait_drivers "bochs-drm snd_hda_intel" 30 || fail "after unpersist and a rescan: $(state), $(overrides)"
+    udevd_stop
+    rm -f /usr/sbin/update-initramfs /run/e2e-initramfs-calls
+    pass
+}
+
 sc_gpu_only_destroy() {
     expect_unchanged before
     vstart e2e-gpu
@@ -1796,6 +1871,7 @@ reset_all() {
         rm -rf /etc/libvirt/hooks/qemu.d "$PACKAGED"
     fi
     rm -rf /usr/local/lib/e2e-hookd /home/e2e-alice
+    udevd_stop
     if ! harness_hook_in_place; then
         echo "# reset: putting the harness's hook back and reloading libvirtd"
         harness_hook

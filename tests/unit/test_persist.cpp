@@ -211,6 +211,17 @@ BOOST_AUTO_TEST_CASE(a_manifest_never_makes_unpersist_delete_a_file_persist_does
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_binary_path_udev_would_misread_gets_no_run_key) {
+    auto address = *PciAddress::parse("0000:01:00.0");
+    BOOST_TEST(contains(persist_udev_rule(address, "/usr/sbin/vfio-hook"),
+                        "RUN+=\"/usr/sbin/vfio-hook persist-apply 0000:01:00.0\""));
+    for (const char* path : {"/opt/my tools/vfio-hook", "/opt/x\"/vfio-hook", "relative/vfio-hook", ""}) {
+        auto rule = persist_udev_rule(address, path);
+        BOOST_TEST(!contains(rule, "RUN"), rule);
+        BOOST_TEST(contains(rule, "ATTR{driver_override}=\"vfio-pci\""), rule);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(persist_apply_takes_a_persisted_device_back_from_a_driver_that_was_first) {
     PersistHost host;
     BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
