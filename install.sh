@@ -367,16 +367,16 @@ reload_libvirt() {
 }
 
 # --- build dependencies -------------------------------------------------------------------------
-# libxml2's static library needs zlib's and liblzma's (pkg-config --static libxml-2.0: -lz -llzma),
-# and libxml2-dev does not depend on their -dev packages (Debian 12 nor 13).
-apt_packages=(meson ninja-build pkg-config g++ libxml2-dev zlib1g-dev liblzma-dev libcli11-dev
-              libspdlog-dev libfmt-dev libboost-test-dev scdoc)
-# Untested: the names as Fedora and Arch spell them. A fully static binary needs static libxml2,
-# glibc and libstdc++; Arch ships no static libxml2.
-dnf_packages=(meson ninja-build pkgconf-pkg-config gcc-c++ libxml2-devel libxml2-static cli11-devel
-              spdlog-devel fmt-devel boost-devel scdoc glibc-static libstdc++-static zlib-static
-              xz-static)
-pacman_packages=(meson ninja pkgconf gcc libxml2 cli11 spdlog fmt boost scdoc)
+# libxml2 is not among them: meson builds it from Debian's source (subprojects/libxml2.wrap, fetched
+# from deb.debian.org at the first `meson setup`; docs/lean-binary.md), applying Debian's patches
+# with `patch`.
+apt_packages=(meson ninja-build pkg-config g++ patch libcli11-dev libspdlog-dev libfmt-dev
+              libboost-test-dev scdoc)
+# Untested: the names as Fedora and Arch spell them. A fully static binary needs static glibc and
+# libstdc++; Arch ships neither.
+dnf_packages=(meson ninja-build pkgconf-pkg-config gcc-c++ patch cli11-devel spdlog-devel fmt-devel
+              boost-devel scdoc glibc-static libstdc++-static)
+pacman_packages=(meson ninja pkgconf gcc patch cli11 spdlog fmt boost scdoc)
 
 missing_packages() {  # prints the manager's name, then the packages it lacks
     local package
@@ -406,7 +406,7 @@ ensure_build_dependencies() {
     manager=${lines[0]}
     missing=("${lines[@]:1}")
     if [[ $manager == none ]]; then
-        say "no apt-get, dnf or pacman here: building with what is installed (needs meson, ninja, a C++20 compiler, libxml2 (static), CLI11, spdlog, fmt, Boost.Test, scdoc)"
+        say "no apt-get, dnf or pacman here: building with what is installed (needs meson, ninja, a C++20 compiler, patch, CLI11, spdlog, fmt, Boost.Test, scdoc)"
         return 0
     fi
     ((${#missing[@]})) || return 0

@@ -119,17 +119,18 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
 
 struct ParseErrors {
     std::string first;
+    int first_code = XML_ERR_OK;
+    std::string encoding;  // the declared encoding libxml2 could not read, if that was the error
 };
 
-void remember_first_error(void* arg, const char* message, xmlParserSeverities severity,
-                          xmlTextReaderLocatorPtr locator) {
+void remember_first_error(void* arg, xmlErrorPtr error) {
     auto* errors = static_cast<ParseErrors*>(arg);
-    if (severity != XML_PARSER_SEVERITY_ERROR && severity != XML_PARSER_SEVERITY_VALIDITY_ERROR)
-        return;
-    if (!errors->first.empty()) return;
-    std::string text = message ? message : "unknown error";
+    if (!error || error->level < XML_ERR_ERROR || !errors->first.empty()) return;
+    std::string text = error->message ? error->message : "unknown error";
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    errors->first = "line " + std::to_string(xmlTextReaderLocatorLineNumber(locator)) + ": " + text;
+    errors->first = "line " + std::to_string(error->line) + ": " + text;
+    errors->first_code = error->code;
+    if (error->code == XML_ERR_UNSUPPORTED_ENCODING && error->str1) errors->encoding = error->str1;
 }
 
 class DomainReader {
@@ -141,7 +142,7 @@ public:
                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
                                          XML_PARSE_NOCDATA),
                   &xmlFreeTextReader) {
-        if (reader_) xmlTextReaderSetErrorHandler(reader_.get(), remember_first_error, &errors_);
+        if (reader_) xmlTextReaderSetStructuredErrorHandler(reader_.get(), remember_first_error, &errors_);
     }
 
     Expected<Domain> read() {
@@ -159,6 +160,12 @@ public:
             std::string name = to_string(xmlTextReaderConstLocalName(reader_.get()));
             if (auto problem = visit(path, name)) return Error{*problem};
             if (!xmlTextReaderIsEmptyElement(reader_.get())) path.push_back(name);
+        }
+        if (errors_.first_code == XML_ERR_UNSUPPORTED_ENCODING) {
+            // libxml2 is built with its own encodings only (docs/lean-binary.md): no ICU, no iconv.
+            return Error{"domain XML declares encoding '" + errors_.encoding.substr(0, 64) +
+                         "', which vfio-hook does not read (UTF-8, UTF-16, ISO-8859-1, ASCII; libvirt "
+                         "writes UTF-8): give it as UTF-8, refusing"};
         }
         if (status < 0 || !errors_.first.empty()) {
             return Error{"domain XML is not well-formed: " +
