@@ -991,9 +991,19 @@ sc_install_beside_dispatcher() {
 # The host side (run) puts the packages tests/deb/build made into $E2E/debs: the lowest version
 # is the one installed, the highest the upgrade. Static, so the same files serve Debian 12 and 13.
 DEB_DIR=$E2E/debs
-debs_sorted() { find "$DEB_DIR" -maxdepth 1 -name 'vfio-hook_*.deb' 2>/dev/null | sort -V; }
-deb_first() { debs_sorted | head -n 1; }
-deb_last() { debs_sorted | tail -n 1; }
+deb_pick() { # lt|gt: the package with the lowest (lt) or highest (gt) version, in dpkg's order
+    local f v best='' best_version=''
+    for f in "$DEB_DIR"/vfio-hook_*.deb; do
+        [ -f "$f" ] || continue
+        v=$(dpkg-deb -f "$f" Version) || continue
+        if [ -z "$best" ] || dpkg --compare-versions "$v" "$1" "$best_version"; then
+            best=$f best_version=$v
+        fi
+    done
+    echo "$best"
+}
+deb_first() { deb_pick lt; }
+deb_last() { deb_pick gt; }
 # DESCRIPTION COMMAND...: runs a dpkg command, its output in $OUT; fails the scenario if it fails
 dpkg_step() {
     local what=$1 t0 rc=0
