@@ -1115,7 +1115,7 @@ sc_deb_package() {
 # An upgrade while a VM holds the GPU: dpkg renames the new binary over the old one, and the VM's
 # release runs the new binary, which reads the record the old one wrote.
 sc_deb_upgrade_while_running() {
-    local old new inode
+    local old new inode rc
     old=$(deb_first) new=$(deb_last)
     [ -n "$old" ] || fail "no vfio-hook_*.deb in $DEB_DIR: build them (tests/deb/build) or pass --debs DIR"
     [ "$old" != "$new" ] || fail "only one package in $DEB_DIR ($old): an upgrade needs a second, newer one (tests/deb/build --version)"
@@ -1137,6 +1137,16 @@ sc_deb_upgrade_while_running() {
     [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] || fail "the upgrade moved the hook: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
     grep -qF "removed the hook" <<<"$OUT" && fail "the upgrade took the hook out"
     expect_vfio "still running after the upgrade"
+    # a remove while the VM holds the devices would strand them on vfio-pci: prerm refuses it
+    rc=0
+    OUT=$(cd / && DEBIAN_FRONTEND=noninteractive timeout 180 dpkg -r vfio-hook 2>&1) || rc=$?
+    echo "dpkg -r while e2e-gpu runs: exit $rc"
+    sed 's/^/  | /' <<<"$OUT"
+    [ "$rc" != 0 ] || fail "dpkg -r went through while e2e-gpu holds the GPU"
+    said "devices are still given to VMs or parked (1 record(s) in /run/vfio-hook/records)" "prerm while running"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] && [ -x /usr/sbin/vfio-hook ] ||
+        fail "the refused remove took the hook or the binary: $(ls -l /etc/libvirt/hooks/qemu /usr/sbin/vfio-hook 2>&1)"
+    case $(deb_installed_version) in ii*) ;; *) fail "vfio-hook is not installed after the refused remove: $(deb_installed_version)" ;; esac
     vdestroy e2e-gpu
     wait_home "after destroy, released by the new package's binary"
     no_records "after destroy" e2e-gpu
