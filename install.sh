@@ -290,9 +290,9 @@ ensure_build_dependencies() {
 }
 
 # --- build and stage ----------------------------------------------------------------------------
-build_info() {  # prefix, sysconfdir and sbindir of the build directory (tab-separated), then the
-                # names of the targets it installs, one a line; one meson call for both
-    meson introspect "$build_dir" --buildoptions --targets | python3 -c '
+build_info() {  # BUILD_DIR: its prefix, sysconfdir and sbindir (tab-separated), then the names
+                # of the targets it installs, one a line; one meson call for both
+    meson introspect "$1" --buildoptions --targets | python3 -c '
 import json, sys
 info = json.load(sys.stdin)
 options = {o["name"]: o["value"] for o in info["buildoptions"]}
@@ -433,20 +433,20 @@ report_status() {  # BINARY: `vfio-hook status`, and what its exit status means
 }
 
 do_install() {
-    local given=yes binary hook_status=0 slots_before slot version
-    if [[ -z $build_dir ]]; then
+    local given=yes dir=$build_dir binary hook_status=0 slots_before slot version
+    if [[ -z $dir ]]; then
         given=no
-        build_dir=$source_dir/build-install
+        dir=$source_dir/build-install
     fi
     read_manifest
     # Before the build: a refusal must not even install build dependencies.
     refuse_second_vfio_hook "$prefix/sbin/vfio-hook"
     [[ $given == yes ]] || ensure_build_dependencies
     need_cmd meson python3
-    configure_build "$build_dir" "$given"
-    binary=$(installed_binary "$build_dir")
+    configure_build "$dir" "$given"
+    binary=$(installed_binary "$dir")
     stage=$(mktemp -d)
-    compile_and_stage "$build_dir" "$stage" "$binary"
+    compile_and_stage "$dir" "$stage" "$binary"
     slots_before=$(hook_slots_state)
     place_staged_files "$stage"
     install_config
