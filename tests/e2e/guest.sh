@@ -36,6 +36,8 @@ kill-during-prepare 120
 two-starts-at-once 90
 install-and-hook-d 420
 install-beside-dispatcher 420
+deb-package 420
+deb-upgrade-while-running 240
 assign-headless 240
 single-gpu 150
 single-gpu-console-comes-back 90
@@ -985,6 +987,176 @@ sc_install_beside_dispatcher() {
     pass
 }
 
+# ---------------------------------------------------------------- the Debian package (issue 28)
+# The host side (run) puts the packages tests/deb/build made into $E2E/debs: the lowest version
+# is the one installed, the highest the upgrade. Static, so the same files serve Debian 12 and 13.
+DEB_DIR=$E2E/debs
+deb_pick() { # lt|gt: the package with the lowest (lt) or highest (gt) version, in dpkg's order
+    local f v best='' best_version=''
+    for f in "$DEB_DIR"/vfio-hook_*.deb; do
+        [ -f "$f" ] || continue
+        v=$(dpkg-deb -f "$f" Version) || continue
+        if [ -z "$best" ] || dpkg --compare-versions "$v" "$1" "$best_version"; then
+            best=$f best_version=$v
+        fi
+    done
+    echo "$best"
+}
+deb_first() { deb_pick lt; }
+deb_last() { deb_pick gt; }
+# DESCRIPTION COMMAND...: runs a dpkg command, its output in $OUT; fails the scenario if it fails
+dpkg_step() {
+    local what=$1 t0 rc=0
+    shift
+    t0=$(now_ms)
+    OUT=$(cd / && DEBIAN_FRONTEND=noninteractive timeout 180 "$@" 2>&1) || rc=$?
+    echo "$what ($*): exit $rc after $(since "$t0") s"
+    sed 's/^/  | /' <<<"$OUT"
+    [ "$rc" = 0 ] || fail "$what exited $rc: $(oneline "$(tail -n 3 <<<"$OUT")")"
+}
+said() { # TEXT WHAT: $OUT holds TEXT
+    grep -qF -- "$1" <<<"$OUT" || fail "$2: no '$1' in: $(oneline "$OUT")"
+}
+deb_installed_version() { dpkg-query -W -f='${db:Status-Abbrev} ${Version}' vfio-hook 2>/dev/null; }
+# Nothing vfio-hook's in libvirt's hooks, no package: a machine before installation.
+without_any_hook() {
+    rm -f /etc/libvirt/hooks/qemu /usr/local/sbin/vfio-hook
+    rm -rf /etc/libvirt/hooks/qemu.d "$HOOKD"
+    # man-db's trigger would rebuild its index under TCG after every dpkg call: minutes.
+    rm -f /var/lib/man-db/auto-update
+}
+# The package's hook, as libvirt uses it: the GPU moves to vfio-pci and comes home.
+start_and_stop_through_the_package() { # PHASE
+    vstart e2e-gpu
+    expect_vfio "$1: running"
+    vdestroy e2e-gpu
+    wait_home "$1: after destroy"
+    no_records "$1: after destroy" e2e-gpu
+}
+
+sc_deb_package() {
+    local deb pid list made='' left='' path foreign_sum
+    deb=$(deb_first)
+    [ -n "$deb" ] || fail "no vfio-hook_*.deb in $DEB_DIR: build it (tests/deb/build) or pass --debs DIR"
+    [ -z "$(deb_installed_version)" ] || fail "vfio-hook is installed before the scenario: $(deb_installed_version)"
+    umask 022
+    expect_unchanged before
+    pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
+    # What of the package's paths exists before it: those may stay after the purge.
+    while read -r path; do
+        [ -e "$path" ] || [ -L "$path" ] || made+="$path "
+    done < <(dpkg-deb --fsys-tarfile "$deb" | tar -t | sed 's|^\./|/|; s|/$||' | grep -v '^/$')
+
+    # Over a vfio-hook install.sh-style (the harness's: hooks/qemu -> /usr/local/sbin/vfio-hook):
+    # installed, but the hook is not; one line says how to take it over.
+    dpkg_step "dpkg -i over another vfio-hook" dpkg -i "$deb"
+    said "vfio-hook is already libvirt's hook: /etc/libvirt/hooks/qemu -> $E2E/vfio-hook; the package's hook is not installed: run that install's 'sudo ./install.sh --uninstall' (or remove that hook), then 'sudo dpkg-reconfigure vfio-hook'" "postinst over the harness's hook"
+    [ "$(grep -c "vfio-hook is already" <<<"$OUT")" = 1 ] || fail "the takeover advice is not one line"
+    harness_hook_in_place || fail "postinst changed the harness's hook: $(ls -l /etc/libvirt/hooks/qemu)"
+    [ -x /usr/sbin/vfio-hook ] && /usr/sbin/vfio-hook --version >/dev/null || fail "/usr/sbin/vfio-hook does not run"
+    # The advice, followed: the old hook removed, then dpkg-reconfigure puts the package's in place.
+    without_any_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd (pid $pid)"
+    refused_by_libvirt_itself "without a hook"
+    dpkg_step "dpkg-reconfigure" dpkg-reconfigure vfio-hook
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst"
+    said "sent SIGHUP to libvirtd (pid $pid, from /run/libvirtd.pid)" "postinst"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] || fail "hooks/qemu: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    [ -f /etc/vfio-hook/vfio-hook.conf ] || fail "no conffile /etc/vfio-hook/vfio-hook.conf"
+    start_and_stop_through_the_package "installed"
+
+    # remove: the hook goes, libvirt forgets it, a start is refused as before installation
+    dpkg_step "dpkg -r" dpkg -r vfio-hook
+    said "removed the hook /etc/libvirt/hooks/qemu" "prerm"
+    said "sent SIGHUP to libvirtd" "prerm"
+    [ ! -e /etc/libvirt/hooks/qemu ] && [ ! -L /etc/libvirt/hooks/qemu ] || fail "dpkg -r left the hook"
+    [ ! -e /usr/sbin/vfio-hook ] || fail "dpkg -r left /usr/sbin/vfio-hook"
+    refused_by_libvirt_itself "after dpkg -r"
+
+    # reinstall, then purge: nothing the package made is left
+    dpkg_step "dpkg -i again" dpkg -i "$deb"
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst after remove"
+    list=$(dpkg -L vfio-hook)
+    echo "dpkg -L vfio-hook: $(grep -c . <<<"$list") paths"
+    dpkg_step "dpkg -P" dpkg -P vfio-hook
+    # every path dpkg listed that did not exist before the first install
+    for path in $list; do
+        case " $made " in *" $path "*) ;; *) continue ;; esac
+        if [ -e "$path" ] || [ -L "$path" ]; then left+=" $path"; fi
+    done
+    for path in /etc/libvirt/hooks/qemu /etc/libvirt/hooks/qemu.d /etc/vfio-hook /var/lib/vfio-hook; do
+        if [ -e "$path" ] || [ -L "$path" ]; then left+=" $path"; fi
+    done
+    [ -z "$left" ] || fail "dpkg -P left:$left"
+    [ -z "$(deb_installed_version)" ] || fail "dpkg still lists vfio-hook after the purge: $(deb_installed_version)"
+    echo "purge: none of the $(wc -w <<<"$made") paths the package made is left"
+
+    # over another program's hooks/qemu: kept byte for byte, the hook goes into qemu.d
+    vfio_tools_dispatcher /etc/libvirt/hooks/qemu
+    cp -p /etc/libvirt/hooks/qemu /tmp/e2e.foreign
+    foreign_sum=$(sha256sum </etc/libvirt/hooks/qemu)
+    dpkg_step "dpkg -i beside a dispatcher" dpkg -i "$deb"
+    said "the hook: /etc/libvirt/hooks/qemu.d/vfio-hook -> /usr/sbin/vfio-hook" "postinst beside a dispatcher"
+    cmp -s /tmp/e2e.foreign /etc/libvirt/hooks/qemu && [ ! -L /etc/libvirt/hooks/qemu ] ||
+        fail "the foreign hooks/qemu changed"
+    # (a start through qemu.d/vfio-hook is install-beside-dispatcher's: the same placement code)
+    dpkg_step "dpkg -P beside a dispatcher" dpkg -P vfio-hook
+    [ ! -e /etc/libvirt/hooks/qemu.d/vfio-hook ] && [ ! -L /etc/libvirt/hooks/qemu.d/vfio-hook ] ||
+        fail "dpkg -P left qemu.d/vfio-hook"
+    [ ! -e /etc/libvirt/hooks/qemu.d ] || fail "dpkg -P left the qemu.d it made"
+    [ "$(sha256sum </etc/libvirt/hooks/qemu)" = "$foreign_sum" ] || fail "the foreign hooks/qemu changed after the purge"
+    echo "the foreign hooks/qemu is byte for byte what it was ($foreign_sum)"
+    rm -f /etc/libvirt/hooks/qemu /tmp/e2e.foreign
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
+# An upgrade while a VM holds the GPU: dpkg renames the new binary over the old one, and the VM's
+# release runs the new binary, which reads the record the old one wrote.
+sc_deb_upgrade_while_running() {
+    local old new inode rc
+    old=$(deb_first) new=$(deb_last)
+    [ -n "$old" ] || fail "no vfio-hook_*.deb in $DEB_DIR: build them (tests/deb/build) or pass --debs DIR"
+    [ "$old" != "$new" ] || fail "only one package in $DEB_DIR ($old): an upgrade needs a second, newer one (tests/deb/build --version)"
+    [ -z "$(deb_installed_version)" ] || fail "vfio-hook is installed before the scenario: $(deb_installed_version)"
+    umask 022
+    expect_unchanged before
+    without_any_hook
+    dpkg_step "dpkg -i ${old##*/}" dpkg -i "$old"
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst"
+    echo "installed: $(deb_installed_version)"
+    vstart e2e-gpu
+    expect_vfio "running on the old package"
+    [ -n "$(records)" ] || fail "no record while e2e-gpu runs"
+    inode=$(stat -c %i /usr/sbin/vfio-hook)
+    dpkg_step "dpkg -i ${new##*/} while e2e-gpu runs" dpkg -i "$new"
+    echo "installed: $(deb_installed_version)"
+    [ "$(deb_installed_version)" = "ii  $(dpkg-deb -f "$new" Version)" ] || fail "the upgrade did not install $new: $(deb_installed_version)"
+    [ "$(stat -c %i /usr/sbin/vfio-hook)" != "$inode" ] || fail "/usr/sbin/vfio-hook kept its inode: not replaced by rename"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] || fail "the upgrade moved the hook: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    grep -qF "removed the hook" <<<"$OUT" && fail "the upgrade took the hook out"
+    expect_vfio "still running after the upgrade"
+    # a remove while the VM holds the devices would strand them on vfio-pci: prerm refuses it
+    rc=0
+    OUT=$(cd / && DEBIAN_FRONTEND=noninteractive timeout 180 dpkg -r vfio-hook 2>&1) || rc=$?
+    echo "dpkg -r while e2e-gpu runs: exit $rc"
+    sed 's/^/  | /' <<<"$OUT"
+    [ "$rc" != 0 ] || fail "dpkg -r went through while e2e-gpu holds the GPU"
+    said "devices are still given to VMs or parked (1 record(s) in /run/vfio-hook/records)" "prerm while running"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] && [ -x /usr/sbin/vfio-hook ] ||
+        fail "the refused remove took the hook or the binary: $(ls -l /etc/libvirt/hooks/qemu /usr/sbin/vfio-hook 2>&1)"
+    # dpkg keeps the wish to remove ("r"), with the package installed and configured ("i")
+    case $(deb_installed_version) in ?i\ *) ;; *) fail "vfio-hook is not installed after the refused remove: $(deb_installed_version)" ;; esac
+    vdestroy e2e-gpu
+    wait_home "after destroy, released by the new package's binary"
+    no_records "after destroy" e2e-gpu
+    dpkg_step "dpkg -P" dpkg -P vfio-hook
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
 # ---------------------------------------------------------------- assign / unassign (issue 15)
 # hostdevs_in: "MANAGED ADDRESS" per <hostdev> of a domain XML (stdin), e.g. "no 0000:01:00.0"
 hostdevs_in() {
@@ -1796,6 +1968,12 @@ reset_all() {
         rm -rf /etc/libvirt/hooks/qemu.d "$PACKAGED"
     fi
     rm -rf /usr/local/lib/e2e-hookd /home/e2e-alice
+    # what the deb-* scenarios may have left: the package (whatever its records say)
+    if dpkg-query -W vfio-hook >/dev/null 2>&1; then
+        echo "# reset: purging the vfio-hook package"
+        VFIO_HOOK_REMOVE_ANYWAY=yes DEBIAN_FRONTEND=noninteractive timeout 120 dpkg -P vfio-hook 2>&1 | sed 's/^/# reset: /'
+        rm -f /etc/libvirt/hooks/qemu
+    fi
     if ! harness_hook_in_place; then
         echo "# reset: putting the harness's hook back and reloading libvirtd"
         harness_hook
