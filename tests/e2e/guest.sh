@@ -40,6 +40,11 @@ assign-headless 240
 single-gpu 150
 single-gpu-console-comes-back 90
 single-gpu-dm-does-not-stop 90
+standin-ddc-holder 90
+standin-persistenced 60
+standin-shared-nodes 75
+standin-remove-race 90
+standin-probe-fails 90
 firmware-in-status 45
 "
 
@@ -51,6 +56,7 @@ PB_AUD=0000:03:01.0 # behind the PCI bridge: one IOMMU group, two unrelated slot
 PB_NIC=0000:03:02.0
 PB_BRIDGE=0000:02:00.0
 MISSING=0000:0a:00.0
+NV=0000:04:00.0 # QEMU's secondary QXL: no driver until the stand-in NVIDIA driver takes it
 SYS=/sys/bus/pci/devices
 E2E=/e2e
 DOMS=$E2E/domains
@@ -258,8 +264,8 @@ $left")")"
 # Every virsh exec costs 1-4 s in this guest (TCG, and TCG again for the nested QEMU), so the
 # domains are defined once at setup and "is it still running" is read from libvirt's status
 # file (/run/libvirt/qemu/NAME.xml exists exactly while the domain is active).
-DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless single-gpu single-gpu-meta"
-DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless e2e-single e2e-single-meta"
+DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless single-gpu single-gpu-meta standin"
+DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless e2e-single e2e-single-meta e2e-nv"
 define_all() {
     local cmds='' t
     for t in $DOMAINS; do cmds+="define $DOMS/$t.xml; "; done
@@ -1643,6 +1649,230 @@ sc_single_gpu_dm_does_not_stop() {
     pass
 }
 
+# ---------------------------------------------------------------- the stand-in NVIDIA driver (issue 25)
+# tests/e2e/standin/nvidia.ko, built by the host side for this guest's own kernel, drives $NV
+# (QEMU's secondary QXL, which nothing else here claims) the way NVIDIA's driver holds a GPU:
+# /dev/nvidiaN (195:N) pins it and its remove waits while that is open; /dev/nvidiactl (195:255)
+# and /dev/nvidia-modeset (195:254) pin nothing; its DDC bus is an I2C adapter under the PCI
+# device, so an open /dev/i2c-N blocks the remove in the i2c core; the module parameter
+# pmu_firmware_missing makes its probe fail as nouveau's does without the PMU firmware.
+STANDIN_KO=$E2E/standin/nvidia.ko
+NV_PARAMS=/sys/module/nvidia/parameters
+STANDIN_PIDS=/run/e2e-standin.pids # holders of the stand-in's nodes, killed by the reset
+NV_NODE= NV_I2C=
+nv_minor() { sed -n 's/^Device Minor:[[:space:]]*//p' "/proc/driver/nvidia/gpus/$NV/information" 2>/dev/null; }
+nv_i2c() { # the /dev/i2c-N whose adapter lies under $NV in sysfs
+    local d real
+    real=$(readlink -f "$SYS/$NV")
+    for d in /sys/class/i2c-dev/i2c-*; do
+        [ -e "$d" ] || continue
+        [[ $(readlink -f "$d/device") == "$real"/* ]] && { echo "/dev/${d##*/}"; return 0; }
+    done
+    return 1
+}
+standin_home() { # $NV on the stand-in, as a host with NVIDIA's driver has it (bounded writes)
+    [ "$(drv $NV)" = nvidia ] && return 0
+    [ -z "$(ovr $NV)" ] || bounded_write "" "$SYS/$NV/driver_override" 5 || return 1
+    [ "$(drv $NV)" = none ] || bounded_write "$NV" "$SYS/$NV/driver/unbind" 10 || return 1
+    bounded_write "$NV" /sys/bus/pci/drivers/nvidia/bind 10
+}
+standin_up() { # load the stand-in once per boot, $NV on it, its nodes made (as nvidia-modprobe does)
+    local minor
+    [ -z "${E2E_STANDIN_PROBLEM:-}" ] || fail "$E2E_STANDIN_PROBLEM"
+    if [ ! -d /sys/module/nvidia ]; then
+        [ -f "$STANDIN_KO" ] || fail "no stand-in module in the test share"
+        modprobe i2c-dev || fail "modprobe i2c-dev failed"
+        # shellcheck disable=SC2086 # VFIO_HOOK_E2E_STANDIN_ARGS: module parameters, one word each
+        insmod "$STANDIN_KO" ${E2E_STANDIN_ARGS:-} || fail "insmod $STANDIN_KO failed: $(oneline "$(dmesg | tail -n 3)")"
+        echo "stand-in loaded on $(uname -r): vermagic $(modinfo -F vermagic "$STANDIN_KO"), built with ${E2E_STANDIN_HEADERS:-?}${E2E_STANDIN_ARGS:+, parameters $E2E_STANDIN_ARGS}"
+    fi
+    echo N >"$NV_PARAMS/pmu_firmware_missing"
+    standin_home || fail "$NV is not on the stand-in: $(drv $NV)"
+    minor=$(nv_minor)
+    [ -n "$minor" ] || fail "/proc/driver/nvidia/gpus/$NV/information has no Device Minor"
+    NV_NODE=/dev/nvidia$minor
+    [ -c "$NV_NODE" ] || mknod "$NV_NODE" c 195 "$minor"
+    [ -c /dev/nvidiactl ] || mknod /dev/nvidiactl c 195 255
+    [ -c /dev/nvidia-modeset ] || mknod /dev/nvidia-modeset c 195 254
+    NV_I2C=$(nv_i2c) || NV_I2C=
+    echo "stand-in: $NV on $(drv $NV), $NV_NODE, DDC bus ${NV_I2C:-none}; $(grep '^Model' "/proc/driver/nvidia/gpus/$NV/information" | tr -s ' \t' ' ')"
+}
+hold() { # NODE [NAME]: a process (named NAME) holding NODE open; sets HOLDER
+    local name=${2:-sleep}
+    if [ "$name" != sleep ]; then
+        # the process name is the name it was executed under (comm: 15 characters)
+        ln -sf "$(command -v sleep)" "/usr/local/bin/$name"
+    fi
+    # shellcheck disable=SC2217 # the point: a process that holds the node open
+    "$name" 600 <"$1" >/dev/null 2>&1 &
+    HOLDER=$!
+    echo "$HOLDER" >>"$STANDIN_PIDS"
+    sleep 0.2
+    [[ /proc/$HOLDER/fd/0 -ef $1 ]] || fail "pid $HOLDER ($name) does not hold $1"
+    echo "pid $HOLDER ($(cat "/proc/$HOLDER/comm")) holds $1"
+}
+unhold() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+nv_expect() { # PHASE DRIVER: $NV's driver (the link only: never the override while a remove may block)
+    [ "$(drv $NV)" = "$2" ] || fail "$1: $NV is on $(drv $NV), expected $2"
+    echo "$1: $NV on $2"
+}
+nv_record() { # the record file of e2e-nv
+    echo "$STATE_DIR/records/$(awk '$1 == "e2e-nv" { print $2 }' /tmp/e2e.uuids).record"
+}
+# After a start that failed with the device in the middle (a blocked remove): the holder gone,
+# `vfio-hook recover` must bring $NV home with no record left.
+nv_recover() { # PHASE
+    local out rc=0
+    out=$(timeout 60 vfio-hook recover 2>&1) || rc=$?
+    echo "$1: vfio-hook recover: exit $rc: $(oneline "$out")"
+    [ "$rc" != 124 ] || fail "$1: vfio-hook recover did not return within 60 s"
+    nv_expect "$1" nvidia
+    [ -z "$(ovr $NV)" ] || fail "$1: $NV's driver_override is '$(ovr $NV)'"
+    [ ! -e "$(nv_record)" ] || fail "$1: the record of e2e-nv is left: $(oneline "$(cat "$(nv_record)")")"
+}
+
+# (a) Only the GPU's DDC bus is open (a brightness daemon's /dev/i2c-N): nothing shows in
+# `lsof /dev/nvidia0`, yet the real i2c core blocks the stand-in's remove. The start must be
+# refused naming the pid and the node, and nothing may hang.
+sc_standin_ddc_holder() {
+    local t0 k0
+    standin_up
+    [ -n "$NV_I2C" ] || fail "the stand-in registered no DDC bus under $NV (no /dev/i2c-N whose device lies under it)"
+    hold "$NV_I2C"
+    k0=$(dmesg_mark)
+    t0=$(now_ms)
+    vstart_refused e2e-nv 60
+    grep -qw "$HOLDER" <<<"$ERR" || soft_fail "the error does not name the holder pid $HOLDER"
+    grep -qF "$NV_I2C" <<<"$ERR" || soft_fail "the error does not name $NV_I2C"
+    grep -qi 'hung\|did not return' <<<"$ERR" &&
+        soft_fail "the hook did not see the holder: it tried the unbind and the i2c core blocked it"
+    t0=$(now_ms)
+    timeout 10 virsh list >/dev/null 2>&1 || soft_fail "virsh list did not answer within 10 s (one virsh call costs 1-4 s here)"
+    echo "virsh list answered in $(since "$t0") s; $NV on $(drv $NV)"
+    [ "$(drv $NV)" = nvidia ] || soft_fail "$NV left the stand-in though the start was refused"
+    echo "kernel log meanwhile:"
+    dmesg_since "$k0" | prefixed '  k '
+    unhold "$HOLDER"
+    if [ -e "$(nv_record)" ] || [ "$(drv $NV)" != nvidia ]; then
+        nv_recover "after the holder let go"
+    fi
+    pass
+}
+
+# (b) nvidia-persistenced holds /dev/nvidia0 (it keeps every GPU initialised): refused, named.
+sc_standin_persistenced() {
+    standin_up
+    hold "$NV_NODE" nvidia-persistenced
+    vstart_refused e2e-nv 60
+    grep -qw "$HOLDER" <<<"$ERR" || soft_fail "the error does not name the holder pid $HOLDER"
+    grep -q 'nvidia-persist' <<<"$ERR" || soft_fail "the error does not name nvidia-persistenced"
+    nv_expect "after the refusal" nvidia
+    [ ! -e "$(nv_record)" ] || soft_fail "a record of e2e-nv is left after the refusal"
+    unhold "$HOLDER"
+    pass
+}
+
+# (c) /dev/nvidiactl and /dev/nvidia-modeset are every NVIDIA GPU's: holding them pins no GPU,
+# the start goes on, and the stand-in's remove does not wait for them.
+sc_standin_shared_nodes() {
+    local ctl modeset
+    standin_up
+    hold /dev/nvidiactl
+    ctl=$HOLDER
+    hold /dev/nvidia-modeset
+    modeset=$HOLDER
+    vstart e2e-nv
+    nv_expect running vfio-pci
+    [ -e "/proc/$ctl" ] && [ -e "/proc/$modeset" ] || fail "a holder of the shared nodes is gone"
+    vdestroy e2e-nv
+    local t0
+    t0=$(now_ms)
+    while [ "$(drv $NV)" != nvidia ] && [ $(($(now_ms) - t0)) -lt 10000 ]; do sleep 0.1; done
+    nv_expect "after destroy" nvidia
+    [ -z "$(ovr $NV)" ] || fail "$NV's driver_override is '$(ovr $NV)' after destroy"
+    [ ! -e "$(nv_record)" ] || fail "the record of e2e-nv is left after destroy"
+    unhold "$ctl"
+    unhold "$modeset"
+    pass
+}
+
+# (e) A holder that appears after the check: it opens /dev/nvidia0 the moment the hook writes its
+# record (after every check, before the first move), so the stand-in's remove finds it and waits,
+# as nv-pci.c does. The unbind's deadline must hold: the start fails cleanly within it, naming
+# the device and the unbind, and libvirt answers meanwhile.
+sc_standin_remove_race() {
+    local rec t0 el k0 lurker
+    standin_up
+    rec=$(nv_record)
+    rm -f "$rec" /tmp/e2e.lurker
+    # builtins only while it waits: an exec costs 0.1-0.3 s here
+    (
+        f=/tmp/.e2e-lurk.$BASHPID
+        mkfifo "$f" && exec {w}<>"$f" && rm -f "$f"
+        until [ -e "$rec" ]; do read -r -t 0.002 -u "$w" _; done
+        exec 3<"$NV_NODE"
+        echo "opened $NV_NODE at $EPOCHREALTIME" >/tmp/e2e.lurker
+        exec sleep 600
+    ) &
+    lurker=$!
+    echo "$lurker" >>"$STANDIN_PIDS"
+    k0=$(dmesg_mark)
+    t0=$(now_ms)
+    vstart_refused e2e-nv 60
+    el=$(since "$t0")
+    echo "lurker (pid $lurker): $(cat /tmp/e2e.lurker 2>/dev/null || echo 'never opened')"
+    echo "kernel log meanwhile:"
+    dmesg_since "$k0" | prefixed '  k '
+    dmesg_since "$k0" | grep -q "Attempting to remove device $NV with non-zero usage count" ||
+        fail "the stand-in's remove never waited (the lurker lost the race or the remove does not wait): the test proved nothing"
+    grep -qF "$NV" <<<"$ERR" || soft_fail "the error does not name $NV"
+    grep -qi unbind <<<"$ERR" || soft_fail "the error does not say 'unbind'"
+    [ "${el%%.*}" -lt 20 ] || soft_fail "the refused start took $el s (write deadline 5 s)"
+    t0=$(now_ms)
+    timeout 10 virsh list >/dev/null 2>&1 || soft_fail "virsh list did not answer within 10 s (one virsh call costs 1-4 s here)"
+    echo "virsh list answered in $(since "$t0") s"
+    echo "the record now: $(oneline "$(cat "$rec" 2>&1)")"
+    unhold "$lurker"
+    nv_recover "after the lurker let go"
+    pass
+}
+
+# (d) The stand-in's probe fails at give-back (its firmware "went missing" while the VM ran): the
+# release reports the device, the kernel's firmware line and the fix; the record stays and
+# `status` shows it; once the firmware is back (the parameter cleared) `recover` brings it home.
+sc_standin_probe_fails() {
+    local mark k0 lines out rc=0 rec
+    standin_up
+    rec=$(nv_record)
+    vstart e2e-nv
+    nv_expect running vfio-pci
+    echo Y >"$NV_PARAMS/pmu_firmware_missing"
+    mark=$(log_mark) k0=$(dmesg_mark)
+    vdestroy e2e-nv
+    sleep 2
+    echo "after destroy: $NV on $(drv $NV), driver_override '$(ovr $NV)'"
+    echo "kernel log:"
+    dmesg_since "$k0" | prefixed '  k '
+    dmesg_since "$k0" | grep -q "nvidia $NV: pmu: firmware unavailable" ||
+        soft_fail "the stand-in's probe did not log 'nvidia $NV: pmu: firmware unavailable'"
+    lines=$(hook_log_since "$mark")
+    echo "the hook's log (its stderr, from libvirt's debug log):"
+    prefixed '  | ' <<<"$lines"
+    grep -F "$NV" <<<"$lines" | grep -qi 'firmware unavailable' ||
+        soft_fail "the release does not report $NV with the firmware line"
+    grep -qi 'recover\|firmware package\|install' <<<"$lines" || soft_fail "the release names no fix"
+    [ -e "$rec" ] || soft_fail "the record of e2e-nv is gone though $NV is not home"
+    echo "record: $(oneline "$(cat "$rec" 2>&1)")"
+    out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
+    echo "vfio-hook status: exit $rc"
+    prefixed '  | ' <<<"$out"
+    grep -F "$NV" <<<"$out" | grep -qi -e record -e 'not home' -e stranded -e 'e2e-nv' ||
+        grep -q 'e2e-nv' <<<"$out" || soft_fail "status does not show $NV's record"
+    echo N >"$NV_PARAMS/pmu_firmware_missing"
+    nv_recover "firmware back"
+    pass
+}
+
 # ---------------------------------------------------------------- guest setup and main loop
 setup_fail() { SETUP_ERROR=$*; return 1; }
 
@@ -1747,6 +1977,13 @@ reset_all() {
         rm -f "$DM_PIDS"
     fi
     rm -rf "$HOOKD/vm"
+    # the stand-in NVIDIA driver's scenarios: their holders, its firmware, $NV on it
+    if [ -s "$STANDIN_PIDS" ]; then
+        while read -r p; do kill -9 "$p" 2>/dev/null && echo "# reset: killed stand-in holder $p"; done <"$STANDIN_PIDS"
+        rm -f "$STANDIN_PIDS"
+        sleep 0.5
+    fi
+    [ ! -d "$NV_PARAMS" ] || echo N >"$NV_PARAMS/pmu_firmware_missing"
     if ! running=$(timeout 30 virsh list --name 2>/dev/null); then
         echo "# reset: libvirtd does not answer; restarting it"
         restart_libvirtd
@@ -1780,6 +2017,10 @@ reset_all() {
         bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 | sed 's/^/# reset: /'
         sleep 1
         echo "# reset: console now: $(console_facts)"
+    fi
+    if [ -d "$NV_PARAMS" ] && [ "$(drv $NV)" != nvidia ]; then
+        echo "# reset: $NV on $(drv $NV); putting it back on the stand-in"
+        standin_home | sed 's/^/# reset: /'
     fi
     if [ -n "$(records)" ]; then
         echo "# reset: removing records: $(records | tr '\n' ' ')"
@@ -1831,7 +2072,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
-    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-probe-fails"*) : >"$COMMAND_LOG_WANTED" ;; esac
     SETUP_ERROR=
     if ! setup; then
         echo "# setup failed: $SETUP_ERROR"
