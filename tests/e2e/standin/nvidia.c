@@ -192,15 +192,23 @@ static void nv_remove(struct pci_dev *pdev)
 	 * then it waits (os_delay(500) in a loop) until every handle on the GPU is closed. The
 	 * unbind writer sits in here holding the device lock, and nothing can interrupt it.
 	 */
-	if (remove_waits && atomic_read(&gpu->usage)) {
-		dev_warn(&pdev->dev, "Attempting to remove device %s with non-zero usage count!\n", pci_name(pdev));
-		while (atomic_read(&gpu->usage))
-			msleep(500);
+	bool warned = false;
+
+	for (;;) {
+		/* under the lock, so that no open slips in between the last look and the unlinking */
+		mutex_lock(&nv_lock);
+		if (!remove_waits || !atomic_read(&gpu->usage)) {
+			nv_gpus[gpu->minor] = NULL;
+			mutex_unlock(&nv_lock);
+			break;
+		}
+		mutex_unlock(&nv_lock);
+		if (!warned)
+			dev_warn(&pdev->dev, "Attempting to remove device %s with non-zero usage count!\n",
+				 pci_name(pdev));
+		warned = true;
+		msleep(500);
 	}
-	/* unreachable for new openers from here on */
-	mutex_lock(&nv_lock);
-	nv_gpus[gpu->minor] = NULL;
-	mutex_unlock(&nv_lock);
 	proc_remove(gpu->proc);
 	/*
 	 * i2c core: i2c_del_adapter waits (wait_for_completion) until the last reference to the
@@ -209,7 +217,9 @@ static void nv_remove(struct pci_dev *pdev)
 	 */
 	if (gpu->ddc_added)
 		i2c_del_adapter(&gpu->ddc);
-	kfree(gpu);
+	/* remove_waits=N with the node still open: its release still points here, so leak it */
+	if (!atomic_read(&gpu->usage))
+		kfree(gpu);
 }
 
 /*
