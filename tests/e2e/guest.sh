@@ -1687,9 +1687,15 @@ vga_to_bochs() {
     echo "# reset: giving $VGA to bochs-drm (it was kept driverless for the firmware framebuffer)"
     bounded_write "" "$SYS/$VGA/driver_override" 5 | prefixed '# reset: '
     [ "$(drv $VGA)" = none ] || bounded_write "$VGA" "$SYS/$VGA/driver/unbind" 10 | prefixed '# reset: '
-    [ "$(drv $GPU)" = bochs-drm ] || { bounded_write "" "$SYS/$GPU/driver_override" 5; bounded_write "$GPU" /sys/bus/pci/drivers_probe 10; } | prefixed '# reset: '
+    # 00:02.0 first: framebuffers take the lowest free number, and fb0 must be 00:02.0's
     bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 | prefixed '# reset: '
     t0=$(now_ms)
+    until [ "$(fb_device fb0)" = "$VGA" ]; do
+        [ $(($(now_ms) - t0)) -lt 5000 ] || break
+        sleep 0.1
+    done
+    # single-gpu-firmware-fb took 01:00.0 off bochs-drm (one framebuffer only)
+    [ "$(drv $GPU)" = bochs-drm ] || { bounded_write "" "$SYS/$GPU/driver_override" 5; bounded_write "$GPU" /sys/bus/pci/drivers/bochs-drm/bind 10; } | prefixed '# reset: '
     until [ "$(fb_device fb0)" = "$VGA" ] && [ "$(fb_device fb1)" = "$GPU" ]; do
         [ $(($(now_ms) - t0)) -lt 5000 ] || break
         sleep 0.1
