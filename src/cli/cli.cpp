@@ -38,7 +38,7 @@ Expected<Settings> load_settings(const std::filesystem::path& config, bool confi
         settings = *parsed;
     }
     for (const auto& [key, value] : overrides) {
-        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + *problem};
+        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
     }
     return settings;
 }
@@ -135,7 +135,7 @@ std::string nearest_command(std::string_view word) {
 // file takes for it (yes, no, true, off, 1, ...), nothing else.
 bool is_value_of(const std::string& option, const std::string& word) {
     Settings scratch;
-    return !apply_setting(scratch, std::string_view(option).substr(2), word).has_value();
+    return !apply_setting(scratch, std::string_view(option).substr(2), word);
 }
 
 // Where the first word that is not an option or an option's value stands: the command the user

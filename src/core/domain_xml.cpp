@@ -1,4 +1,5 @@
 #include "core/domain_xml.hpp"
+#include "core/problem.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
@@ -111,7 +112,7 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
         std::string value = owned_string(xmlNodeGetContent(child));
         if (auto problem = apply_domain_setting(settings, name, value)) {
             return Error{"<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" + name + ">" +
-                         value + "</" + name + ">: " + *problem};
+                         value + "</" + name + ">: " + problem.message()};
         }
     }
     return settings;
@@ -269,16 +270,15 @@ Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
 
 }  // namespace
 
-std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::string_view key,
-                                                std::string_view value) {
+Problem apply_domain_setting(DomainSettings& settings, std::string_view key, std::string_view value) {
     if (key == "allow-boot-vga") {
         settings.allow_boot_vga = parse_yes_no(std::string(value));
-        return settings.allow_boot_vga ? std::nullopt : std::optional<std::string>("expected yes or no");
+        return settings.allow_boot_vga ? Problem::none() : Problem("expected yes or no");
     }
     if (key == "firmware-errors") {
         if (value != "warn" && value != "refuse") return "expected warn or refuse";
         settings.refuse_on_firmware_errors = value == "refuse";
-        return std::nullopt;
+        return {};
     }
     if (key == "allow-host-critical") {
         bool drop = value.starts_with("-");
@@ -289,7 +289,7 @@ std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::s
         } else {
             settings.allowed_host_critical.insert(*address);
         }
-        return std::nullopt;
+        return {};
     }
     return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical)";
 }

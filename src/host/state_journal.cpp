@@ -1,4 +1,5 @@
 #include "host/state_journal.hpp"
+#include "core/problem.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -20,7 +21,7 @@ std::string errno_text(const std::string& what, const fs::path& file) {
     return what + " " + file.string() + ": " + std::strerror(errno);
 }
 
-std::optional<std::string> read_whole(const fs::path& file, std::string& text) {
+Problem read_whole(const fs::path& file, std::string& text) {
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno_text("cannot open", file);
     char buffer[8192];
@@ -28,11 +29,11 @@ std::optional<std::string> read_whole(const fs::path& file, std::string& text) {
     while ((n = ::read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(n));
     ::close(fd);
     if (n < 0) return errno_text("cannot read", file);
-    return std::nullopt;
+    return {};
 }
 
-std::optional<std::string> make_dir(const fs::path& dir) {
-    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return std::nullopt;
+Problem make_dir(const fs::path& dir) {
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
     return errno_text("cannot create", dir);
 }
 
@@ -42,7 +43,7 @@ fs::path StateJournal::file_of(const std::string& owner) const {
     return paths_.records_dir() / (owner + ".record");
 }
 
-std::optional<std::string> StateJournal::ensure_dirs() const {
+Problem StateJournal::ensure_dirs() const {
     std::error_code error;
     fs::create_directories(paths_.state_dir().parent_path(), error);
     if (auto problem = make_dir(paths_.state_dir())) return problem;
@@ -69,7 +70,7 @@ Expected<std::optional<StateRecord>> StateJournal::load(const std::string& owner
     std::string text;
     if (auto problem = read_whole(file, text)) {
         if (errno == ENOENT) return std::optional<StateRecord>();
-        return Error{*problem};
+        return Error{problem.message()};
     }
     auto record = parse_record(text, file.string());
     if (!record) return Error{record.error()};
@@ -93,7 +94,7 @@ std::vector<StateRecord> StateJournal::load_all(std::vector<std::string>* proble
     return records;
 }
 
-std::optional<std::string> StateJournal::save(const StateRecord& record) const {
+Problem StateJournal::save(const StateRecord& record) const {
     if (!is_valid_owner(record.owner)) return "invalid record owner '" + record.owner + "'";
     if (auto problem = ensure_dirs()) return problem;
     fs::path file = file_of(record.owner);
@@ -110,7 +111,7 @@ std::optional<std::string> StateJournal::save(const StateRecord& record) const {
         ::fsync(dir);
         ::close(dir);
     }
-    return std::nullopt;
+    return {};
 }
 
 std::vector<std::string> StateJournal::discard_unfinished_saves() const {
@@ -123,7 +124,7 @@ std::vector<std::string> StateJournal::discard_unfinished_saves() const {
     return discarded;
 }
 
-std::optional<std::string> StateJournal::remove(const std::string& owner) const {
+Problem StateJournal::remove(const std::string& owner) const {
     if (!is_valid_owner(owner)) return "invalid record owner '" + owner + "'";
     fs::path file = file_of(owner);
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) return errno_text("cannot remove", file);
@@ -132,7 +133,7 @@ std::optional<std::string> StateJournal::remove(const std::string& owner) const 
         ::fsync(dir);
         ::close(dir);
     }
-    return std::nullopt;
+    return {};
 }
 
 std::map<std::string, std::string> StateJournal::versions() const {

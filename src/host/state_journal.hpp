@@ -11,6 +11,7 @@
 #include "core/expected.hpp"
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 
@@ -29,16 +30,16 @@ public:
     // every save renames a new file over the old one, so a record saved since shows another.
     std::map<std::string, std::string> versions() const;
     // Write-to-temp, fsync, rename, fsync the directory: after a crash the record is either the
-    // old one or the new one, never a torn mix. Returns an error line, or nullopt.
-    std::optional<std::string> save(const StateRecord& record) const;
-    std::optional<std::string> remove(const std::string& owner) const;
+    // old one or the new one, never a torn mix. Returns the problem, or none.
+    Problem save(const StateRecord& record) const;
+    Problem remove(const std::string& owner) const;
     // A save killed before its rename leaves OWNER.record.tmp: never a record (nothing moves
     // before the rename), so whoever holds the lock deletes it. Returns the files deleted.
     std::vector<std::string> discard_unfinished_saves() const;
     std::filesystem::path file_of(const std::string& owner) const;
 
 private:
-    std::optional<std::string> ensure_dirs() const;
+    Problem ensure_dirs() const;
     const HostPaths& paths_;
 };
 

@@ -10,7 +10,7 @@
 
 namespace vfio_hook {
 
-struct WriteResult {
+struct [[nodiscard]] WriteResult {
     enum class Status { ok, failed, timed_out };
     Status status = Status::ok;
     int error = 0;  // errno when failed
@@ -22,7 +22,7 @@ struct WriteResult {
 
 // A read of a file whose kernel handler can block: vtconsole's `bind` takes console_lock,
 // /proc/driver/nvidia/…/information enters the NVIDIA driver (and can wake a suspended GPU).
-struct ReadResult {
+struct [[nodiscard]] ReadResult {
     enum class Status { ok, absent, timed_out };
     Status status = Status::absent;
     std::string text;  // trailing newline removed
