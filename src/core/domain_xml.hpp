@@ -47,7 +47,7 @@ inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
 // One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
 // allow-host-critical ADDRESS or -ADDRESS); the error names what was expected.
 Problem apply_domain_setting(DomainSettings& settings, std::string_view key,
-                                                std::string_view value);
+                             std::string_view value);
 // The wrapper element `virsh metadata --set` takes (libvirt puts it in our namespace).
 std::string serialize_settings(const DomainSettings& settings);
 // The wrapper element as `virsh metadata` prints it, whatever its namespace prefix.

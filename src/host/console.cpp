@@ -100,7 +100,7 @@ Problem take_console_step(const HostPaths& paths, KernelInterface& kernel, const
 }
 
 Problem give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
-                                                  const ConsoleStep& step) {
+                               const ConsoleStep& step) {
     if (step.kind == ConsoleStep::Kind::firmware_framebuffer) {
         // Once a native driver has had the GPU the kernel deletes the firmware framebuffer's
         // device (sysfb_disable): the console then comes from the driver's own framebuffer.

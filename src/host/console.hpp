@@ -27,6 +27,6 @@ Problem take_console_step(const HostPaths& paths, KernelInterface& kernel, const
 
 // Gives one step back and verifies it (fbcon's bind reads 1 again). The problem, or none.
 Problem give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
-                                                  const ConsoleStep& step);
+                               const ConsoleStep& step);
 
 }  // namespace vfio_hook

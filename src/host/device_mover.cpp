@@ -11,29 +11,29 @@ namespace vfio_hook {
 namespace {
 
 Problem describe_failure(const PciAddress& address, const std::string& step,
-                           const std::filesystem::path& file, const WriteResult& result,
-                           std::chrono::milliseconds deadline, bool probing = false) {
+                         const std::filesystem::path& file, const WriteResult& result,
+                         std::chrono::milliseconds deadline, bool probing = false) {
     if (result.status == WriteResult::Status::timed_out && probing) {
         return Problem{address.str() + ": still binding: " + step + " (the write to " +
-                             file.string() + ") had not returned after " +
-                             std::to_string(deadline.count()) +
-                             " ms; the driver may still be loading its firmware (bind-deadline-ms)",
+                       file.string() + ") had not returned after " +
+                       std::to_string(deadline.count()) +
+                       " ms; the driver may still be loading its firmware (bind-deadline-ms)",
                        ProblemKind::hung};
     }
     if (result.status == WriteResult::Status::timed_out) {
         return Problem{address.str() + ": " + step + " hung: the write to " + file.string() +
-               " did not return within " + std::to_string(deadline.count()) +
-               " ms (a driver or a process still holds the device)", ProblemKind::hung};
+                       " did not return within " + std::to_string(deadline.count()) +
+                       " ms (a driver or a process still holds the device)", ProblemKind::hung};
     }
     return Problem{address.str() + ": " + step + " failed: writing " + file.string() + ": " +
-                         result.describe()};
+                   result.describe()};
 }
 
 }  // namespace
 
 Problem DeviceMover::write(const PciAddress& address, const std::string& step,
-                                              const std::filesystem::path& file,
-                                              std::string_view value) {
+                           const std::filesystem::path& file,
+                           std::string_view value) {
     WriteResult result = kernel_.write(file, value);
     if (result.ok()) return {};
     return describe_failure(address, step, file, result, kernel_.deadline());
@@ -72,7 +72,7 @@ Problem DeviceMover::to_vfio(const PciAddress& address) {
         return error;
     if (!wait_for_driver(address, vfio)) {
         return Problem{address.str() + ": did not bind to vfio-pci (driver now: " +
-                         current_driver(paths_, address).value_or("none") + ")"};
+                       current_driver(paths_, address).value_or("none") + ")"};
     }
     return {};
 }
@@ -91,8 +91,8 @@ Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress&
 }
 
 Problem DeviceMover::home(const PciAddress& address,
-                                           const std::optional<DriverName>& driver,
-                                           const std::optional<DriverName>& override) {
+                          const std::optional<DriverName>& driver,
+                          const std::optional<DriverName>& override) {
     if (auto error = come_home(address, driver)) return error;
     if (!override) return {};
     auto failure = write(address, "putting back driver_override " + *override,
@@ -102,10 +102,10 @@ Problem DeviceMover::home(const PciAddress& address,
 }
 
 Problem DeviceMover::come_home(const PciAddress& address,
-                                                const std::optional<DriverName>& driver) {
+                               const std::optional<DriverName>& driver) {
     if (driver && !is_kernel_driver_name(*driver))
         return Problem{address.str() + ": refusing to bind to '" + *driver +
-                         "': not a kernel driver name"};
+                       "': not a kernel driver name"};
     if (auto error = leave_current_driver(address, driver)) return error;
     if (!driver || current_driver(paths_, address) == driver) return {};  // it had no driver before: it stays driverless
     // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
@@ -122,8 +122,8 @@ Problem DeviceMover::come_home(const PciAddress& address,
     }
     if (!wait_for_driver(address, driver)) {
         return Problem{address.str() + ": did not come back to " + *driver + " (driver now: " +
-                         current_driver(paths_, address).value_or("none") + ")" +
-                         (bound.ok() ? std::string() : "; bind said: " + bound.describe())};
+                       current_driver(paths_, address).value_or("none") + ")" +
+                       (bound.ok() ? std::string() : "; bind said: " + bound.describe())};
     }
     return {};
 }
@@ -136,7 +136,7 @@ Problem DeviceMover::reprobe(const PciAddress& address) {
 }
 
 Problem DeviceMover::leave_current_driver(const PciAddress& address,
-                                                           const std::optional<DriverName>& keep) {
+                                          const std::optional<DriverName>& keep) {
     // An empty line clears the override; it survives unbind and would send a reprobe back to
     // vfio-pci.
     if (auto error = write(address, "clearing driver_override",

@@ -28,7 +28,7 @@ public:
     // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
     // `override`: a driver_override the device had before us, written back once it is home.
     Problem home(const PciAddress& address, const std::optional<DriverName>& driver,
-                                  const std::optional<DriverName>& override = std::nullopt);
+                 const std::optional<DriverName>& override = std::nullopt);
     // The device's driver_override as it is now (nullopt: none). The read takes the device lock,
     // so it runs under the deadline; an error when it did not answer.
     Expected<std::optional<DriverName>> read_override(const PciAddress& address);
@@ -39,9 +39,9 @@ private:
     Problem come_home(const PciAddress& address, const std::optional<DriverName>& driver);
     // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
     Problem leave_current_driver(const PciAddress& address,
-                                                  const std::optional<DriverName>& keep);
+                                 const std::optional<DriverName>& keep);
     Problem write(const PciAddress& address, const std::string& step,
-                                   const std::filesystem::path& file, std::string_view value);
+                  const std::filesystem::path& file, std::string_view value);
     // A write that runs a host driver's probe, under the longer bind deadline.
     WriteResult probe_write(const std::filesystem::path& file, const PciAddress& address);
     bool wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver);
