@@ -71,9 +71,8 @@ int prepare(Host& host, const HookCall& call, const Domain& domain, const std::s
     if (auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true, true))
         return refuse_start(domain, failed.lines());
 
-    StateJournal journal(host.paths);
     // VMs without host PCI devices never wait on the lock.
-    if (domain.pci_devices.empty() && !journal.has_record(domain.uuid.str())) return 0;
+    if (!domain_has_work(host.paths, domain)) return 0;
     auto start = Clock::now();
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
@@ -177,11 +176,16 @@ bool hook_has_work(const HostPaths& paths, const HookCall& call) {
 }
 
 bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view domain_xml) {
-    if (script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
-        return false;
+    bool scripts = script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
+    if (!hook_acts_on(call.operation, call.sub_operation)) return !scripts;  // stage 1's answer
+    if (scripts) return false;
     if (!StateJournal(paths).empty()) return false;
     if (call.operation == "release") return true;  // release only ever gives back what is recorded
     return call.operation == "prepare" && surely_without_pci_hostdevs(domain_xml);
+}
+
+bool domain_has_work(const HostPaths& paths, const Domain& domain) {
+    return !domain.pci_devices.empty() || StateJournal(paths).has_record(domain.uuid.str());
 }
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {

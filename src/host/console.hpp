@@ -12,7 +12,7 @@
 
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 #include "core/problem.hpp"
 
 namespace vfio_hook {

@@ -90,10 +90,9 @@ Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress&
     return std::optional<DriverName>(read.text);
 }
 
-Problem DeviceMover::home(const PciAddress& address,
-                          const std::optional<DriverName>& driver,
-                          const std::optional<DriverName>& override) {
-    if (auto error = come_home(address, driver)) return error;
+Problem DeviceMover::send_home(const PciAddress& address, const std::optional<DriverName>& driver,
+                               const std::optional<DriverName>& override) {
+    if (auto error = bind_to(address, driver)) return error;
     if (!override) return {};
     auto failure = write(address, "putting back driver_override " + *override,
                          paths_.pci_device(address) / "driver_override", *override);
@@ -101,8 +100,7 @@ Problem DeviceMover::home(const PciAddress& address,
     return Problem{failure.message(), ProblemKind::device_home};
 }
 
-Problem DeviceMover::come_home(const PciAddress& address,
-                               const std::optional<DriverName>& driver) {
+Problem DeviceMover::bind_to(const PciAddress& address, const std::optional<DriverName>& driver) {
     if (driver && !is_kernel_driver_name(*driver))
         return Problem{address.str() + ": refusing to bind to '" + *driver +
                        "': not a kernel driver name"};

@@ -12,7 +12,7 @@
 #include "core/problem.hpp"
 #include "core/settings.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
 
@@ -27,8 +27,8 @@ public:
     Problem to_vfio(const PciAddress& address);
     // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
     // `override`: a driver_override the device had before us, written back once it is home.
-    Problem home(const PciAddress& address, const std::optional<DriverName>& driver,
-                 const std::optional<DriverName>& override = std::nullopt);
+    Problem send_home(const PciAddress& address, const std::optional<DriverName>& driver,
+                      const std::optional<DriverName>& override = std::nullopt);
     // The device's driver_override as it is now (nullopt: none). The read takes the device lock,
     // so it runs under the deadline; an error when it did not answer.
     Expected<std::optional<DriverName>> read_override(const PciAddress& address);
@@ -36,7 +36,8 @@ public:
     Problem reprobe(const PciAddress& address);
 
 private:
-    Problem come_home(const PciAddress& address, const std::optional<DriverName>& driver);
+    // The first half of send_home: off vfio-pci and onto `driver` (its override not yet back).
+    Problem bind_to(const PciAddress& address, const std::optional<DriverName>& driver);
     // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
     Problem leave_current_driver(const PciAddress& address,
                                  const std::optional<DriverName>& keep);

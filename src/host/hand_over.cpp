@@ -170,7 +170,7 @@ Problem roll_back(DeviceMover& mover, const StateRecord& record, const std::vect
             stranded.push_back(where);
             continue;
         }
-        if (auto undo_failure = mover.home(where.address, where.original_driver, where.original_override)) {
+        if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override)) {
             problems.merge(Problem("rollback: " + undo_failure.message()));
             if (!undo_failure.device_home()) stranded.push_back(where);
         }
@@ -271,7 +271,7 @@ ReleasePlan plan_release_with(Host& host, const StateRecord& selected, bool forc
 void give_back(DeviceMover& mover, const Restore& restore, ReleaseReport& report, std::set<PciAddress>& still_ours) {
     DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
     auto start = Clock::now();
-    auto failure = mover.home(restore.address, restore.to, restore.override_to_restore);
+    auto failure = mover.send_home(restore.address, restore.to, restore.override_to_restore);
     if (!failure) {
         long took = elapsed_ms(start);
         log_with_fields(spdlog::level::info,

@@ -12,17 +12,12 @@
 #include "core/plan.hpp"
 #include "core/problem.hpp"
 #include "core/settings.hpp"
+#include "host/host.hpp"
 #include "host/host_paths.hpp"
 #include "host/state_journal.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
-
-struct Host {
-    HostPaths paths;
-    KernelInterface& kernel;
-    Settings settings;
-};
 
 // Everything plan_prepare reads about the host.
 struct [[nodiscard]] HostView {

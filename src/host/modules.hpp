@@ -5,7 +5,7 @@
 #include <string>
 
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 #include "core/problem.hpp"
 
 namespace vfio_hook {
