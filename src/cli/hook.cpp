@@ -116,7 +116,7 @@ std::vector<std::string> owners_to_release(Host& host, const HookCall& call, con
         return {identity->uuid.str()};
     }
     std::vector<std::string> owners;
-    for (const auto& record : StateJournal(host.paths).load_all()) {
+    for (const auto& record : RecordStore(host.paths).load_all()) {
         if (record.owner != manual_owner && record.domain_name == call.domain) owners.push_back(record.owner);
     }
     logger().error("domain '{}': {}; releasing the {} record(s) that name this domain", call.domain,
@@ -125,11 +125,11 @@ std::vector<std::string> owners_to_release(Host& host, const HookCall& call, con
 }
 
 int release(Host& host, const HookCall& call, const std::string& xml) {
-    StateJournal journal(host.paths);
+    RecordStore store(host.paths);
     std::vector<PciAddress> released;
     auto owners = owners_to_release(host, call, xml);
     for (const auto& owner : owners) {
-        if (!journal.has_record(owner)) continue;  // nothing of this domain's moved
+        if (!store.has_record(owner)) continue;  // nothing of this domain's moved
         auto start = Clock::now();
         auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
         if (!lock) {
@@ -179,13 +179,13 @@ bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view
     bool scripts = script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
     if (!hook_acts_on(call.operation, call.sub_operation)) return !scripts;  // stage 1's answer
     if (scripts) return false;
-    if (!StateJournal(paths).empty()) return false;
+    if (!RecordStore(paths).empty()) return false;
     if (call.operation == "release") return true;  // release only ever gives back what is recorded
     return call.operation == "prepare" && surely_without_pci_hostdevs(domain_xml);
 }
 
 bool domain_has_work(const HostPaths& paths, const Domain& domain) {
-    return !domain.pci_devices.empty() || StateJournal(paths).has_record(domain.uuid.str());
+    return !domain.pci_devices.empty() || RecordStore(paths).has_record(domain.uuid.str());
 }
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {

@@ -91,7 +91,7 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
     }
     std::map<std::string, std::set<PciAddress>> by_owner;
     std::vector<PciAddress> unrecorded;
-    auto records = StateJournal(host.paths).load_all();
+    auto records = RecordStore(host.paths).load_all();
     for (const auto& address : addresses) {
         auto owner = std::find_if(records.begin(), records.end(),
                                   [&](const StateRecord& record) { return record.find(address); });

@@ -51,7 +51,7 @@ HostView look_before_prepare(Host& host, const Domain& domain, ModuleLoading mod
     HostView view;
     view.bus = read_bus(host.paths, host.kernel, addresses_of(domain));
     view.holders = find_holders(host.paths, nodes_of(host.paths, view.bus));
-    view.records = StateJournal(host.paths).load_all();
+    view.records = RecordStore(host.paths).load_all();
     view.kernel_log = read_kernel_log(host.paths);
     if (!domain.pci_devices.empty() && view.bus.iommu_enabled && modules == ModuleLoading::allowed)
         view.vfio_pci_problem = ensure_vfio_pci(host.paths, host.kernel);
@@ -95,7 +95,7 @@ struct [[nodiscard]] Settled {
 // whose GPU is home (the GPU's driver brings the framebuffer fbcon needs), keep in `rest` the
 // others and those that would not come back, then save `rest`, or remove the record when nothing
 // is left.
-Settled settle_record(Host& host, const StateJournal& journal, StateRecord& rest,
+Settled settle_record(Host& host, const RecordStore& store, StateRecord& rest,
                       const std::vector<ConsoleStep>& console) {
     Settled settled;
     std::vector<ConsoleStep> ready;
@@ -109,19 +109,19 @@ Settled settle_record(Host& host, const StateJournal& journal, StateRecord& rest
     auto not_back = give_back_console(host, ready, settled.console);
     rest.console.insert(rest.console.end(), not_back.begin(), not_back.end());
     settled.something_left = !rest.devices.empty() || !rest.console.empty();
-    settled.record = settled.something_left ? journal.save(rest) : journal.remove(rest.owner);
+    settled.record = settled.something_left ? store.save(rest) : store.remove(rest.owner);
     return settled;
 }
 
 // A failed start's last words on its record. The record written before the first move is still
 // on disk when its update fails: it lists everything the start was to move, which `recover`
 // gives back.
-Problem record_line(const Settled& settled, const StateJournal& journal, const std::string& owner) {
+Problem record_line(const Settled& settled, const RecordStore& store, const std::string& owner) {
     if (settled.record)
-        return "cannot update the state record: " + settled.record.message() + "; " + journal.file_of(owner).string() +
+        return "cannot update the state record: " + settled.record.message() + "; " + store.file_of(owner).string() +
                " still lists every device this start was to move: run `vfio-hook recover` once the cause is fixed";
     if (settled.something_left)
-        return "what is not yet home stays recorded in " + journal.file_of(owner).string() +
+        return "what is not yet home stays recorded in " + store.file_of(owner).string() +
                "; run `vfio-hook recover` once the cause is fixed";
     return {};
 }
@@ -202,9 +202,9 @@ Problem move_to_vfio(DeviceMover& mover, const PreparePlan& plan, const StateRec
 }  // namespace
 
 Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& owner, const PreparePlan& plan) {
-    StateJournal journal(host.paths);
+    RecordStore store(host.paths);
     // The owner's record as it is: an earlier unfinished run's devices stay in what this one writes.
-    auto existing = journal.load(owner);
+    auto existing = store.load(owner);
     if (!existing) return "cannot read the state record: " + existing.error() + "; nothing was moved";
     const StateRecord* earlier = existing->has_value() ? &**existing : nullptr;
     StateRecord record = merged_record(earlier, domain, owner, plan);
@@ -217,7 +217,7 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     auto console = console_steps_of(host, plan.takes_console);
     record.console.insert(record.console.end(), console.begin(), console.end());
     // The record before the first write: whatever happens next, `recover` knows what to give back.
-    if (auto problem = journal.save(record))
+    if (auto problem = store.save(record))
         return "cannot write the state record: " + problem.message() + "; nothing was moved";
     // What stays recorded if this start fails: what an earlier run left (its console that did
     // not come back included).
@@ -225,8 +225,8 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     std::vector<ConsoleStep> taken;
     // The console, step by step; a step that fails gives back those taken and moves nothing.
     if (auto failure = take_console(host, console, taken)) {
-        auto settled = settle_record(host, journal, rest, taken);
-        return failure.merge(settled.console).merge(record_line(settled, journal, owner)).add_line("nothing was moved");
+        auto settled = settle_record(host, store, rest, taken);
+        return failure.merge(settled.console).merge(record_line(settled, store, owner)).add_line("nothing was moved");
     }
     // The devices, all or nothing; what would not come back stays recorded.
     std::vector<RecordedDevice> stranded;
@@ -235,10 +235,10 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     for (const auto& device : stranded) {
         if (!rest.find(device.address)) rest.devices.push_back(device);
     }
-    auto settled = settle_record(host, journal, rest, taken);
+    auto settled = settle_record(host, store, rest, taken);
     failure.merge(settled.console);
     if (!settled.something_left) failure.add_line("every device was put back where it was");
-    return failure.merge(record_line(settled, journal, owner));
+    return failure.merge(record_line(settled, store, owner));
 }
 
 namespace {
@@ -326,9 +326,9 @@ StateRecord what_stays(const StateRecord& record, const std::optional<std::set<P
 ReleaseReport release_owner(Host& host, const std::string& owner,
                             const std::optional<std::set<PciAddress>>& only, bool force) {
     ReleaseReport report;
-    StateJournal journal(host.paths);
+    RecordStore store(host.paths);
     // The owner's record: what went to vfio-pci, from where.
-    auto loaded = journal.load(owner);
+    auto loaded = store.load(owner);
     if (!loaded) {
         report.problems.push_back(loaded.error());
         return report;
@@ -351,7 +351,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     add_kernel_log_problems(host, plan, log_before, report);
     // The console back, and the record rewritten to hold exactly what is not home.
     StateRecord rest = what_stays(record, only, still_ours);
-    auto settled = settle_record(host, journal, rest, record.console);
+    auto settled = settle_record(host, store, rest, record.console);
     report.problems.insert(report.problems.end(), settled.console.lines().begin(), settled.console.lines().end());
     if (settled.record) report.problems.push_back(settled.record.message());
     return report;

@@ -14,7 +14,7 @@
 #include "core/settings.hpp"
 #include "host/host.hpp"
 #include "host/host_paths.hpp"
-#include "host/state_journal.hpp"
+#include "host/record_store.hpp"
 #include "host/kernel_interface.hpp"
 
 namespace vfio_hook {

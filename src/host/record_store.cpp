@@ -1,4 +1,4 @@
-#include "host/state_journal.hpp"
+#include "host/record_store.hpp"
 #include "core/problem.hpp"
 
 #include <fcntl.h>
@@ -39,18 +39,18 @@ Problem make_dir(const fs::path& dir) {
 
 }  // namespace
 
-fs::path StateJournal::file_of(const std::string& owner) const {
+fs::path RecordStore::file_of(const std::string& owner) const {
     return paths_.records_dir() / (owner + ".record");
 }
 
-Problem StateJournal::ensure_dirs() const {
+Problem RecordStore::ensure_dirs() const {
     std::error_code error;
     fs::create_directories(paths_.state_dir().parent_path(), error);
     if (auto problem = make_dir(paths_.state_dir())) return problem;
     return make_dir(paths_.records_dir());
 }
 
-bool StateJournal::empty() const {
+bool RecordStore::empty() const {
     std::unique_ptr<DIR, int (*)(DIR*)> directory(::opendir(paths_.records_dir().c_str()), &::closedir);
     if (!directory) return errno == ENOENT;  // unreadable: assume there may be records
     while (const dirent* entry = ::readdir(directory.get())) {
@@ -59,12 +59,12 @@ bool StateJournal::empty() const {
     return true;
 }
 
-bool StateJournal::has_record(const std::string& owner) const {
+bool RecordStore::has_record(const std::string& owner) const {
     struct stat info;
     return is_valid_owner(owner) && ::stat(file_of(owner).c_str(), &info) == 0;
 }
 
-Expected<std::optional<StateRecord>> StateJournal::load(const std::string& owner) const {
+Expected<std::optional<StateRecord>> RecordStore::load(const std::string& owner) const {
     if (!is_valid_owner(owner)) return Error{"invalid record owner '" + owner + "'"};
     fs::path file = file_of(owner);
     std::string text;
@@ -78,7 +78,7 @@ Expected<std::optional<StateRecord>> StateJournal::load(const std::string& owner
     return std::optional<StateRecord>(*record);
 }
 
-std::vector<StateRecord> StateJournal::load_all(std::vector<std::string>* problems) const {
+std::vector<StateRecord> RecordStore::load_all(std::vector<std::string>* problems) const {
     std::vector<StateRecord> records;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
@@ -94,7 +94,7 @@ std::vector<StateRecord> StateJournal::load_all(std::vector<std::string>* proble
     return records;
 }
 
-Problem StateJournal::save(const StateRecord& record) const {
+Problem RecordStore::save(const StateRecord& record) const {
     if (!is_valid_owner(record.owner)) return "invalid record owner '" + record.owner + "'";
     if (auto problem = ensure_dirs()) return problem;
     fs::path file = file_of(record.owner);
@@ -114,7 +114,7 @@ Problem StateJournal::save(const StateRecord& record) const {
     return {};
 }
 
-std::vector<std::string> StateJournal::discard_unfinished_saves() const {
+std::vector<std::string> RecordStore::discard_unfinished_saves() const {
     std::vector<std::string> discarded;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
@@ -124,7 +124,7 @@ std::vector<std::string> StateJournal::discard_unfinished_saves() const {
     return discarded;
 }
 
-Problem StateJournal::remove(const std::string& owner) const {
+Problem RecordStore::remove(const std::string& owner) const {
     if (!is_valid_owner(owner)) return "invalid record owner '" + owner + "'";
     fs::path file = file_of(owner);
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) return errno_text("cannot remove", file);
@@ -136,7 +136,7 @@ Problem StateJournal::remove(const std::string& owner) const {
     return {};
 }
 
-std::map<std::string, std::string> StateJournal::versions() const {
+std::map<std::string, std::string> RecordStore::versions() const {
     std::map<std::string, std::string> found;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {

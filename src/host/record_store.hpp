@@ -9,15 +9,16 @@
 #include <vector>
 
 #include "core/expected.hpp"
+#include "core/problem.hpp"
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
-#include "core/problem.hpp"
 
 namespace vfio_hook {
 
-class StateJournal {
+// The directory of state records: one record per owner, what each moved and from where.
+class RecordStore {
 public:
-    explicit StateJournal(const HostPaths& paths) : paths_(paths) {}
+    explicit RecordStore(const HostPaths& paths) : paths_(paths) {}
 
     // A cheap stat: lets hook runs with nothing to do skip the lock.
     bool has_record(const std::string& owner) const;
