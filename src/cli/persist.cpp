@@ -105,7 +105,9 @@ void bind_now(Host& host, const Domain& domain, std::ostream& out) {
     PreparePlan plan = plan_with(host, domain, owner, view);
     std::vector<std::string> failure;
     for (const auto& refusal : plan.refusals) failure.push_back(refusal.line());
-    if (failure.empty()) failure = carry_out_prepare(host, domain, owner, plan);
+    if (failure.empty()) {
+        if (auto problem = carry_out_prepare(host, domain, owner, plan)) failure = problem.lines();
+    }
     if (!failure.empty()) {
         for (const auto& line : failure) {
             tell_user(spdlog::level::warn, "vfio-hook persist: not moved now: " + line +
@@ -132,7 +134,7 @@ int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bo
     // What may be persisted is decided without holders or the kernel log: a program holding the
     // GPU now stops only today's move, never the boot-time binding.
     HostView view = look_before_prepare(host, domain, ModuleLoading::never);
-    HostView lasting{view.bus, {}, view.records, {}, std::nullopt};
+    HostView lasting{view.bus, {}, view.records, {}, Problem::none()};
     PreparePlan plan = plan_with(host, domain, std::string(manual_owner), lasting);
     if (plan.refused()) {
         for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
@@ -236,12 +238,12 @@ int run_persist_apply(Commands& commands, const PciAddress& address) {
         return 1;
     }
     if (auto problem = ensure_vfio_pci(host.paths, host.kernel)) {
-        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": " + *problem);
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": " + problem.message());
         return 1;
     }
     DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.to_vfio(address)) {
-        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + failure->message);
+        tell_user(spdlog::level::err, "vfio-hook persist-apply: " + failure.message());
         return 1;
     }
     logger().info("persist-apply: {} is on vfio-pci", address.str());
