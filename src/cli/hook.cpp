@@ -140,7 +140,7 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
                                               "; its devices stay recorded for `vfio-hook recover`");
             continue;
         }
-        auto report = release_owner(host, owner);
+        auto report = release_owner(host, owner, std::nullopt, false, parse_shutoff_reason(call.extra));
         for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
         for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
         released.insert(released.end(), report.addresses.begin(), report.addresses.end());

@@ -7,6 +7,7 @@
 #include "host/device_mover.hpp"
 #include "host/holders.hpp"
 #include "host/kernel_log_reader.hpp"
+#include "host/liveness_check.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
 #include "host/pci_bus.hpp"
@@ -211,7 +212,8 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
 }
 
 ReleaseReport release_owner(Host& host, const std::string& owner,
-                            const std::optional<std::set<PciAddress>>& only, bool force) {
+                            const std::optional<std::set<PciAddress>>& only, bool force,
+                            ShutoffReason reason) {
     ReleaseReport report;
     StateJournal journal(host.paths);
     auto loaded = journal.load(owner);
@@ -246,6 +248,12 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
     for (const auto& restore : plan.restores) {
         DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
+        // Issue 26: a device that does not answer is never probed by its host driver.
+        if (auto dead = refuse_dead_device(host.paths, host.kernel, restore.address, restore.to, needs_proof_of_life(reason))) {
+            still_ours.insert(restore.address);
+            report.problems.push_back(*dead);
+            continue;
+        }
         auto start = Clock::now();
         auto failure = mover.home(restore.address, restore.to, restore.override_to_restore);
         if (!failure) {

@@ -11,6 +11,7 @@
 
 #include "core/plan.hpp"
 #include "core/settings.hpp"
+#include "core/shutoff_reason.hpp"
 #include "host/host_paths.hpp"
 #include "host/state_journal.hpp"
 #include "host/sysfs.hpp"
@@ -53,8 +54,10 @@ struct ReleaseReport {
 // Logs each device it moves; returns failures for the caller to tell the user.
 // Gives back the devices of `owner`'s record (all, or only those in `only`), verifies them, reads
 // the kernel log about them, and rewrites the record to hold exactly what is not home.
+// A device that does not answer stays on vfio-pci (host/liveness_check.hpp); `reason`, libvirt's
+// shutoff reason, makes that check strict after a crash.
 ReleaseReport release_owner(Host& host, const std::string& owner,
                             const std::optional<std::set<PciAddress>>& only = std::nullopt,
-                            bool force = false);
+                            bool force = false, ShutoffReason reason = ShutoffReason::not_given);
 
 }  // namespace vfio_hook

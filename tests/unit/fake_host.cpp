@@ -289,7 +289,7 @@ FakeHost& FakeHost::device(const std::string& address, std::uint32_t class_code,
     write_file(dir / "vendor", hex(vendor, 4) + "\n");
     write_file(dir / "device", hex(device_id, 4) + "\n");
     write_file(dir / "class", hex(class_code, 6) + "\n");
-    write_file(dir / "config", "");
+    write_file(dir / "config", fake_config_space(vendor, device_id, class_code));
     write_file(dir / "driver_override", "(null)\n");
     write_file(dir / "power_state", "D0\n");
     write_file(dir / "reset_method", "flr bus\n");

@@ -1,0 +1,61 @@
+#include "host/liveness_check.hpp"
+
+#include "host/log.hpp"
+#include "host/pci_bus.hpp"
+
+namespace vfio_hook {
+namespace {
+
+std::string read_reset_methods(const HostPaths& paths, const PciAddress& address) {
+    return read_small_file(paths.pci_device(address) / "reset_method");
+}
+
+}  // namespace
+
+Liveness read_liveness(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
+    // read_blocking drops trailing newline and space bytes: a config space ending in 0x0a or
+    // 0x20 reads shorter, which can only hide the PM status (bytes past the end read as absent),
+    // never the vendor at offset 0.
+    auto read = kernel.read_blocking(paths.pci_device(address) / "config");
+    if (read.status == ReadResult::Status::timed_out) {
+        Liveness liveness;
+        liveness.why = "reading its config space did not return within " +
+                       std::to_string(kernel.deadline().count()) + " ms";
+        return liveness;
+    }
+    return judge_config_space(read.text);
+}
+
+std::optional<std::string> refuse_dead_device(const HostPaths& paths, KernelInterface& kernel,
+                                              const PciAddress& address,
+                                              const std::optional<DriverName>& driver, bool strict) {
+    Liveness liveness = read_liveness(paths, kernel, address);
+    if (liveness.may_go_home(strict)) return std::nullopt;
+    std::string methods = read_reset_methods(paths, address);
+    bool reset_is_safe = reset_is_per_function(methods);
+    auto reset_file = paths.pci_device(address) / "reset";
+    if (strict && reset_is_safe) {
+        WriteResult reset = kernel.write(reset_file, "1");
+        Liveness after = reset.ok() ? read_liveness(paths, kernel, address) : liveness;
+        if (reset.ok() && after.may_go_home(strict)) {
+            logger().warn("{}: {}; its reset ({}) brought it back", address.str(), liveness.why, methods);
+            return std::nullopt;
+        }
+        liveness.why += reset.ok() ? ", also after its reset (" + methods + ")"
+                                   : "; its reset failed: " + reset.describe();
+    }
+    std::string line = address.str() + ": not given back to " + driver.value_or("a host driver") + ": " +
+                       liveness.why + "; it stays on vfio-pci, recorded: ";
+    if (reset_is_safe && !strict) {
+        line += "reset it (`echo 1 > " + reset_file.string() + "`, reset_method: " + methods +
+                ") then run `vfio-hook recover`, or reboot";
+    } else {
+        line += "reboot the host" +
+                (methods.empty() ? std::string(" (it has no reset)")
+                 : reset_is_safe ? std::string()
+                                 : " (its reset_method '" + methods + "' would reset the other devices on its bus too)");
+    }
+    return line;
+}
+
+}  // namespace vfio_hook
