@@ -390,7 +390,7 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
     std::string settings_domain, settings_key, settings_value;
     auto* set = app.add_subcommand("set", "set a per-VM setting in the VM's definition (virsh metadata)");
     set->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
-    set->add_option("key", settings_key, "allow-boot-vga, firmware-errors or allow-host-critical")
+    set->add_option("key", settings_key, "allow-boot-vga, firmware-errors, allow-host-critical or power-guard")
         ->required()
         ->type_name("KEY");
     set->add_option("value", settings_value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")

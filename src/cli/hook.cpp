@@ -97,6 +97,7 @@ int prepare(Host& host, const HookCall& call, const Domain& domain, const std::s
         return refuse_start(domain, reasons);
     }
     auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);
+    if (!failure.empty()) for (auto& line : stuck_since_prepare(host, plan)) failure.push_back(line);  // issue 26
     for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook: " + line);
     log_with_fields(spdlog::level::info,
                     "prepare " + std::string(failure.empty() ? "done" : "failed") + ": " +
@@ -146,8 +147,9 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
         released.insert(released.end(), report.addresses.begin(), report.addresses.end());
         log_with_fields(spdlog::level::info,
                         "release done: " + std::to_string(report.addresses.size()) + " device(s) home in " +
-                            since(start) + " ms",
-                        {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())}});
+                            since(start) + " ms (libvirt's shutoff reason: " + call.extra + ")",
+                        {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())},
+                         {"SHUTOFF_REASON", call.extra}});
     }
     // After the devices are home: a single-GPU setup restarts its display manager here.
     auto problems = run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false, false);

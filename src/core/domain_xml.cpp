@@ -198,7 +198,8 @@ private:
     // why allow-boot-vga "does nothing".
     std::optional<std::string> visit_metadata(const std::string& name) {
         std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
-        bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical";
+        bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
+                            name == "power-guard";
         if (ns == metadata_namespace && setting_name) {
             warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
                                 "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
@@ -291,7 +292,11 @@ std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::s
         }
         return std::nullopt;
     }
-    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical)";
+    if (key == "power-guard") {
+        settings.power_guard = parse_yes_no(std::string(value));
+        return settings.power_guard ? std::nullopt : std::optional<std::string>("expected yes or no");
+    }
+    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard)";
 }
 
 std::string serialize_settings(const DomainSettings& settings) {
@@ -303,6 +308,8 @@ std::string serialize_settings(const DomainSettings& settings) {
                "</firmware-errors>";
     for (const auto& address : settings.allowed_host_critical)
         xml += "<allow-host-critical>" + address.str() + "</allow-host-critical>";
+    if (settings.power_guard)
+        xml += std::string("<power-guard>") + (*settings.power_guard ? "yes" : "no") + "</power-guard>";
     return xml + "</vfio-hook>";
 }
 

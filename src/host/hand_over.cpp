@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/stuck_device.hpp"
 #include "host/console.hpp"
 #include "host/device_mover.hpp"
 #include "host/holders.hpp"
@@ -10,6 +11,7 @@
 #include "host/liveness_check.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
+#include "host/power_guard.hpp"
 #include "host/pci_bus.hpp"
 
 namespace vfio_hook {
@@ -35,9 +37,11 @@ std::uint64_t last_sequence(const std::vector<KernelLogLine>& lines) {
 StateRecord merged_record(const StateRecord* existing, const Domain& domain,
                           const std::string& owner, const PreparePlan& plan) {
     StateRecord record{owner, domain.name, {}, {}};
+    record.kernel_log_mark = plan.kernel_log_mark;  // issue 26
     if (existing) {
         record.devices = existing->devices;
         record.console = existing->console;
+        if (existing->kernel_log_mark) record.kernel_log_mark = existing->kernel_log_mark;
     }
     for (const auto& move : plan.moves) {
         if (record.find(move.address)) continue;
@@ -63,6 +67,7 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
                       const HostView& view) {
     PreparePlan plan = plan_prepare(
         {domain, owner, view.bus, view.holders, view.records, view.kernel_log, host.settings});
+    plan.kernel_log_mark = last_sequence(view.kernel_log);  // issue 26
     if (view.vfio_pci_problem && plan.has_writes())
         plan.refusals.push_back({std::nullopt, *view.vfio_pci_problem, ""});
     return plan;
@@ -145,6 +150,7 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         auto override = mover.read_override(device.address);
         if (!override) return {override.error() + "; nothing was moved"};
         device.original_override = *override;
+        record_power_settings(host.paths, device);  // Issue 26: the power guard restores these at release.
     }
     // Single GPU: the host's console, taken only now that every check has passed, so a refused
     // start never touches it (fbcon, once unbound, cannot simply be bound again).
@@ -178,6 +184,8 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         moved.push_back(&move);
         auto failure = mover.to_vfio(move.address);
         if (!failure) {
+            // Issue 26: the power guard keeps it out of D3cold until QEMU opens it.
+            if (auto problem = domain.settings.power_guard.value_or(true) ? keep_awake(host.paths, host.kernel, move.address) : std::nullopt) logger().warn("{}", *problem);
             long took = elapsed_ms(start);
             log_with_fields(spdlog::level::info,
                             move.address.str() + ": " + move.from.value_or("no driver") + " → vfio-pci in " +
@@ -198,6 +206,8 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
             if (auto undo_failure = mover.home(undo.address, where.original_driver, where.original_override)) {
                 lines.push_back("rollback: " + undo_failure->message);
                 if (!undo_failure->device_home) stranded.push_back(where);
+            } else if (auto problem = restore_power_settings(host.paths, host.kernel, &where)) {
+                lines.push_back("rollback: " + *problem);  // issue 26
             }
         }
         for (const auto& device : stranded) {
@@ -209,6 +219,12 @@ std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
         return lines;
     }
     return {};
+}
+
+std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan) {
+    std::vector<PciAddress> moved;
+    for (const auto& move : plan.moves) moved.push_back(move.address);
+    return stuck_device_lines(read_kernel_log(host.paths), plan.kernel_log_mark, moved);
 }
 
 ReleaseReport release_owner(Host& host, const std::string& owner,
@@ -265,6 +281,8 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
             report.addresses.push_back(restore.address);
             report.restored.push_back(restore.address.str() + ": back on " +
                                       restore.to.value_or("no driver"));
+            // Issue 26: its runtime power settings as they were before the VM.
+            if (auto problem = restore_power_settings(host.paths, host.kernel, selected.find(restore.address))) report.problems.push_back(*problem);
             continue;
         }
         if (failure->device_home) {
@@ -286,6 +304,9 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
     // What the drivers said while taking the devices back.
     auto log_after = read_kernel_log(host.paths);
+    // Issue 26: lines from while the VM had them that say a device was stuck (the release's own follow).
+    auto stuck = stuck_device_lines(log_after, record.kernel_log_mark, addresses, record.kernel_log_mark ? log_before : 0);
+    report.problems.insert(report.problems.end(), stuck.begin(), stuck.end());
     for (const auto& restore : plan.restores) {
         std::vector<KernelLogLine> fresh;
         std::copy_if(log_after.begin(), log_after.end(), std::back_inserter(fresh),
@@ -297,6 +318,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
 
     StateRecord rest{record.owner, record.domain_name, {}, {}};
+    rest.kernel_log_mark = record.kernel_log_mark;  // issue 26
     for (const auto& device : record.devices) {
         bool selected_device = !only || only->count(device.address);
         if (!selected_device || still_ours.count(device.address)) rest.devices.push_back(device);

@@ -44,6 +44,9 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
 std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
                                            const std::string& owner, const PreparePlan& plan);
 
+// Kernel log lines since the prepare looked that say one of its devices is stuck (issue 26).
+std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan);
+
 struct ReleaseReport {
     std::vector<std::string> restored;  // "0000:01:00.0: vfio-pci → bochs-drm"
     std::vector<std::string> problems;  // one line each; devices involved are still recorded

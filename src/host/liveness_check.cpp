@@ -58,4 +58,24 @@ std::optional<std::string> refuse_dead_device(const HostPaths& paths, KernelInte
     return line;
 }
 
+std::vector<Refusal> recorded_devices_not_answering(const HostPaths& paths, KernelInterface& kernel,
+                                                    const std::vector<StateRecord>& records) {
+    std::vector<Refusal> dead;
+    for (const auto& record : records) {
+        for (const auto& device : record.devices) {
+            if (current_driver(paths, device.address) != std::string(vfio_pci)) continue;
+            Liveness liveness = read_liveness(paths, kernel, device.address);
+            if (liveness.state != Liveness::State::gone) continue;
+            std::string methods = read_reset_methods(paths, device.address);
+            dead.push_back({device.address,
+                            liveness.why + "; it is on vfio-pci, recorded for " + record.owner_label(),
+                            reset_is_per_function(methods)
+                                ? "reset it (`echo 1 > " + (paths.pci_device(device.address) / "reset").string() +
+                                      "`) then run `vfio-hook recover`, or reboot the host"
+                                : "reboot the host"});
+        }
+    }
+    return dead;
+}
+
 }  // namespace vfio_hook

@@ -7,6 +7,9 @@
 
 #include "core/liveness.hpp"
 #include "core/pci_device.hpp"
+#include "core/refusal.hpp"
+#include "core/state_record.hpp"
+#include <vector>
 #include "host/host_paths.hpp"
 #include "host/sysfs.hpp"
 
@@ -21,5 +24,9 @@ Liveness read_liveness(const HostPaths& paths, KernelInterface& kernel, const Pc
 std::optional<std::string> refuse_dead_device(const HostPaths& paths, KernelInterface& kernel,
                                               const PciAddress& address,
                                               const std::optional<DriverName>& driver, bool strict);
+
+// For `status`: each recorded device, still on vfio-pci, whose config space does not answer.
+std::vector<Refusal> recorded_devices_not_answering(const HostPaths& paths, KernelInterface& kernel,
+                                                    const std::vector<StateRecord>& records);
 
 }  // namespace vfio_hook

@@ -94,6 +94,8 @@ private:
     bool fbcon_unregistered_ = false;
     void driver_bound(const std::string& address, const std::string& driver);
     void driver_unbound(const std::string& address);
+    // Runtime PM as vfio-pci drives it (fake_real_gpu.cpp): `power/control` auto at bind, on at unbind.
+    void runtime_pm_follows(const std::string& address, const std::string& driver, bool bound);
     std::filesystem::path device_dir(const std::string& address) const;
     std::optional<std::string> driver_of(const std::string& address) const;
     bool try_bind(const std::string& address, const std::string& driver);
@@ -178,6 +180,10 @@ public:
     FakeHost& pm_state(const std::string& address, unsigned state);  // PMCSR bits 1:0 (3 = D3hot)
     // `reset_method` as the kernel lists it; `reset` exists only when some method does.
     FakeHost& reset_methods(const std::string& address, const std::string& methods);
+    // Every device has `power/control` = on (pci_pm_init's default) and `d3cold_allowed` = 1; a
+    // driver that enables runtime PM (amdgpu, nouveau) leaves `auto`.
+    FakeHost& power_control(const std::string& address, const std::string& value);
+    std::string power_control_of(const std::string& address) const;
 
     const std::filesystem::path& root() const { return root_; }
     HostPaths paths() const { return HostPaths{root_}; }

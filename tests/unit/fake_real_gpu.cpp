@@ -70,4 +70,25 @@ FakeHost& FakeHost::reset_methods(const std::string& address, const std::string&
     return *this;
 }
 
+// vfio_pci_core_register_device() calls pm_runtime_allow() (5.19+); its unregister calls
+// pm_runtime_forbid(): `on` afterwards, whatever it was before.
+void FakeKernel::runtime_pm_follows(const std::string& address, const std::string& driver, bool bound) {
+    fs::path control = device_dir(address) / "power/control";
+    std::error_code error;
+    if (driver != "vfio-pci" || !fs::exists(control, error)) return;
+    std::ofstream(control, std::ios::trunc) << (bound ? "auto\n" : "on\n");
+}
+
+FakeHost& FakeHost::power_control(const std::string& address, const std::string& value) {
+    std::ofstream(device_file(root_, address, "power/control"), std::ios::trunc) << value << "\n";
+    return *this;
+}
+
+std::string FakeHost::power_control_of(const std::string& address) const {
+    std::ifstream file(device_file(root_, address, "power/control"));
+    std::string value;
+    file >> value;
+    return value;
+}
+
 }  // namespace vfio_hook::testing

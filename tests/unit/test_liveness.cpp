@@ -57,6 +57,14 @@ BOOST_AUTO_TEST_CASE(a_gpu_that_stops_answering_stays_on_vfio_recorded_and_the_r
     BOOST_TEST(contains(release.err, "reset it (`echo 1 > "), release.err);
     BOOST_TEST(!host.wrote("/reset <-"), "a normal release resets nothing on its own");
 
+    // status names it, with the fix, as long as it is recorded and does not answer.
+    auto status = host.run({"status"});
+    BOOST_TEST(status.status == 1);
+    BOOST_TEST(contains(status.out, "0000:01:00.0: its config space reads vendor 0xffff (it does not answer); it is on "
+                                    "vfio-pci, recorded for domain 'win11'"), status.out);
+    auto json = host.run({"status", "--json"});
+    BOOST_TEST(contains(json.out, "{\"address\":\"0000:01:00.0\",\"problem\":\"its config space reads vendor 0xffff"), json.out);
+
     // recover says the same while it does not answer, and gives it back once it does.
     auto still = host.run({"recover"});
     BOOST_TEST(still.status == 1);
