@@ -18,7 +18,10 @@ Liveness read_liveness(const HostPaths& paths, KernelInterface& kernel, const Pc
     // never the vendor at offset 0.
     auto read = kernel.read_blocking(paths.pci_device(address) / "config");
     if (read.status == ReadResult::Status::timed_out) {
+        // A read that cannot finish is a device that does not answer: its driver's probe would
+        // block the same way.
         Liveness liveness;
+        liveness.state = Liveness::State::gone;
         liveness.why = "reading its config space did not return within " +
                        std::to_string(kernel.deadline().count()) + " ms";
         return liveness;

@@ -125,6 +125,15 @@ BOOST_AUTO_TEST_CASE(an_unreadable_config_space_blocks_the_give_back_only_after_
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_config_read_that_does_not_return_counts_as_not_answering) {
+    StartedVm host;
+    host.kernel().hang_read(std::string(gpu) + "/config");
+    auto release = host.release("shutdown");
+    BOOST_TEST(host.driver_of(gpu) == "vfio-pci");
+    BOOST_TEST(contains(release.err, "0000:01:00.0: not given back to amdgpu: reading its config space did not return within 50 ms"),
+               release.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_gpu_idle_in_d3hot_answers_and_goes_home_even_after_a_crash) {
     StartedVm host;
     host.pm_state(gpu, 3);
