@@ -35,7 +35,7 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
             << (device ? "  reset: " + (device->reset_methods.empty() ? std::string("none") : device->reset_methods) : "") << "\n";
     }
     for (const auto& address : plan.left_on_vfio) {
-        out << "  keep  " << address.str() << ": already on vfio-pci before us; left alone\n";
+        out << "  keep  " << address.str() << ": already on a VFIO driver before us; left alone\n";
     }
     for (const auto& address : plan.left_alone) {
         out << "  keep  " << address.str() << ": no driver, in another slot; left alone (it keeps the group viable)\n";

@@ -161,3 +161,24 @@ BOOST_AUTO_TEST_CASE(a_card_vendor_reset_does_not_list_gets_no_warning) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(vfio_variant)
+
+// A Grace Hopper GPU on nvgrace-gpu-vfio-pci, a vfio_pci_core variant: owned by VFIO (vfio-dev/
+// exists), so prepare leaves it where it is instead of unbinding it for vfio-pci.
+BOOST_AUTO_TEST_CASE(a_device_on_a_vfio_variant_driver_counts_as_on_vfio) {
+    FakeHost host;
+    host.device("0009:01:00.0", 0x030200, "nvgrace_gpu_vfio_pci", 20, 0x10de, 0x2342);
+    std::filesystem::create_directories(host.root() / "sys/bus/pci/devices/0009:01:00.0/vfio-dev/vfio0");
+    std::string xml = domain_xml("gh200", uuid_a, {"0009:01:00.0"});
+    auto check = host.run({"check", "-"}, xml);
+    BOOST_TEST(contains(check.out, "keep  0009:01:00.0: already on a VFIO driver before us; left alone"), check.out);
+    auto prepare = host.hook("gh200", "prepare", "begin", xml);
+    BOOST_TEST(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.driver_of("0009:01:00.0") == "nvgrace_gpu_vfio_pci");
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.hook("gh200", "release", "end", xml).status == 0);
+    BOOST_TEST(host.driver_of("0009:01:00.0") == "nvgrace_gpu_vfio_pci");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
