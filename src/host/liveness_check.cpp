@@ -1,5 +1,7 @@
 #include "host/liveness_check.hpp"
 
+#include <fstream>
+
 #include "host/log.hpp"
 #include "host/pci_bus.hpp"
 
@@ -13,10 +15,21 @@ std::string read_reset_methods(const HostPaths& paths, const PciAddress& address
 }  // namespace
 
 Liveness read_liveness(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
+    auto config = paths.pci_device(address) / "config";
+    // Only a device the kernel believes in D3cold is resumed by the read (pci-sysfs.c
+    // pci_config_pm_runtime_get), which can take long or hang; any other answers at once (a
+    // device gone from the bus with all ones), so it is read here, without a helper process.
+    if (read_small_file(paths.pci_device(address) / "power_state") != "D3cold") {
+        std::ifstream file(config, std::ios::binary);
+        if (!file) return judge_config_space("");
+        char bytes[256];
+        file.read(bytes, sizeof bytes);
+        return judge_config_space(std::string_view(bytes, static_cast<std::size_t>(file.gcount())));
+    }
     // read_blocking drops trailing newline and space bytes: a config space ending in 0x0a or
     // 0x20 reads shorter, which can only hide the PM status (bytes past the end read as absent),
     // never the vendor at offset 0.
-    auto read = kernel.read_blocking(paths.pci_device(address) / "config");
+    auto read = kernel.read_blocking(config);
     if (read.status == ReadResult::Status::timed_out) {
         // A read that cannot finish is a device that does not answer: its driver's probe would
         // block the same way.

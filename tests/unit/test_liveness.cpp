@@ -5,6 +5,8 @@
 
 #include "test_printing.hpp"
 
+#include <fstream>
+
 #include "core/liveness.hpp"
 #include "fake_host.hpp"
 
@@ -127,11 +129,23 @@ BOOST_AUTO_TEST_CASE(an_unreadable_config_space_blocks_the_give_back_only_after_
 
 BOOST_AUTO_TEST_CASE(a_config_read_that_does_not_return_counts_as_not_answering) {
     StartedVm host;
+    // The kernel resumes a device it believes in D3cold before the read; that resume hangs.
+    std::ofstream(host.root() / "sys/bus/pci/devices" / gpu / "power_state") << "D3cold\n";
     host.kernel().hang_read(std::string(gpu) + "/config");
     auto release = host.release("shutdown");
     BOOST_TEST(host.driver_of(gpu) == "vfio-pci");
     BOOST_TEST(contains(release.err, "0000:01:00.0: not given back to amdgpu: reading its config space did not return within 50 ms"),
                release.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_gpu_in_d3cold_is_woken_by_the_read_and_judged_by_what_it_answers) {
+    for (bool answers : {true, false}) {
+        StartedVm host;
+        std::ofstream(host.root() / "sys/bus/pci/devices" / gpu / "power_state") << "D3cold\n";
+        if (!answers) host.stops_answering(gpu);
+        auto release = host.release("crashed");
+        BOOST_TEST(host.driver_of(gpu) == (answers ? "amdgpu" : "vfio-pci"), release.err);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_gpu_idle_in_d3hot_answers_and_goes_home_even_after_a_crash) {
