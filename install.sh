@@ -4,8 +4,15 @@
 # meson decides where every file goes (meson.build: the binary, the man page, the default config
 # as vfio-hook.conf.default, the hook.d examples). This script adds only what meson cannot do:
 # installing each file atomically, creating /etc/vfio-hook/vfio-hook.conf without ever touching
-# one the user has, choosing the hook's slot in /etc/libvirt/hooks, making libvirt's daemon look
-# for hooks again, and recording all of it in a manifest that --uninstall reads.
+# one the user has, choosing the hook's slot in /etc/libvirt/hooks (hook-placement.sh, shared with
+# the Debian package), making libvirt's daemon look for hooks again, and recording all of it in a
+# manifest that --uninstall reads.
+#
+# Laid out as rustup-init.sh is: helpers, then one function per step, and `main "$@" || exit 1`
+# at the bottom, so that a download cut short runs nothing. The options are the only globals set
+# after start-up (by parse_args), besides the manifest being read and written and the temporary
+# paths that the exit trap removes.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 usage() {
@@ -55,61 +62,33 @@ program=install.sh
 say() { printf '%s: %s\n' "$program" "$*"; }
 die() { printf '%s: %s\n' "$program" "$*" >&2; exit 1; }
 usage_error() { printf '%s: %s (see --help)\n' "$program" "$*" >&2; exit 2; }
+need_cmd() {  # COMMAND...: each one is on PATH, or a one-line error naming the first missing one
+    local command
+    for command in "$@"; do
+        command -v "$command" >/dev/null 2>&1 || die "needs '$command' (command not found): install it and run install.sh again"
+    done
+}
 
 source_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+
+# The options, set by parse_args.
 prefix=/usr/local
 destdir=
+root=
 build_dir=
-given_build_dir=no
 install_deps=yes
 uninstall=no
 force=no
 
-while (($#)); do
-    case $1 in
-        --prefix=*|--destdir=*|--builddir=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
-    esac
-    case $1 in
-        --prefix|--destdir|--builddir)
-            if (($# < 2)) || [[ -z $2 ]]; then usage_error "$1 needs a value"; fi
-            case $1 in
-                --prefix) prefix=$2 ;;
-                --destdir) destdir=$2 ;;
-                --builddir) build_dir=$2; given_build_dir=yes ;;
-            esac
-            shift 2 ;;
-        --no-deps) install_deps=no; shift ;;
-        --uninstall) uninstall=yes; shift ;;
-        --force) force=yes; shift ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage_error "unknown argument '$1'" ;;
-    esac
-done
-
-[[ $prefix == /* ]] || usage_error "--prefix must be an absolute path, not '$prefix'"
-prefix=$(realpath -m "$prefix")
-if [[ -n $destdir ]]; then
-    mkdir -p "$destdir" || die "cannot create the staging directory $destdir"
-    root=$(cd "$destdir" && pwd -P)
-    [[ $root != / ]] || usage_error "--destdir / is the system itself: leave --destdir out"
-else
-    root=
-    [[ $(id -u) == 0 ]] || die "installing into the system needs root: sudo ./install.sh (or --destdir DIR to stage)"
-fi
-
 # Fixed paths: vfio-hook reads its config from /etc/vfio-hook whatever the prefix, and
-# distributions build libvirt with its hook directory in /etc/libvirt/hooks.
+# distributions build libvirt with its hook directory in /etc/libvirt/hooks (hook-placement.sh).
 config=/etc/vfio-hook/vfio-hook.conf
 default_config=/etc/vfio-hook/vfio-hook.conf.default
-hooks_dir=/etc/libvirt/hooks
-main_hook=$hooks_dir/qemu
-dropin_hook=$hooks_dir/qemu.d/vfio-hook
 manifest_dir=/var/lib/vfio-hook
 manifest=$manifest_dir/install-manifest
 records_dir=/run/vfio-hook/records
-# The vfio-hook metadata namespace: a string every vfio-hook binary contains.
-vfio_hook_marker=https://vfio-hook.org/xmlns/domain/1
 
+# What the exit trap removes: a staging directory, a temporary file not yet renamed into place.
 stage=
 pending=
 cleanup() {
@@ -117,6 +96,38 @@ cleanup() {
     [[ -z $stage ]] || rm -rf -- "$stage"
 }
 trap cleanup EXIT
+
+parse_args() {
+    while (($#)); do
+        case $1 in
+            --prefix=*|--destdir=*|--builddir=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+        esac
+        case $1 in
+            --prefix|--destdir|--builddir)
+                if (($# < 2)) || [[ -z $2 ]]; then usage_error "$1 needs a value"; fi
+                case $1 in
+                    --prefix) prefix=$2 ;;
+                    --destdir) destdir=$2 ;;
+                    --builddir) build_dir=$2 ;;
+                esac
+                shift 2 ;;
+            --no-deps) install_deps=no; shift ;;
+            --uninstall) uninstall=yes; shift ;;
+            --force) force=yes; shift ;;
+            -h|--help) usage; exit 0 ;;
+            *) usage_error "unknown argument '$1'" ;;
+        esac
+    done
+    [[ $prefix == /* ]] || usage_error "--prefix must be an absolute path, not '$prefix'"
+    prefix=$(realpath -m "$prefix")
+    if [[ -n $destdir ]]; then
+        mkdir -p "$destdir" || die "cannot create the staging directory $destdir"
+        root=$(cd "$destdir" && pwd -P)
+        [[ $root != / ]] || usage_error "--destdir / is the system itself: leave --destdir out"
+    else
+        [[ $(id -u) == 0 ]] || die "installing into the system needs root: sudo ./install.sh (or --destdir DIR to stage)"
+    fi
+}
 
 # --- the manifest -----------------------------------------------------------------------------
 # One entry a line, tab-separated, paths as on the running system (without --destdir's DIR):
@@ -148,13 +159,13 @@ record() {  # KIND PATH [EXTRA]
     new_extra[$2]=${3:-}
 }
 
-write_manifest() {
+write_manifest() {  # PREFIX (named in the manifest's first line)
     make_dirs "$manifest_dir"
     local path tmp
     tmp=$(mktemp "$root$manifest_dir/.install-manifest.XXXXXX")
     pending=$tmp
     {
-        printf '# vfio-hook install manifest, written by install.sh (prefix %s); read by install.sh --uninstall\n' "$prefix"
+        printf '# vfio-hook install manifest, written by install.sh (prefix %s); read by install.sh --uninstall\n' "$1"
         for path in "${new_paths[@]}"; do
             [[ -n ${new_kind[$path]:-} ]] || continue
             printf '%s\t%s\t%s\n' "${new_kind[$path]}" "$path" "${new_extra[$path]}"
@@ -163,6 +174,15 @@ write_manifest() {
     chmod 0644 "$tmp"
     mv -fT "$tmp" "$root$manifest"
     pending=
+}
+
+# The links the last install put in the hook slots, as hook-placement.sh's OWN arguments.
+own_links() {
+    local path
+    for path in "${old_paths[@]}"; do
+        [[ ${old_kind[$path]} == link ]] && printf '%s=%s\n' "$path" "${old_extra[$path]}"
+    done
+    return 0
 }
 
 # --- files --------------------------------------------------------------------------------------
@@ -200,102 +220,6 @@ place_file() {  # SOURCE PATH
     pending=
 }
 
-place_link() {  # PATH TARGET, atomically as place_file does
-    local path=$1 link_target=$2 tmp
-    make_dirs "$(dirname "$path")"
-    if [[ -L $root$path && $(readlink "$root$path") == "$link_target" ]]; then
-        return 0
-    fi
-    tmp=$(mktemp -u "$(dirname "$root$path")/.vfio-hook-new.XXXXXX")
-    ln -s -- "$link_target" "$tmp" || die "cannot create the symlink $tmp"
-    pending=$tmp
-    mv -fT -- "$tmp" "$root$path" || die "cannot replace $root$path"
-    pending=
-}
-
-# Is PATH (an existing hook slot) vfio-hook's own: a symlink to the binary being installed, or
-# the symlink this script recorded in the manifest?
-is_our_link() {
-    local path=$1
-    [[ -L $root$path ]] || return 1
-    local target
-    target=$(readlink "$root$path")
-    [[ $target == "$binary" ]] && return 0
-    [[ ${old_kind[$path]:-} == link && ${old_extra[$path]} == "$target" ]]
-}
-
-# Where PATH leads once every symlink on it is followed, component by component, inside $root (a
-# link's absolute target is a path on the target system: under --destdir, in the staging tree).
-resolve_links() {
-    local rest=${1#/} resolved='' part target hops=0
-    while [[ -n $rest ]]; do
-        part=${rest%%/*}
-        if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=; fi
-        case $part in
-            ''|.) continue ;;
-            ..) resolved=${resolved%/*}; continue ;;
-        esac
-        if [[ -L $root$resolved/$part ]] && ((hops++ < 40)); then
-            target=$(readlink "$root$resolved/$part")
-            [[ $target != /* ]] || resolved=
-            rest=${target#/}${rest:+/$rest}
-        else
-            resolved=$resolved/$part
-        fi
-    done
-    printf '%s\n' "${resolved:-/}"
-}
-
-is_vfio_hook_binary() {  # PATH: a regular file holding the marker every vfio-hook binary contains
-    [[ -f $root$1 && ! -L $root$1 ]] && grep -qF "$vfio_hook_marker" "$root$1" 2>/dev/null
-}
-
-# The vfio-hook that already answers libvirt, other than this install's: hooks/qemu or an entry of
-# hooks/qemu.d that is, or links to, a vfio-hook binary (a package's /usr/sbin/vfio-hook, an older
-# manual install, a copy). Prints "SLOT -> FILE" (or "SLOT (a copy of vfio-hook)"); false if none.
-other_vfio_hook() {
-    local slots=("$main_hook") entry slot resolved
-    for entry in "$root$hooks_dir"/qemu.d/*; do
-        [[ -e $entry || -L $entry ]] && slots+=("${entry#"$root"}")
-    done
-    for slot in "${slots[@]}"; do
-        [[ -e $root$slot || -L $root$slot ]] || continue
-        is_our_link "$slot" && continue
-        resolved=$(resolve_links "$slot")
-        [[ $resolved != "$binary" ]] || continue
-        is_vfio_hook_binary "$resolved" || continue
-        if [[ $resolved == "$slot" ]]; then
-            printf '%s (a copy of vfio-hook)\n' "$slot"
-        else
-            printf '%s -> %s\n' "$slot" "$resolved"
-        fi
-        return 0
-    done
-    return 1
-}
-
-# A second vfio-hook would act on every start twice: the second gives the VM's devices back to
-# their drivers and takes them again. Refused before anything is installed.
-refuse_second_vfio_hook() {
-    [[ -n $root ]] || libvirt_present || return 0
-    local first
-    first=$(other_vfio_hook) || return 0
-    die "vfio-hook is already libvirt's hook: $first; a second one would act on every VM start twice: nothing installed (remove that one first: its package, or its install.sh --uninstall; or install with its --prefix to upgrade it)"
-}
-
-describe() {  # what a foreign hook is, for the messages
-    local path=$root$1
-    if [[ -L $path ]]; then
-        printf 'a symlink to %s' "$(readlink "$path")"
-    elif [[ -f $path ]]; then
-        local first
-        first=$(head -c 200 "$path" 2>/dev/null | head -n 1 | tr -cd '[:print:]' || true)
-        if [[ $first == '#!'* ]]; then printf 'a script: %s' "$first"; else printf 'a regular file'; fi
-    else
-        printf 'not a regular file'
-    fi
-}
-
 remove_dirs_if_empty() {  # every recorded directory that is now empty, deepest first
     local dir
     while IFS= read -r dir; do
@@ -308,75 +232,17 @@ remove_dirs_if_empty() {  # every recorded directory that is now empty, deepest 
     done < <(printf '%s\n' "${new_paths[@]}" | sort -r)
 }
 
-# --- libvirt's daemon ---------------------------------------------------------------------------
-libvirt_present() {  # its config directory, or a daemon that runs QEMU hooks
-    [[ -d /etc/libvirt ]] && return 0
-    local dir name directories
-    IFS=: read -r -a directories <<<"$PATH:/usr/sbin:/sbin:/usr/local/sbin"
-    for dir in "${directories[@]}"; do
-        for name in libvirtd virtqemud; do
-            [[ -f $dir/$name && -x $dir/$name ]] && return 0
-        done
-    done
-    return 1
-}
-
-# libvirt decides which hooks exist when its daemon starts, and again on SIGHUP (virHookCall
-# re-runs virHookInitialize for the daemon's reload event), so a reload is enough: a restart is
-# only the fallback. Neither stops running VMs: QEMU processes are not the daemon's children, and
-# a restarted daemon reconnects to them (vfio-hook answers that `reconnect` call with 0).
-# QEMU hooks run in the monolithic libvirtd or, on modular setups, in virqemud: reload whichever
-# runs, through systemd when it manages it, else by SIGHUP to the pid in its pid file.
-reload_libvirt() {
-    local why=$1 daemon done_daemons=" " reloaded=no
-    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-        for daemon in virtqemud libvirtd; do
-            systemctl is-active --quiet "$daemon.service" 2>/dev/null || continue
-            if systemctl reload "$daemon.service" 2>/dev/null; then
-                say "reloaded $daemon (systemctl reload $daemon) so that it $why; running VMs are not affected"
-            elif systemctl try-restart "$daemon.service"; then
-                say "restarted $daemon (systemctl try-restart $daemon) so that it $why; running VMs are not affected"
-            else
-                say "could not reload or restart $daemon: run 'systemctl restart $daemon' so that it $why"
-                continue
-            fi
-            done_daemons+="$daemon "
-            reloaded=yes
-        done
-    fi
-    local pid_file pid comm
-    for daemon in virtqemud libvirtd; do
-        [[ $done_daemons != *" $daemon "* ]] || continue
-        pid_file=/run/$daemon.pid
-        [[ -r $pid_file ]] || continue
-        pid=$(head -n 1 "$pid_file" 2>/dev/null || true)
-        [[ $pid =~ ^[0-9]+$ ]] || continue
-        # A stale pid file may name another process by now: signal only the daemon itself.
-        comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-        [[ $comm == "$daemon" ]] || continue
-        if kill -HUP "$pid" 2>/dev/null; then
-            say "sent SIGHUP to $daemon (pid $pid, from $pid_file) so that it $why; running VMs are not affected"
-            reloaded=yes
-        else
-            say "could not signal $daemon (pid $pid): restart it so that it $why"
-        fi
-    done
-    if [[ $reloaded == no ]]; then
-        say "neither libvirtd nor virtqemud is running: the daemon will see the change when it starts"
-    fi
-}
-
 # --- build dependencies -------------------------------------------------------------------------
-# libxml2's static library needs zlib's and liblzma's (pkg-config --static libxml-2.0: -lz -llzma),
-# and libxml2-dev does not depend on their -dev packages (Debian 12 nor 13).
-apt_packages=(meson ninja-build pkg-config g++ libxml2-dev zlib1g-dev liblzma-dev libcli11-dev
-              libspdlog-dev libfmt-dev libboost-test-dev scdoc)
-# Untested: the names as Fedora and Arch spell them. A fully static binary needs static libxml2,
-# glibc and libstdc++; Arch ships no static libxml2.
-dnf_packages=(meson ninja-build pkgconf-pkg-config gcc-c++ libxml2-devel libxml2-static cli11-devel
-              spdlog-devel fmt-devel boost-devel scdoc glibc-static libstdc++-static zlib-static
-              xz-static)
-pacman_packages=(meson ninja pkgconf gcc libxml2 cli11 spdlog fmt boost scdoc)
+# libxml2 is not among them: meson builds it from Debian's source (subprojects/libxml2.wrap, fetched
+# from deb.debian.org at the first `meson setup`; docs/lean-binary.md), applying Debian's patches
+# with `patch`.
+apt_packages=(meson ninja-build pkg-config g++ patch libcli11-dev libspdlog-dev libfmt-dev
+              libboost-test-dev scdoc)
+# Untested: the names as Fedora and Arch spell them. A fully static binary needs static glibc and
+# libstdc++; Arch ships neither.
+dnf_packages=(meson ninja-build pkgconf-pkg-config gcc-c++ patch cli11-devel spdlog-devel fmt-devel
+              boost-devel scdoc glibc-static libstdc++-static)
+pacman_packages=(meson ninja pkgconf gcc patch cli11 spdlog fmt boost scdoc)
 
 missing_packages() {  # prints the manager's name, then the packages it lacks
     local package
@@ -406,7 +272,7 @@ ensure_build_dependencies() {
     manager=${lines[0]}
     missing=("${lines[@]:1}")
     if [[ $manager == none ]]; then
-        say "no apt-get, dnf or pacman here: building with what is installed (needs meson, ninja, a C++20 compiler, libxml2 (static), CLI11, spdlog, fmt, Boost.Test, scdoc)"
+        say "no apt-get, dnf or pacman here: building with what is installed (needs meson, ninja, a C++20 compiler, patch, CLI11, spdlog, fmt, Boost.Test, scdoc)"
         return 0
     fi
     ((${#missing[@]})) || return 0
@@ -424,9 +290,9 @@ ensure_build_dependencies() {
 }
 
 # --- build and stage ----------------------------------------------------------------------------
-build_info() {  # prefix, sysconfdir and sbindir of the build directory (tab-separated), then the
-                # names of the targets it installs, one a line; one meson call for both
-    meson introspect "$build_dir" --buildoptions --targets | python3 -c '
+build_info() {  # BUILD_DIR: its prefix, sysconfdir and sbindir (tab-separated), then the names
+                # of the targets it installs, one a line; one meson call for both
+    meson introspect "$1" --buildoptions --targets | python3 -c '
 import json, sys
 info = json.load(sys.stdin)
 options = {o["name"]: o["value"] for o in info["buildoptions"]}
@@ -436,35 +302,43 @@ for target in info["targets"]:
         print(target["name"])'
 }
 
-build() {
-    if [[ $given_build_dir == no ]]; then
-        build_dir=$source_dir/build-install
-        ensure_build_dependencies
-    fi
+build_info_line() {  # BUILD_DIR: prefix, sysconfdir and sbindir, tab-separated
+    build_info "$1" | head -n 1
+}
+
+# Configures BUILD_DIR if it is not yet, and sets its install paths to PREFIX and /etc.
+configure_build() {  # BUILD_DIR GIVEN(yes|no)
+    local build_dir=$1 given=$2 current_prefix current_sysconfdir sbindir
     if [[ ! -f $build_dir/meson-private/coredata.dat ]]; then
-        [[ $given_build_dir == no ]] || die "--builddir $build_dir is not a configured meson build directory"
+        [[ $given == no ]] || die "--builddir $build_dir is not a configured meson build directory"
         say "configuring $build_dir (release, static, prefix $prefix)"
         meson setup --buildtype=release --prefix="$prefix" --sysconfdir=/etc "$build_dir" "$source_dir" ||
             die "meson setup failed in $build_dir (see above)"
     fi
-    local info=() current_prefix current_sysconfdir sbindir targets
-    mapfile -t info < <(build_info)
-    ((${#info[@]})) || die "cannot read the options of the build directory $build_dir"
-    IFS=$'\t' read -r current_prefix current_sysconfdir sbindir <<<"${info[0]}"
+    IFS=$'\t' read -r current_prefix current_sysconfdir sbindir < <(build_info_line "$build_dir") ||
+        die "cannot read the options of the build directory $build_dir"
     if [[ $current_prefix != "$prefix" || $current_sysconfdir != /etc ]]; then
         say "setting $build_dir's install paths: prefix $prefix (was $current_prefix), sysconfdir /etc (was $current_sysconfdir)"
         meson configure "$build_dir" -Dprefix="$prefix" -Dsysconfdir=/etc >/dev/null ||
             die "meson configure failed in $build_dir"
-        mapfile -t info < <(build_info)
-        IFS=$'\t' read -r current_prefix current_sysconfdir sbindir <<<"${info[0]}"
     fi
+}
+
+installed_binary() {  # BUILD_DIR: where its vfio-hook goes on the target system
+    local current_prefix current_sysconfdir sbindir
+    IFS=$'\t' read -r current_prefix current_sysconfdir sbindir < <(build_info_line "$1") ||
+        die "cannot read the options of the build directory $1"
     [[ $sbindir == /* ]] || sbindir=$prefix/$sbindir
-    binary=$sbindir/vfio-hook
-    # Only what gets installed (the binary, the man page): not the unit tests.
-    targets=("${info[@]:1}")
+    printf '%s/vfio-hook\n' "$sbindir"
+}
+
+# Compiles what BUILD_DIR installs (the binary, the man page: not the unit tests) and stages it
+# with meson install into STAGE.
+compile_and_stage() {  # BUILD_DIR STAGE BINARY
+    local build_dir=$1 stage=$2 binary=$3 targets
+    mapfile -t targets < <(build_info "$build_dir" | tail -n +2)
     ((${#targets[@]})) || die "$build_dir has no target to install"
     meson compile -C "$build_dir" "${targets[@]}" || die "the build failed in $build_dir (see above)"
-    stage=$(mktemp -d)
     meson install -C "$build_dir" --no-rebuild --quiet --destdir "$stage" >/dev/null ||
         die "meson install into the staging directory $stage failed"
     [[ -x $stage$binary ]] || die "the build did not produce $binary (staged in $stage)"
@@ -474,6 +348,15 @@ build() {
 }
 
 # --- install ------------------------------------------------------------------------------------
+place_staged_files() {  # STAGE: everything meson staged, moved into place file by file
+    local relative
+    while IFS= read -r -d '' relative; do
+        relative=${relative#.}
+        place_file "$1$relative" "$relative"
+        record file "$relative"
+    done < <(cd "$1" && find . \( -type f -o -type l \) -print0 | sort -z)
+}
+
 install_config() {
     local config_sha default_sha recorded
     default_sha=$(sha256_of "$root$default_config")
@@ -503,39 +386,22 @@ install_config() {
     fi
 }
 
-hook_status=0
-hook_changed=no
-install_hook() {
-    if [[ -z $root ]] && ! libvirt_present; then
-        say "libvirt is not installed (no /etc/libvirt, no libvirtd or virtqemud): installed the CLI only; install libvirt (Debian: apt-get install libvirt-daemon-system) and run install.sh again for the hook"
-        return
-    fi
-    local slot='' other=''
-    if [[ ! -e $root$main_hook && ! -L $root$main_hook ]] || is_our_link "$main_hook"; then
-        slot=$main_hook
-        other=$dropin_hook
-    else
-        slot=$dropin_hook
-        other=$main_hook
-        if [[ -e $root$dropin_hook || -L $root$dropin_hook ]] && ! is_our_link "$dropin_hook"; then
-            say "$main_hook is another program's hook ($(describe "$main_hook")) and $dropin_hook is not vfio-hook's either ($(describe "$dropin_hook")): hook not installed; remove one of them and run install.sh again"
-            hook_status=1
-            return
-        fi
-        say "$main_hook is another program's hook ($(describe "$main_hook")); installed into $dropin_hook instead (libvirt runs it after hooks/qemu)"
-        # VFIO-Tools' dispatcher runs that layout itself, and vfio-hook running it too ran every script twice.
-        say "the scripts in $hooks_dir/qemu.d/VM/OPERATION/SUB-OP/ are left to $main_hook (VFIO-Tools' dispatcher runs them; if it does not, nothing does); vfio-hook runs /etc/vfio-hook/hook.d/ only, and a script that needs the GPU home goes into /etc/vfio-hook/hook.d/vm/VM/release/end/ (the dispatcher runs release/end before vfio-hook gives the devices back)"
-    fi
-    [[ -L $root$slot && $(readlink "$root$slot") == "$binary" ]] || hook_changed=yes
-    place_link "$slot" "$binary"
+# A second vfio-hook would act on every start twice: the second gives the VM's devices back to
+# their drivers and takes them again. Refused before anything is installed.
+refuse_second_vfio_hook() {  # BINARY
+    [[ -n $root ]] || libvirt_present || return 0
+    local first own
+    mapfile -t own < <(own_links)
+    first=$(other_vfio_hook "$1" "${own[@]}") || return 0
+    die "vfio-hook is already libvirt's hook: $first; a second one would act on every VM start twice: nothing installed (remove that one first: its package, or its install.sh --uninstall; or install with its --prefix to upgrade it)"
+}
+
+install_hook() {  # BINARY: the link in its slot (hook-placement.sh), recorded; false if none was free
+    local binary=$1 own slot
+    mapfile -t own < <(own_links)
+    install_hook_link "$binary" "${own[@]}" || return 1
+    slot=$(installed_hook_slot "$binary") || return 0  # no libvirt: CLI only
     record link "$slot" "$binary"
-    # Our link in the other slot, from an earlier install, would run vfio-hook twice.
-    if is_our_link "$other"; then
-        rm -f -- "$root$other"
-        hook_changed=yes
-    fi
-    hook_slot=$slot
-    say "the hook: $slot -> $binary"
 }
 
 remove_stale() {  # what the last install put in place and this one did not
@@ -547,49 +413,57 @@ remove_stale() {  # what the last install put in place and this one did not
             link)
                 if [[ -L $root$path && $(readlink "$root$path") == "${old_extra[$path]}" ]]; then
                     rm -f -- "$root$path"
-                    hook_changed=yes
                 fi ;;
             dir) [[ -d $root$path ]] && record dir "$path" ;;
         esac
     done
+    return 0
 }
 
-do_install() {
-    read_manifest
-    # Before the build: a refusal must not even install build dependencies.
-    refuse_second_vfio_hook
-    build
-    # Everything meson staged, moved into place file by file.
-    local relative
-    while IFS= read -r -d '' relative; do
-        relative=${relative#.}
-        place_file "$stage$relative" "$relative"
-        record file "$relative"
-    done < <(cd "$stage" && find . \( -type f -o -type l \) -print0 | sort -z)
-    install_config
-    hook_slot=
-    install_hook
-    remove_stale
-    remove_dirs_if_empty
-    write_manifest
-    local version
-    version=$("$root$binary" --version 2>/dev/null || echo "vfio-hook")
-    say "installed $version into ${root:-/} (manifest: $root$manifest)"
-    [[ -n $root ]] && return "$hook_status"
-    if [[ $hook_changed == yes ]]; then
-        reload_libvirt "runs the hook at ${hook_slot:-its new place}"
-    elif [[ -n $hook_slot ]]; then
-        say "libvirt already had the hook at $hook_slot: no daemon reload needed"
-    fi
-    echo
+report_status() {  # BINARY: `vfio-hook status`, and what its exit status means
     local status=0
-    "$binary" status || status=$?
+    echo
+    "$1" status || status=$?
     echo
     case $status in
         0) say "vfio-hook status: this host is ready" ;;
         1) say "vfio-hook status: not ready yet: see the problems and fixes above (vfio-hook is installed)" ;;
         *) say "vfio-hook status failed (exit $status): see above (vfio-hook is installed)" ;;
     esac
+}
+
+do_install() {
+    local given=yes dir=$build_dir binary hook_status=0 slots_before slot version
+    if [[ -z $dir ]]; then
+        given=no
+        dir=$source_dir/build-install
+    fi
+    read_manifest
+    # Before the build: a refusal must not even install build dependencies.
+    refuse_second_vfio_hook "$prefix/sbin/vfio-hook"
+    [[ $given == yes ]] || ensure_build_dependencies
+    need_cmd meson python3
+    configure_build "$dir" "$given"
+    binary=$(installed_binary "$dir")
+    stage=$(mktemp -d)
+    compile_and_stage "$dir" "$stage" "$binary"
+    slots_before=$(hook_slots_state)
+    place_staged_files "$stage"
+    install_config
+    install_hook "$binary" || hook_status=1
+    remove_stale
+    remove_dirs_if_empty
+    write_manifest "$prefix"
+    version=$("$root$binary" --version 2>/dev/null || echo "vfio-hook")
+    say "installed $version into ${root:-/} (manifest: $root$manifest)"
+    [[ -n $root ]] && return "$hook_status"
+    slot=$(installed_hook_slot "$binary" || true)
+    if [[ $(hook_slots_state) != "$slots_before" ]]; then
+        reload_libvirt "runs the hook at ${slot:-its new place}"
+    elif [[ -n $slot ]]; then
+        say "libvirt already had the hook at $slot: no daemon reload needed"
+    fi
+    report_status "$binary"
     return "$hook_status"
 }
 
@@ -641,9 +515,17 @@ do_uninstall() {
     say "uninstalled vfio-hook from ${root:-/}"
 }
 
-binary=$prefix/sbin/vfio-hook
-if [[ $uninstall == yes ]]; then
-    do_uninstall
-else
-    do_install
-fi
+main() {
+    need_cmd realpath mktemp sha256sum cut cmp stat cp chmod mv ln readlink grep find sort head tr \
+        dirname rmdir id
+    # shellcheck source=hook-placement.sh
+    . "$source_dir/hook-placement.sh" || die "cannot read $source_dir/hook-placement.sh: run install.sh from its source tree"
+    parse_args "$@"
+    if [[ $uninstall == yes ]]; then
+        do_uninstall
+    else
+        do_install
+    fi
+}
+
+main "$@" || exit 1

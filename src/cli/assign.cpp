@@ -14,6 +14,7 @@
 #include "core/domain_edit.hpp"
 #include "core/domain_xml.hpp"
 #include "host/pci_bus.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 namespace fs = std::filesystem;
@@ -45,18 +46,18 @@ fs::path backups_dir(const Host& host) { return host.paths.root / "var/lib/vfio-
 
 // Definitions are dumped with --security-info (VNC/SPICE passwords): the directory and every
 // file in it are root's alone, from their first byte.
-std::optional<std::string> make_backups_dir(const Host& host) {
+Problem make_backups_dir(const Host& host) {
     std::error_code error;
     fs::create_directories(backups_dir(host), error);
     if (error) return "cannot create " + backups_dir(host).string() + ": " + error.message();
     fs::permissions(backups_dir(host), fs::perms::owner_all, error);
-    return std::nullopt;
+    return {};
 }
 
 // Keeps the definition about to be replaced: <uuid>-<UTC time, to the nanosecond>Z.xml, never
 // over an earlier one (two changes within a second each keep theirs).
 Expected<fs::path> back_up(const Host& host, const Definition& definition) {
-    if (auto problem = make_backups_dir(host)) return Error{*problem};
+    if (auto problem = make_backups_dir(host)) return Error{problem.message()};
     for (int attempt = 0; attempt < 100; ++attempt) {
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);

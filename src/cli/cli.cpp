@@ -13,6 +13,7 @@
 #include "cli/commands.hpp"
 #include "core/config_file.hpp"
 #include "core/domain_xml.hpp"
+#include "core/edit_distance.hpp"
 #include "host/hook_slots.hpp"
 #include "host/log.hpp"
 
@@ -38,7 +39,7 @@ Expected<Settings> load_settings(const std::filesystem::path& config, bool confi
         settings = *parsed;
     }
     for (const auto& [key, value] : overrides) {
-        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + *problem};
+        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
     }
     return settings;
 }
@@ -83,7 +84,7 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     if (!settings) {
         if (call.operation == "prepare") {
             auto domain = parse_domain_xml(*xml);
-            if (domain && domain->pci_devices.empty() && !StateJournal(paths).has_record(domain->uuid.str())) {
+            if (domain && !domain_has_work(paths, *domain)) {
                 logger().warn("{}; domain '{}' has no host PCI devices, so it starts all the same",
                               settings.error(), domain->name);
                 return 0;
@@ -103,21 +104,6 @@ int run_hook_with_config(const HostPaths& paths, const std::filesystem::path& co
     return status;
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
 std::string nearest_command(std::string_view word) {
     std::string best;
     std::size_t best_distance = 3;  // suggest only what is close
@@ -135,14 +121,31 @@ std::string nearest_command(std::string_view word) {
 // file takes for it (yes, no, true, off, 1, ...), nothing else.
 bool is_value_of(const std::string& option, const std::string& word) {
     Settings scratch;
-    return !apply_setting(scratch, std::string_view(option).substr(2), word).has_value();
+    return !apply_setting(scratch, std::string_view(option).substr(2), word);
+}
+
+// The options that take a value, asked of CLI11 (never kept by hand): `--root DIR` takes the
+// next word; `--allow-boot-vga` takes it only when it is a yes or a no.
+struct ValuedOptions {
+    std::set<std::string> with_values;
+    std::set<std::string> with_a_yes_or_no;
+};
+
+void collect_valued_options(CLI::App& app, ValuedOptions& options) {
+    for (const CLI::Option* option : app.get_options()) {
+        if (!option->nonpositional() || option->get_expected_max() == 0) continue;  // a word, or a flag
+        auto& into = option->get_expected_min() == 0 ? options.with_a_yes_or_no : options.with_values;
+        for (const auto& name : option->get_lnames()) into.insert("--" + name);
+        for (const auto& name : option->get_snames()) into.insert("-" + name);
+    }
+    for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) collect_valued_options(*command, options);
 }
 
 // Where the first word that is not an option or an option's value stands: the command the user
 // meant.
-std::optional<std::size_t> command_index(const std::vector<std::string>& args,
-                                         const std::set<std::string>& options_with_values,
-                                         const std::set<std::string>& options_with_a_yes_or_no) {
+std::optional<std::size_t> command_index(const std::vector<std::string>& args, const ValuedOptions& options) {
+    const auto& options_with_values = options.with_values;
+    const auto& options_with_a_yes_or_no = options.with_a_yes_or_no;
     for (std::size_t i = 1; i < args.size(); ++i) {
         const std::string& word = args[i];
         if (word == "--") return std::nullopt;
@@ -163,8 +166,9 @@ std::optional<std::size_t> command_index(const std::vector<std::string>& args,
 // `--allow-boot-vga` alone means yes, so a word after it that is not a yes or a no is the next
 // argument (`bind --allow-boot-vga 01:00.0`), never its value: each such option is given its value
 // inline here, so CLI11 never looks at the word after it.
-void attach_yes_or_no_values(std::vector<std::string>& args, const std::set<std::string>& options_with_values,
-                             const std::set<std::string>& options_with_a_yes_or_no) {
+void attach_yes_or_no_values(std::vector<std::string>& args, const ValuedOptions& options) {
+    const auto& options_with_values = options.with_values;
+    const auto& options_with_a_yes_or_no = options.with_a_yes_or_no;
     for (std::size_t i = 1; i < args.size(); ++i) {
         const std::string& word = args[i];
         if (word == "--") return;
@@ -217,13 +221,12 @@ bool is_help_option(const std::string& word) { return word == "-h" || word == "-
 // After `hook`, -h is help only alone: libvirt always passes three words or more, and a VM may
 // be called `--help`.
 std::optional<std::string> help_request(const std::vector<std::string>& args, std::size_t command_at,
-                                        const std::set<std::string>& options_with_values,
-                                        const std::set<std::string>& options_with_a_yes_or_no) {
+                                        const ValuedOptions& options) {
     const std::string& command = args[command_at];
     if (command == "help") {
         std::vector<std::string> rest{args[0]};
         rest.insert(rest.end(), args.begin() + static_cast<std::ptrdiff_t>(command_at + 1), args.end());
-        auto topic_at = command_index(rest, options_with_values, options_with_a_yes_or_no);
+        auto topic_at = command_index(rest, options);
         if (topic_at) return rest[*topic_at];
         return std::any_of(rest.begin(), rest.end(), is_help_option) ? command : std::string();
     }
@@ -249,13 +252,238 @@ int short_usage(CliEnvironment& environment) {
     return 2;
 }
 
+// What the command line gave: each command's setup points CLI11 at the fields it fills.
+struct Given {
+    std::map<std::string, std::string> overrides;  // config keys given as options
+    std::string root = "/";
+    std::string config_path;
+    std::string uri = default_libvirt_uri;
+    std::vector<std::string> surplus;  // hook: a word after libvirt's four (take_hook_words())
+    bool json = false;
+    std::string file, check_domain;      // check
+    std::vector<std::string> addresses;  // bind, restore, assign, unassign
+    std::string domain, key, value;      // set, get, assign, unassign
+    bool force = false, headless = false, dry_run = false, restore_display = false;
+    std::string help_topic;  // for the help text: help_request() reads the topic before CLI11
+};
+
+// The addresses the command was given, or its usage error (exit 2).
+Expected<std::vector<PciAddress>> addresses_for(Commands& commands, const std::string& command, const Given& given) {
+    auto addresses = parse_addresses(given.addresses);
+    if (!addresses) commands.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
+    return addresses;
+}
+
+// check reads one definition: a file, stdin, or libvirt's (--domain).
+int check_command(Commands& commands, const Given& given, CliEnvironment& environment) {
+    if (given.check_domain.empty() && given.file.empty()) {
+        environment.err << "vfio-hook check: give a domain XML file, - for stdin, or --domain NAME\n";
+        return 2;
+    }
+    // Either would be a silent choice of which definition the answer is about.
+    if (!given.check_domain.empty() && !given.file.empty()) {
+        environment.err << "vfio-hook check: give a domain XML file (" << given.file << ") or --domain NAME ("
+                        << given.check_domain << "), not both\n";
+        return 2;
+    }
+    Expected<std::string> xml = std::string();
+    std::string source = given.file;
+    if (!given.check_domain.empty()) {
+        source = "domain '" + given.check_domain + "'";
+        xml = environment.virsh({"-c", given.uri, "dumpxml", "--inactive", "--domain", given.check_domain});
+    } else if (given.file == "-") {
+        source = "stdin";
+        xml = environment.read_stdin();
+    } else {
+        xml = read_user_file(given.file, max_domain_xml_bytes);
+    }
+    if (!xml) {
+        environment.err << "vfio-hook check: " << xml.error() << "\n";
+        return 2;
+    }
+    return run_check(commands, *xml, source);
+}
+
+CLI::Option* address_option(CLI::App& command, Given& given, const char* meaning) {
+    return command.add_option("address", given.addresses, meaning)->type_name("ADDRESS");
+}
+
+CLI::Option* domain_option(CLI::App& command, Given& given) {
+    return command.add_option("domain", given.domain, "domain name or UUID")->required()->type_name("DOMAIN");
+}
+
+void setup_hook(CLI::App& command, Given& given) {
+    // For the help text only: take_hook_words() gives these their values, so a word CLI11 puts
+    // here is one too many. A name without spaces: CLI11 2.4 (Debian 13) throws at setup on
+    // "DOMAIN OPERATION …", which made every command of a binary built there fail; 2.1 (Debian
+    // 12) took it.
+    command
+        .add_option("words", given.surplus,
+                    "the domain's name, prepare|start|started|stopped|release|…, begin|end, and what "
+                    "libvirt passes last ('-', 'shutdown', …; given to hook.d scripts)")
+        ->type_name("DOMAIN OPERATION SUB-OP [EXTRA]")
+        ->expected(1);
+}
+
+void setup_check(CLI::App& command, Given& given) {
+    command.add_option("file", given.file, "domain XML file (- for stdin)")->type_name("FILE");
+    command.add_option("--domain", given.check_domain, "read the VM's definition from libvirt (virsh dumpxml)")
+        ->type_name("NAME");
+}
+
+void setup_restore(CLI::App& command, Given& given) {
+    address_option(command, given, "PCI address")->required();
+    command.add_flag("--force", given.force, "even while a process has the device's VFIO group open "
+                                             "(the unbind then waits for it, up to the deadline)");
+}
+
+void setup_set(CLI::App& command, Given& given) {
+    domain_option(command, given);
+    command.add_option("key", given.key, "allow-boot-vga, firmware-errors, allow-host-critical or power-guard")
+        ->required()
+        ->type_name("KEY");
+    command.add_option("value", given.value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")
+        ->required()
+        ->type_name("VALUE");
+}
+
+void setup_assign(CLI::App& command, Given& given) {
+    domain_option(command, given);
+    address_option(command, given, "PCI address")->required();
+    command.add_flag("--headless", given.headless, "also remove the emulated display and sound (sound first, then "
+                                                   "graphics, video, SPICE channels and USB redirection)");
+    command.add_flag("--dry-run", given.dry_run, "print the change as a unified diff; change nothing");
+}
+
+void setup_unassign(CLI::App& command, Given& given) {
+    domain_option(command, given);
+    address_option(command, given, "PCI address");
+    command.add_flag("--restore-display", given.restore_display,
+                     "put back the display and sound from the latest backup (taken by assign)");
+    command.add_flag("--dry-run", given.dry_run, "print the change as a unified diff; change nothing");
+}
+
+int bind_command(Commands& commands, const Given& given, CliEnvironment&) {
+    auto addresses = addresses_for(commands, "bind", given);
+    return addresses ? run_bind(commands, *addresses) : 2;
+}
+
+int restore_command(Commands& commands, const Given& given, CliEnvironment&) {
+    auto addresses = addresses_for(commands, "restore", given);
+    return addresses ? run_restore(commands, *addresses, given.force) : 2;
+}
+
+int assign_command(Commands& commands, const Given& given, CliEnvironment&) {
+    auto addresses = addresses_for(commands, "assign", given);
+    return addresses ? run_assign(commands, given.domain, *addresses, given.headless, given.dry_run) : 2;
+}
+
+int unassign_command(Commands& commands, const Given& given, CliEnvironment&) {
+    auto addresses = addresses_for(commands, "unassign", given);
+    return addresses ? run_unassign(commands, given.domain, *addresses, given.restore_display, given.dry_run) : 2;
+}
+
+// One command: its name, its line in `vfio-hook help`, what it adds to CLI11, and what runs it
+// once the settings are loaded (none for `hook` and `help`, which run_cli answers itself).
+struct Command {
+    const char* name;
+    const char* summary;
+    void (*setup)(CLI::App& command, Given& given);
+    int (*run)(Commands& commands, const Given& given, CliEnvironment& environment);
+};
+
+// The one list of commands (ninja's kTools): CLI11's setup, the lookup, "did you mean", `help
+// COMMAND`, the short usage and the tests all go by it, in the order `vfio-hook help` shows.
+const std::vector<Command>& command_table() {
+    static const std::vector<Command> table = {
+        {"status", "show the IOMMU, vfio modules, GPUs and their groups, who holds each GPU and whether a VM could "
+                   "take it; exit 0 when ready",
+         [](CLI::App& command, Given& given) { command.add_flag("--json", given.json, "machine-readable output"); },
+         [](Commands& commands, const Given& given, CliEnvironment&) { return run_status(commands, given.json); }},
+        {"check", "dry run: what prepare would move and every refusal, without changing anything", setup_check,
+         check_command},
+        {"bind", "move devices (and their IOMMU groups) to vfio-pci by hand, parked there for any VM (also for "
+                 "hot-plug)",
+         [](CLI::App& command, Given& given) { address_option(command, given, "PCI address, e.g. 0000:01:00.0")->required(); },
+         bind_command},
+        {"restore", "give devices on vfio-pci back to their recorded driver (or reprobe ones with no record)",
+         setup_restore, restore_command},
+        {"recover", "give back every recorded device whose VM is not running", [](CLI::App&, Given&) {},
+         [](Commands& commands, const Given&, CliEnvironment&) { return run_recover(commands); }},
+        {"set", "set a per-VM setting in the VM's definition (virsh metadata)", setup_set,
+         [](Commands& commands, const Given& given, CliEnvironment&) {
+             return run_set(commands, given.domain, given.key, given.value);
+         }},
+        {"get", "show a VM's per-VM settings", [](CLI::App& command, Given& given) { domain_option(command, given); },
+         [](Commands& commands, const Given& given, CliEnvironment&) { return run_get(commands, given.domain); }},
+        {"assign", "put a GPU (every endpoint of its IOMMU group) into a VM's definition as PCI hostdevs, through "
+                   "libvirt",
+         setup_assign, assign_command},
+        {"unassign", "take hostdevs out of a VM's definition (all of vfio-hook's when no address is given)",
+         setup_unassign, unassign_command},
+        {"hook", "run as libvirt's QEMU hook: DOMAIN OPERATION SUB-OP [EXTRA], the domain XML on stdin; these words "
+                 "are libvirt's, never options (options go before `hook` or after these words)",
+         setup_hook, nullptr},
+        {"help", "show this help, or a command's",
+         [](CLI::App& command, Given& given) {
+             command.add_option("command", given.help_topic, "a command")->type_name("COMMAND");
+         },
+         nullptr},
+    };
+    return table;
+}
+
+const Command* find_command(std::string_view name) {
+    for (const auto& command : command_table()) {
+        if (name == command.name) return &command;
+    }
+    return nullptr;
+}
+
+// The global options (those of every command), then each command of the table.
+void set_up(CLI::App& app, Given& given) {
+    app.name("vfio-hook");
+    app.set_version_flag("-V,--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
+    app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
+    for (const auto& key : config_keys()) {
+        std::string name(key.name);
+        if (key.is_flag) {
+            // `--allow-boot-vga` alone means yes; `--allow-boot-vga no` says no.
+            app.add_option_function<std::string>(
+                   "--" + name, [&given, name](const std::string& value) {
+                       given.overrides[name] = value.empty() ? "yes" : value;
+                   },
+                   std::string(key.meaning))
+                ->expected(0, 1)
+                ->type_name("yes|no");
+            continue;
+        }
+        app.add_option_function<std::string>(
+               "--" + name, [&given, name](const std::string& value) { given.overrides[name] = value; },
+               std::string(key.meaning))
+            ->type_name(name.ends_with("-ms") ? "MS" : "VALUE");
+    }
+    app.add_option("--config", given.config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)")
+        ->type_name("FILE");
+    app.add_option("-c,--connect", given.uri, "libvirt URI for the commands that ask libvirt, as virsh's (default "
+                                              "qemu:///system)")
+        ->type_name("URI");
+    app.add_option("--root", given.root, "treat DIR as / (for tests against a fake sysfs tree)")
+        ->type_name("DIR")
+        ->group("Testing");
+    for (const auto& command : command_table()) command.setup(*app.add_subcommand(command.name, command.summary), given);
+}
+
 }  // namespace
 
 // The commands, for "unknown command" and its suggestion (CLI11 would only say "A subcommand is
 // required" or "arguments were not expected"), `help COMMAND` and the short usage.
 const std::vector<std::string>& command_names() {
-    static const std::vector<std::string> names = {"status", "check", "bind", "restore", "recover", "set",
-                                                   "get", "assign", "unassign", "hook", "help"};
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> all;
+        for (const auto& command : command_table()) all.push_back(command.name);
+        return all;
+    }();
     return names;
 }
 
@@ -287,165 +515,34 @@ Expected<std::string> read_all_stdin() {
     return text;
 }
 
-int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) {
-    std::vector<std::string> args = given;  // take_hook_words() takes libvirt's words out
-    // The real stderr is written without ever waiting (see host/log.cpp); tests capture a stream.
-    set_user_stream(&environment.err == &std::cerr ? nullptr : &environment.err);
+namespace {
 
-    // libvirt's call is positional (`qemu DOMAIN OPERATION SUB-OP EXTRA`) and its domain name may
-    // look like an option: skip CLI11. Called by that name with fewer words, it is a person asking
-    // what is installed (`/etc/libvirt/hooks/qemu --version`): answer as the CLI does.
-    if (!args.empty() && invoked_as_libvirt_hook(args[0]) && args.size() >= 4) {
-        HookCall call{args[1], args[2], args[3], args.size() > 4 ? args[4] : "-", runs_qemu_d_layout(HostPaths{}, args[0])};
-        if (!hook_has_work(HostPaths{}, call)) return 0;
-        return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {}, call, environment);
-    }
-
-    CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
-                 "back when it stops.\nInstalled as /etc/libvirt/hooks/qemu it is called by "
-                 "libvirt; run by hand it is the admin tool.\nExit status: 0 success (or ready), "
-                 "1 refused, not ready or failed, 2 bad usage or bad input."};
-    app.name("vfio-hook");
-    app.set_version_flag("-V,--version", std::string("vfio-hook ") + VFIO_HOOK_VERSION);
-    app.fallthrough();  // global options after the command too: `vfio-hook status --root DIR`
-    std::map<std::string, std::string> overrides;
-    std::set<std::string> options_with_values = {"--config", "--root", "--connect", "-c"};
-    std::set<std::string> options_with_a_yes_or_no;
-    for (const auto& key : config_keys()) {
-        std::string name(key.name);
-        if (key.is_flag) {
-            // `--allow-boot-vga` alone means yes; `--allow-boot-vga no` says no.
-            options_with_a_yes_or_no.insert("--" + name);
-            app.add_option_function<std::string>(
-                   "--" + name, [&overrides, name](const std::string& value) {
-                       overrides[name] = value.empty() ? "yes" : value;
-                   },
-                   std::string(key.meaning))
-                ->expected(0, 1)
-                ->type_name("yes|no");
-            continue;
-        }
-        options_with_values.insert("--" + name);
-        app.add_option_function<std::string>(
-               "--" + name, [&overrides, name](const std::string& value) { overrides[name] = value; },
-               std::string(key.meaning))
-            ->type_name(name.ends_with("-ms") ? "MS" : "VALUE");
-    }
-    std::string root = "/";
-    std::string config_path;
-    std::string uri = default_libvirt_uri;
-    app.add_option("--config", config_path, "config file (default /etc/vfio-hook/vfio-hook.conf)")->type_name("FILE");
-    app.add_option("-c,--connect", uri, "libvirt URI for the commands that ask libvirt, as virsh's (default "
-                                        "qemu:///system)")
-        ->type_name("URI");
-    app.add_option("--root", root, "treat DIR as / (for tests against a fake sysfs tree)")
-        ->type_name("DIR")
-        ->group("Testing");
-
-    HookCall call{"", "", "", "-"};
-    auto* hook = app.add_subcommand("hook", "run as libvirt's QEMU hook: DOMAIN OPERATION SUB-OP "
-                                            "[EXTRA], the domain XML on stdin; these words are "
-                                            "libvirt's, never options (options go before `hook` or "
-                                            "after these words)");
-    // For the help text only: take_hook_words() gives these their values, so a word CLI11 puts
-    // here is one too many.
-    std::vector<std::string> surplus;
-    // A name without spaces: CLI11 2.4 (Debian 13) throws at setup on "DOMAIN OPERATION …", which
-    // made every command of a binary built there fail; 2.1 (Debian 12) took it.
-    hook->add_option("words", surplus,
-                     "the domain's name, prepare|start|started|stopped|release|…, begin|end, and what "
-                     "libvirt passes last ('-', 'shutdown', …; given to hook.d scripts)")
-        ->type_name("DOMAIN OPERATION SUB-OP [EXTRA]")
-        ->expected(1);
-
-    bool json = false;
-    auto* status = app.add_subcommand("status", "show the IOMMU, vfio modules, GPUs and their groups, "
-                                                "who holds each GPU and whether a VM could take it; "
-                                                "exit 0 when ready");
-    status->add_flag("--json", json, "machine-readable output");
-
-    std::string check_file, check_domain;
-    auto* check = app.add_subcommand("check", "dry run: what prepare would move and every refusal, "
-                                              "without changing anything");
-    check->add_option("file", check_file, "domain XML file (- for stdin)")->type_name("FILE");
-    check->add_option("--domain", check_domain, "read the VM's definition from libvirt (virsh dumpxml)")
-        ->type_name("NAME");
-    options_with_values.insert("--domain");
-
-    std::vector<std::string> bind_addresses;
-    auto* bind = app.add_subcommand("bind", "move devices (and their IOMMU groups) to vfio-pci by hand, "
-                                            "parked there for any VM (also for hot-plug)");
-    bind->add_option("address", bind_addresses, "PCI address, e.g. 0000:01:00.0")->required()->type_name("ADDRESS");
-
-    std::vector<std::string> restore_addresses;
-    bool force = false;
-    auto* restore = app.add_subcommand("restore", "give devices on vfio-pci back to their recorded "
-                                                  "driver (or reprobe ones with no record)");
-    restore->add_option("address", restore_addresses, "PCI address")->required()->type_name("ADDRESS");
-    restore->add_flag("--force", force, "even while a process has the device's VFIO group open "
-                                        "(the unbind then waits for it, up to the deadline)");
-
-    auto* recover = app.add_subcommand("recover", "give back every recorded device whose VM is not running");
-
-    std::string settings_domain, settings_key, settings_value;
-    auto* set = app.add_subcommand("set", "set a per-VM setting in the VM's definition (virsh metadata)");
-    set->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
-    set->add_option("key", settings_key, "allow-boot-vga, firmware-errors, allow-host-critical or power-guard")
-        ->required()
-        ->type_name("KEY");
-    set->add_option("value", settings_value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")
-        ->required()
-        ->type_name("VALUE");
-    auto* get = app.add_subcommand("get", "show a VM's per-VM settings");
-    get->add_option("domain", settings_domain, "domain name or UUID")->required()->type_name("DOMAIN");
-
-    std::string assign_domain;
-    std::vector<std::string> assign_addresses;
-    bool headless = false, dry_run = false, restore_display = false;
-    auto* assign = app.add_subcommand("assign", "put a GPU (every endpoint of its IOMMU group) into a VM's definition "
-                                                "as PCI hostdevs, through libvirt");
-    assign->add_option("domain", assign_domain, "domain name or UUID")->required()->type_name("DOMAIN");
-    assign->add_option("address", assign_addresses, "PCI address")->required()->type_name("ADDRESS");
-    assign->add_flag("--headless", headless, "also remove the emulated display and sound (sound first, then "
-                                             "graphics, video, SPICE channels and USB redirection)");
-    assign->add_flag("--dry-run", dry_run, "print the change as a unified diff; change nothing");
-    auto* unassign = app.add_subcommand("unassign", "take hostdevs out of a VM's definition (all of vfio-hook's "
-                                                    "when no address is given)");
-    unassign->add_option("domain", assign_domain, "domain name or UUID")->required()->type_name("DOMAIN");
-    unassign->add_option("address", assign_addresses, "PCI address")->type_name("ADDRESS");
-    unassign->add_flag("--restore-display", restore_display,
-                       "put back the display and sound from the latest backup (taken by assign)");
-    unassign->add_flag("--dry-run", dry_run, "print the change as a unified diff; change nothing");
-
-    std::string help_topic;  // for the help text: help_request() reads the topic before CLI11
-    auto* help = app.add_subcommand("help", "show this help, or a command's");
-    help->add_option("command", help_topic, "a command")->type_name("COMMAND");
-
-    auto command_at = command_index(args, options_with_values, options_with_a_yes_or_no);
-    if (command_at && std::find(command_names().begin(), command_names().end(), args[*command_at]) ==
-                          command_names().end()) {
+// Answers what needs no parse: an unknown command (with "did you mean") and every help request.
+std::optional<int> answer_before_parsing(CLI::App& app, const std::vector<std::string>& args,
+                                         std::optional<std::size_t> command_at, const ValuedOptions& options,
+                                         CliEnvironment& environment) {
+    if (!command_at) return std::nullopt;
+    if (!find_command(args[*command_at])) {
         std::string hint;
-        if (*command_at > 1 && options_with_a_yes_or_no.count(args[*command_at - 1])) {
+        if (*command_at > 1 && options.with_a_yes_or_no.count(args[*command_at - 1])) {
             const std::string& option = args[*command_at - 1];
             hint = "; " + option + " takes only yes or no (" + option + " alone, or " + option + "=no)";
         }
         return usage_error(environment, unknown_command(args[*command_at], hint));
     }
-    if (command_at) {
-        if (auto topic = help_request(args, *command_at, options_with_values, options_with_a_yes_or_no)) {
-            if (topic->empty()) {
-                environment.out << help_of(app, "vfio-hook");
-                return 0;
-            }
-            if (std::find(command_names().begin(), command_names().end(), *topic) == command_names().end())
-                return usage_error(environment, unknown_command(*topic));
-            environment.out << help_of(*app.get_subcommand(*topic), "vfio-hook " + *topic);
-            return 0;
-        }
+    auto topic = help_request(args, *command_at, options);
+    if (!topic) return std::nullopt;
+    if (topic->empty()) {
+        environment.out << help_of(app, "vfio-hook");
+        return 0;
     }
-    std::vector<std::string> libvirt_words;
-    if (command_at && args[*command_at] == "hook") libvirt_words = take_hook_words(args, *command_at);
-    attach_yes_or_no_values(args, options_with_values, options_with_a_yes_or_no);
+    if (!find_command(*topic)) return usage_error(environment, unknown_command(*topic));
+    environment.out << help_of(*app.get_subcommand(*topic), "vfio-hook " + *topic);
+    return 0;
+}
+
+// CLI11's parse; what it answers itself (help, version, a usage error) is answered here.
+std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args, CliEnvironment& environment) {
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend() - 1);
         app.parse(reversed);
@@ -462,84 +559,81 @@ int run_cli(const std::vector<std::string>& given, CliEnvironment& environment) 
         }
         return usage_error(environment, std::string(error.what()) + "; see `vfio-hook help`");
     }
-    // help_request() answered every `help`; what is left here is no command at all.
-    if (help->parsed() || app.get_subcommands().empty()) return short_usage(environment);
+    return std::nullopt;
+}
 
-    HostPaths paths{root};
-    std::filesystem::path config = config_path.empty() ? default_config(paths) : std::filesystem::path(config_path);
-    if (hook->parsed()) {
-        if (!surplus.empty())
-            return usage_error(environment, "hook: '" + surplus.front() + "' after libvirt's four words "
-                                            "DOMAIN OPERATION SUB-OP EXTRA; see `vfio-hook help hook`");
-        if (libvirt_words.size() < 3)
-            return usage_error(environment, "hook needs libvirt's words DOMAIN OPERATION SUB-OP [EXTRA]; "
-                                            "see `vfio-hook help hook`");
-        call = {libvirt_words[0], libvirt_words[1], libvirt_words[2],
-                libvirt_words.size() > 3 ? libvirt_words[3] : "-"};
-        call.runs_qemu_d_layout = runs_qemu_d_layout(paths, args.empty() ? "" : args[0]);
-        if (!hook_has_work(paths, call)) return 0;
-        return run_hook_with_config(paths, config, !config_path.empty(), overrides, call, environment);
-    }
-    std::string command = app.get_subcommands().front()->get_name();
-    auto settings = load_settings(config, !config_path.empty(), overrides);
+std::filesystem::path config_of(const HostPaths& paths, const Given& given) {
+    return given.config_path.empty() ? default_config(paths) : std::filesystem::path(given.config_path);
+}
+
+// `vfio-hook hook DOMAIN OPERATION SUB-OP [EXTRA]`: libvirt's words, then the path of libvirt's call.
+int hook_command(const Given& given, const std::vector<std::string>& libvirt_words, const std::string& argv0,
+                 CliEnvironment& environment) {
+    if (!given.surplus.empty())
+        return usage_error(environment, "hook: '" + given.surplus.front() + "' after libvirt's four words "
+                                        "DOMAIN OPERATION SUB-OP EXTRA; see `vfio-hook help hook`");
+    if (libvirt_words.size() < 3)
+        return usage_error(environment, "hook needs libvirt's words DOMAIN OPERATION SUB-OP [EXTRA]; "
+                                        "see `vfio-hook help hook`");
+    HostPaths paths{given.root};
+    HookCall call{libvirt_words[0], libvirt_words[1], libvirt_words[2],
+                  libvirt_words.size() > 3 ? libvirt_words[3] : "-"};
+    call.runs_qemu_d_layout = runs_qemu_d_layout(paths, argv0);
+    if (!hook_has_work(paths, call)) return 0;
+    return run_hook_with_config(paths, config_of(paths, given), !given.config_path.empty(), given.overrides, call,
+                                environment);
+}
+
+// An admin command: its settings, logging and kernel, then the command's own run.
+int admin_command(const Command& command, const Given& given, CliEnvironment& environment) {
+    HostPaths paths{given.root};
+    auto settings = load_settings(config_of(paths, given), !given.config_path.empty(), given.overrides);
     if (!settings) {
-        environment.err << "vfio-hook " << command << ": " << settings.error() << "\n";
+        environment.err << "vfio-hook " << command.name << ": " << settings.error() << "\n";
         return 2;
     }
     setup_logging(paths, {false, log_level(*settings)});
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
-    Commands commands{host, environment.out, environment.err, environment.virsh, uri};
+    Commands commands{host, environment.out, environment.err, environment.virsh, given.uri};
+    return command.run(commands, given, environment);
+}
 
-    if (status->parsed()) return run_status(commands, json);
-    if (check->parsed()) {
-        if (check_domain.empty() && check_file.empty()) {
-            environment.err << "vfio-hook check: give a domain XML file, - for stdin, or --domain NAME\n";
-            return 2;
-        }
-        // Either would be a silent choice of which definition the answer is about.
-        if (!check_domain.empty() && !check_file.empty()) {
-            environment.err << "vfio-hook check: give a domain XML file (" << check_file << ") or --domain NAME ("
-                            << check_domain << "), not both\n";
-            return 2;
-        }
-        Expected<std::string> xml = std::string();
-        std::string source = check_file;
-        if (!check_domain.empty()) {
-            source = "domain '" + check_domain + "'";
-            xml = environment.virsh({"-c", uri, "dumpxml", "--inactive", "--domain", check_domain});
-        } else if (check_file == "-") {
-            source = "stdin";
-            xml = environment.read_stdin();
-        } else {
-            xml = read_user_file(check_file, max_domain_xml_bytes);
-        }
-        if (!xml) {
-            environment.err << "vfio-hook check: " << xml.error() << "\n";
-            return 2;
-        }
-        return run_check(commands, *xml, source);
+}  // namespace
+
+int run_cli(const std::vector<std::string>& given_args, CliEnvironment& environment) {
+    std::vector<std::string> args = given_args;  // take_hook_words() takes libvirt's words out
+    // The real stderr is written without ever waiting (see host/log.cpp); tests capture a stream.
+    set_user_stream(&environment.err == &std::cerr ? nullptr : &environment.err);
+
+    // libvirt's call is positional (`qemu DOMAIN OPERATION SUB-OP EXTRA`) and its domain name may
+    // look like an option: skip CLI11. Called by that name with fewer words, it is a person asking
+    // what is installed (`/etc/libvirt/hooks/qemu --version`): answer as the CLI does.
+    if (!args.empty() && invoked_as_libvirt_hook(args[0]) && args.size() >= 4) {
+        HookCall call{args[1], args[2], args[3], args.size() > 4 ? args[4] : "-", runs_qemu_d_layout(HostPaths{}, args[0])};
+        if (!hook_has_work(HostPaths{}, call)) return 0;
+        return run_hook_with_config(HostPaths{}, default_config(HostPaths{}), false, {}, call, environment);
     }
-    if (bind->parsed() || restore->parsed()) {
-        auto addresses = parse_addresses(bind->parsed() ? bind_addresses : restore_addresses);
-        if (!addresses) {
-            environment.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
-            return 2;
-        }
-        return bind->parsed() ? run_bind(commands, *addresses) : run_restore(commands, *addresses, force);
-    }
-    if (recover->parsed()) return run_recover(commands);
-    if (assign->parsed() || unassign->parsed()) {
-        auto addresses = parse_addresses(assign_addresses);
-        if (!addresses) {
-            environment.err << "vfio-hook " << command << ": " << addresses.error() << "\n";
-            return 2;
-        }
-        return assign->parsed() ? run_assign(commands, assign_domain, *addresses, headless, dry_run)
-                                : run_unassign(commands, assign_domain, *addresses, restore_display, dry_run);
-    }
-    if (set->parsed()) return run_set(commands, settings_domain, settings_key, settings_value);
-    return run_get(commands, settings_domain);
+
+    CLI::App app{"hands a VM's PCI devices to vfio-pci while it runs, and gives them "
+                 "back when it stops.\nInstalled as /etc/libvirt/hooks/qemu it is called by "
+                 "libvirt; run by hand it is the admin tool.\nExit status: 0 success (or ready), "
+                 "1 refused, not ready or failed, 2 bad usage or bad input."};
+    Given given;
+    set_up(app, given);
+    ValuedOptions options;
+    collect_valued_options(app, options);
+    auto command_at = command_index(args, options);
+    if (auto answered = answer_before_parsing(app, args, command_at, options, environment)) return *answered;
+    std::vector<std::string> libvirt_words;
+    if (command_at && args[*command_at] == "hook") libvirt_words = take_hook_words(args, *command_at);
+    attach_yes_or_no_values(args, options);
+    if (auto answered = parse(app, args, environment)) return *answered;
+    // answer_before_parsing() answered every `help`; what is left here is no command at all.
+    if (app.get_subcommands().empty() || app.get_subcommand("help")->parsed()) return short_usage(environment);
+    const Command& command = *find_command(app.get_subcommands().front()->get_name());
+    if (!command.run) return hook_command(given, libvirt_words, args.empty() ? "" : args[0], environment);
+    return admin_command(command, given, environment);
 }
 
 }  // namespace vfio_hook

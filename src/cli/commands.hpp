@@ -23,13 +23,19 @@ struct HookCall {
     bool runs_qemu_d_layout = true;
 };
 
-// Whether the hook has anything to do for an event: prepare and release always; any other event
-// only when a hook.d directory exists for it (a few stat calls, no parse).
+// Does the hook have work? libvirt calls it for every event of every VM, and most calls have
+// none, so the answer comes in three stages, each asked only when the one before said maybe and
+// each enough alone to say no:
+//   1. the arguments (hook_has_work): prepare and release always; any other event only when a
+//      hook.d directory exists for it. A few stat calls; main() asks it before anything else.
+//   2. stdin (hook_is_idle): nothing recorded, no hook.d directory for the event and (prepare) a
+//      whole document with no host device in it. One directory read and a substring search, no
+//      config, no logger, no parse. Complete on its own: it answers stage 1's question too.
+//   3. the parse (domain_has_work): a prepare of a domain without host PCI devices and without a
+//      record left by an earlier run has nothing to move (its hook.d scripts still run).
 bool hook_has_work(const HostPaths& paths, const HookCall& call);
-// The null path of prepare and release, once stdin is read: nothing recorded, no hook.d
-// directory for the event and (prepare) a whole document with no host device in it. One directory read and a
-// substring search, no config, no logger, no parse.
 bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view domain_xml);
+bool domain_has_work(const HostPaths& paths, const Domain& domain);
 
 // The hook: never prints on stdout, never calls libvirt.
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml);

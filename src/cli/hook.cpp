@@ -32,25 +32,23 @@ void finish_unfinished(Host& host, const Domain& domain) {
     for (const auto& line : report.kept) logger().warn("unfinished earlier run: {}", line);
 }
 
-// The user's hook.d scripts for this event. Returns the lines that explain a problem (an unsafe
-// script or directory, a script that failed); empty when all went well or there were none.
+// The user's hook.d scripts for this event. The problem has a line for each unsafe script or
+// directory and each script that failed; none when all went well or there were none.
 // An event that can refuse (`can_refuse`: prepare, start, started) runs nothing when anything is
 // unsafe and stops at the first failure: a prepare script stops the display manager, and a start
 // refused after it would leave the host without one. Any other event skips what is unsafe and
 // runs the rest: release restarts the display manager, whatever else is wrong.
-std::vector<std::string> run_user_scripts(Host& host, const HookCall& call, const std::string& uuid,
-                                          const std::vector<PciAddress>& addresses, const std::string& xml,
-                                          bool can_refuse, bool stop_at_first_failure) {
+Problem run_user_scripts(Host& host, const HookCall& call, const std::string& uuid,
+                         const std::vector<PciAddress>& addresses, const std::string& xml, bool can_refuse,
+                         bool stop_at_first_failure) {
     if (!script_directory_exists(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
         return {};
     auto plan = find_scripts(host.paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
-    std::vector<std::string> lines;
-    for (const auto& refusal : plan.refusals) lines.push_back("hook.d script not run: " + refusal);
-    if (can_refuse && !lines.empty()) return lines;
+    Problem problems;
+    for (const auto& refusal : plan.refusals) problems.merge(Problem("hook.d script not run: " + refusal));
+    if (can_refuse && problems) return problems;
     ScriptEvent event{call.domain, uuid, call.operation, call.sub_operation, call.extra, addresses};
-    auto failed = run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure);
-    lines.insert(lines.end(), failed.begin(), failed.end());
-    return lines;
+    return problems.merge(run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure));
 }
 
 std::vector<PciAddress> addresses_of(const Domain& domain) {
@@ -70,12 +68,11 @@ int refuse_start(const Domain& domain, const std::vector<std::string>& reasons) 
 int prepare(Host& host, const HookCall& call, const Domain& domain, const std::string& xml) {
     // First the user's scripts: a single-GPU setup stops the display manager here, which holds
     // the card the holder check is about to look at.
-    auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true, true);
-    if (!failed.empty()) return refuse_start(domain, failed);
+    if (auto failed = run_user_scripts(host, call, domain.uuid.str(), addresses_of(domain), xml, true, true))
+        return refuse_start(domain, failed.lines());
 
-    StateJournal journal(host.paths);
     // VMs without host PCI devices never wait on the lock.
-    if (domain.pci_devices.empty() && !journal.has_record(domain.uuid.str())) return 0;
+    if (!domain_has_work(host.paths, domain)) return 0;
     auto start = Clock::now();
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
@@ -97,13 +94,13 @@ int prepare(Host& host, const HookCall& call, const Domain& domain, const std::s
         return refuse_start(domain, reasons);
     }
     auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);
-    if (!failure.empty()) for (auto& line : stuck_since_prepare(host, plan)) failure.push_back(line);  // issue 26
-    for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook: " + line);
+    if (failure) for (auto& line : stuck_since_prepare(host, plan)) failure.add_line(line);  // issue 26
+    for (const auto& line : failure.lines()) tell_user(spdlog::level::err, "vfio-hook: " + line);
     log_with_fields(spdlog::level::info,
-                    "prepare " + std::string(failure.empty() ? "done" : "failed") + ": " +
+                    "prepare " + std::string(failure ? "failed" : "done") + ": " +
                         std::to_string(plan.moves.size()) + " device(s) in " + since(start) + " ms",
                     {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(plan.moves.size())}});
-    return failure.empty() ? 0 : 1;
+    return failure ? 1 : 0;
 }
 
 // Whose records this release gives back. Only the domain's identity matters here: a setting
@@ -120,7 +117,7 @@ std::vector<std::string> owners_to_release(Host& host, const HookCall& call, con
         return {identity->uuid.str()};
     }
     std::vector<std::string> owners;
-    for (const auto& record : StateJournal(host.paths).load_all()) {
+    for (const auto& record : RecordStore(host.paths).load_all()) {
         if (record.owner != manual_owner && record.domain_name == call.domain) owners.push_back(record.owner);
     }
     logger().error("domain '{}': {}; releasing the {} record(s) that name this domain", call.domain,
@@ -129,11 +126,11 @@ std::vector<std::string> owners_to_release(Host& host, const HookCall& call, con
 }
 
 int release(Host& host, const HookCall& call, const std::string& xml) {
-    StateJournal journal(host.paths);
+    RecordStore store(host.paths);
     std::vector<PciAddress> released;
     auto owners = owners_to_release(host, call, xml);
     for (const auto& owner : owners) {
-        if (!journal.has_record(owner)) continue;  // nothing of this domain's moved
+        if (!store.has_record(owner)) continue;  // nothing of this domain's moved
         auto start = Clock::now();
         auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
         if (!lock) {
@@ -153,7 +150,8 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
     }
     // After the devices are home: a single-GPU setup restarts its display manager here.
     auto problems = run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false, false);
-    for (const auto& line : problems) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
+    for (const auto& line : problems.lines())
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
     // libvirt ignores release's exit status: the record keeps what failed for `recover`.
     return 0;
 }
@@ -167,8 +165,9 @@ int other_event(Host& host, const HookCall& call, const std::string& xml) {
     bool can_refuse = call.operation == "start" || call.operation == "started";
     auto failed = run_user_scripts(host, call, uuid, domain ? addresses_of(*domain) : std::vector<PciAddress>{},
                                    xml, can_refuse, true);
-    for (const auto& line : failed) tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
-    return failed.empty() || !can_refuse ? 0 : 1;
+    for (const auto& line : failed.lines())
+        tell_user(spdlog::level::err, "vfio-hook: domain '" + call.domain + "': " + line);
+    return !failed || !can_refuse ? 0 : 1;
 }
 
 }  // namespace
@@ -179,11 +178,16 @@ bool hook_has_work(const HostPaths& paths, const HookCall& call) {
 }
 
 bool hook_is_idle(const HostPaths& paths, const HookCall& call, std::string_view domain_xml) {
-    if (script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout))
-        return false;
-    if (!StateJournal(paths).empty()) return false;
+    bool scripts = script_directory_exists(paths, call.domain, call.operation, call.sub_operation, call.runs_qemu_d_layout);
+    if (!hook_acts_on(call.operation, call.sub_operation)) return !scripts;  // stage 1's answer
+    if (scripts) return false;
+    if (!RecordStore(paths).empty()) return false;
     if (call.operation == "release") return true;  // release only ever gives back what is recorded
     return call.operation == "prepare" && surely_without_pci_hostdevs(domain_xml);
+}
+
+bool domain_has_work(const HostPaths& paths, const Domain& domain) {
+    return !domain.pci_devices.empty() || RecordStore(paths).has_record(domain.uuid.str());
 }
 
 int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {

@@ -44,7 +44,7 @@ int restore_unrecorded(Host& host, const PciAddress& address, bool force, std::o
     }
     DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.reprobe(address)) {
-        tell_user(spdlog::level::err, "vfio-hook restore: " + failure->message);
+        tell_user(spdlog::level::err, "vfio-hook restore: " + failure.message());
         return 1;
     }
     out << address.str() << ": no record of its driver; reprobed, now on "
@@ -72,8 +72,8 @@ int run_bind(Commands& commands, const std::vector<PciAddress>& addresses) {
         return 1;
     }
     auto failure = carry_out_prepare(host, domain, owner, plan);
-    for (const auto& line : failure) tell_user(spdlog::level::err, "vfio-hook bind: " + line);
-    if (!failure.empty()) return 1;
+    for (const auto& line : failure.lines()) tell_user(spdlog::level::err, "vfio-hook bind: " + line);
+    if (failure) return 1;
     for (const auto& move : plan.moves) {
         out << move.address.str() << ": " << move.from.value_or("no driver") << " -> vfio-pci\n";
     }
@@ -91,7 +91,7 @@ int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bo
     }
     std::map<std::string, std::set<PciAddress>> by_owner;
     std::vector<PciAddress> unrecorded;
-    auto records = StateJournal(host.paths).load_all();
+    auto records = RecordStore(host.paths).load_all();
     for (const auto& address : addresses) {
         auto owner = std::find_if(records.begin(), records.end(),
                                   [&](const StateRecord& record) { return record.find(address); });

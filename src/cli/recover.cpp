@@ -27,8 +27,8 @@ int run_recover(Commands& commands) {
     // for virsh's whole deadline. A VM that starts after libvirt answered is missing from the
     // answer, but its prepare saves its record before it moves anything: so only records
     // already on disk, unchanged, before libvirt was asked are judged by the answer.
-    StateJournal journal(host.paths);
-    auto versions_asked = journal.versions();
+    RecordStore store(host.paths);
+    auto versions_asked = store.versions();
     auto active_domains = versions_asked.empty() ? Expected<std::set<std::string>>(std::set<std::string>{})
                                                  : active_domain_uuids(commands.virsh, commands.uri);
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
@@ -36,12 +36,12 @@ int run_recover(Commands& commands) {
         tell_user(spdlog::level::err, "vfio-hook recover: " + lock.error());
         return 1;
     }
-    auto versions_now = journal.versions();
-    for (const auto& file : journal.discard_unfinished_saves()) {
+    auto versions_now = store.versions();
+    for (const auto& file : store.discard_unfinished_saves()) {
         logger().info("recover: deleted {}, a record save that was cut off before it counted", file);
     }
     std::vector<std::string> unreadable;
-    auto records = journal.load_all(&unreadable);
+    auto records = store.load_all(&unreadable);
     int status = 0;
     for (const auto& problem : unreadable) {
         tell_user(spdlog::level::err, "vfio-hook recover: unreadable record: " + problem);

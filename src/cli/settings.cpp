@@ -52,7 +52,7 @@ int run_get(Commands& commands, const std::string& domain) {
 int run_set(Commands& commands, const std::string& domain, const std::string& key, const std::string& value) {
     DomainSettings probe;
     if (auto problem = apply_domain_setting(probe, key, value)) {
-        commands.err << "vfio-hook set: " << key << " " << value << ": " << *problem << "\n";
+        commands.err << "vfio-hook set: " << key << " " << value << ": " << problem.message() << "\n";
         return 2;
     }
     auto settings = read_settings(commands, domain);
@@ -60,7 +60,8 @@ int run_set(Commands& commands, const std::string& domain, const std::string& ke
         commands.err << "vfio-hook set: " << settings.error() << "\n";
         return 1;
     }
-    apply_domain_setting(*settings, key, value);
+    // Checked on `probe` above, before anything was read: the same value cannot fail here.
+    (void)apply_domain_setting(*settings, key, value);
     auto written = commands.virsh({"-c", commands.uri, "metadata", "--domain", domain, "--uri", std::string(metadata_namespace),
                                    "--key", "vh", "--set", serialize_settings(*settings), "--config"});
     if (!written) {

@@ -180,7 +180,7 @@ int run_status(Commands& commands, bool json) {
     auto& out = commands.out;
     BusSnapshot bus = read_whole_bus(host.paths, host.kernel);
     auto holders = find_holders(host.paths, nodes_of(host.paths, bus));
-    auto records = StateJournal(host.paths).load_all();
+    auto records = RecordStore(host.paths).load_all();
     auto kernel_log = read_kernel_log(host.paths);
     std::string cmdline = read_small_file(host.paths.proc() / "cmdline");
     std::error_code error;

@@ -1,4 +1,5 @@
 #include "core/config_file.hpp"
+#include "core/problem.hpp"
 
 #include <charconv>
 
@@ -12,8 +13,7 @@ std::string_view trim(std::string_view text) {
     return text.substr(first, last - first + 1);
 }
 
-std::optional<std::string> parse_milliseconds(std::string_view value, long low, long high,
-                                              std::chrono::milliseconds& into) {
+Problem parse_milliseconds(std::string_view value, long low, long high, std::chrono::milliseconds& into) {
     long number = 0;
     auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
     if (ec != std::errc{} || end != value.data() + value.size() || number < low || number > high) {
@@ -21,10 +21,10 @@ std::optional<std::string> parse_milliseconds(std::string_view value, long low, 
                std::to_string(high);
     }
     into = std::chrono::milliseconds(number);
-    return std::nullopt;
+    return {};
 }
 
-std::optional<std::string> parse_bool(std::string_view value, bool& into) {
+Problem parse_bool(std::string_view value, bool& into) {
     if (value == "yes" || value == "true" || value == "on" || value == "1") {
         into = true;
     } else if (value == "no" || value == "false" || value == "off" || value == "0") {
@@ -32,7 +32,7 @@ std::optional<std::string> parse_bool(std::string_view value, bool& into) {
     } else {
         return "expected yes or no";
     }
-    return std::nullopt;
+    return {};
 }
 
 }  // namespace
@@ -51,7 +51,7 @@ const std::vector<ConfigKey>& config_keys() {
     return keys;
 }
 
-std::optional<std::string> apply_setting(Settings& settings, std::string_view key, std::string_view value) {
+Problem apply_setting(Settings& settings, std::string_view key, std::string_view value) {
     if (key == "write-deadline-ms") return parse_milliseconds(value, 10, 600000, settings.write_deadline);
     if (key == "bind-deadline-ms") return parse_milliseconds(value, 10, 600000, settings.bind_deadline);
     if (key == "settle-deadline-ms") return parse_milliseconds(value, 1, 600000, settings.settle_deadline);
@@ -61,13 +61,13 @@ std::optional<std::string> apply_setting(Settings& settings, std::string_view ke
     if (key == "firmware-errors") {
         if (value != "warn" && value != "refuse") return std::string("expected warn or refuse");
         settings.refuse_on_firmware_errors = value == "refuse";
-        return std::nullopt;
+        return {};
     }
     if (key == "log-level") {
         if (value != "debug" && value != "info" && value != "warn" && value != "error")
             return std::string("expected debug, info, warn or error");
         settings.log_level = std::string(value);
-        return std::nullopt;
+        return {};
     }
     std::string known;
     for (const auto& entry : config_keys()) known += (known.empty() ? "" : ", ") + std::string(entry.name);
@@ -108,7 +108,7 @@ Expected<Settings> parse_config_file(std::string_view text, const std::string& s
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
             value = value.substr(1, value.size() - 2);
         if (auto problem = apply_setting(base, key, value)) {
-            return Error{where + "'" + printable(key) + " = " + printable(value) + "': " + *problem};
+            return Error{where + "'" + printable(key) + " = " + printable(value) + "': " + problem.message()};
         }
     }
     return base;

@@ -9,6 +9,7 @@
 
 #include "core/expected.hpp"
 #include "core/settings.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 
@@ -26,6 +27,6 @@ Expected<Settings> parse_config_file(std::string_view text, const std::string& s
                                      Settings base = {});
 
 // Applies one key (also used for command-line overrides); error text without file:line.
-std::optional<std::string> apply_setting(Settings& settings, std::string_view key, std::string_view value);
+Problem apply_setting(Settings& settings, std::string_view key, std::string_view value);
 
 }  // namespace vfio_hook

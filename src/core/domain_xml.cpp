@@ -1,4 +1,5 @@
 #include "core/domain_xml.hpp"
+#include "core/problem.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
@@ -111,7 +112,7 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
         std::string value = owned_string(xmlNodeGetContent(child));
         if (auto problem = apply_domain_setting(settings, name, value)) {
             return Error{"<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" + name + ">" +
-                         value + "</" + name + ">: " + *problem};
+                         value + "</" + name + ">: " + problem.message()};
         }
     }
     return settings;
@@ -119,17 +120,18 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
 
 struct ParseErrors {
     std::string first;
+    int first_code = XML_ERR_OK;
+    std::string encoding;  // the declared encoding libxml2 could not read, if that was the error
 };
 
-void remember_first_error(void* arg, const char* message, xmlParserSeverities severity,
-                          xmlTextReaderLocatorPtr locator) {
+void remember_first_error(void* arg, xmlErrorPtr error) {
     auto* errors = static_cast<ParseErrors*>(arg);
-    if (severity != XML_PARSER_SEVERITY_ERROR && severity != XML_PARSER_SEVERITY_VALIDITY_ERROR)
-        return;
-    if (!errors->first.empty()) return;
-    std::string text = message ? message : "unknown error";
+    if (!error || error->level < XML_ERR_ERROR || !errors->first.empty()) return;
+    std::string text = error->message ? error->message : "unknown error";
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    errors->first = "line " + std::to_string(xmlTextReaderLocatorLineNumber(locator)) + ": " + text;
+    errors->first = "line " + std::to_string(error->line) + ": " + text;
+    errors->first_code = error->code;
+    if (error->code == XML_ERR_UNSUPPORTED_ENCODING && error->str1) errors->encoding = error->str1;
 }
 
 class DomainReader {
@@ -141,7 +143,7 @@ public:
                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
                                          XML_PARSE_NOCDATA),
                   &xmlFreeTextReader) {
-        if (reader_) xmlTextReaderSetErrorHandler(reader_.get(), remember_first_error, &errors_);
+        if (reader_) xmlTextReaderSetStructuredErrorHandler(reader_.get(), remember_first_error, &errors_);
     }
 
     Expected<Domain> read() {
@@ -157,8 +159,14 @@ public:
             int depth = xmlTextReaderDepth(reader_.get());
             path.resize(static_cast<std::size_t>(depth));
             std::string name = to_string(xmlTextReaderConstLocalName(reader_.get()));
-            if (auto problem = visit(path, name)) return Error{*problem};
+            if (auto problem = visit(path, name)) return Error{problem.message()};
             if (!xmlTextReaderIsEmptyElement(reader_.get())) path.push_back(name);
+        }
+        if (errors_.first_code == XML_ERR_UNSUPPORTED_ENCODING) {
+            // libxml2 is built with its own encodings only (docs/lean-binary.md): no ICU, no iconv.
+            return Error{"domain XML declares encoding '" + errors_.encoding.substr(0, 64) +
+                         "', which vfio-hook does not read (UTF-8, UTF-16, ISO-8859-1, ASCII; libvirt "
+                         "writes UTF-8): give it as UTF-8, refusing"};
         }
         if (status < 0 || !errors_.first.empty()) {
             return Error{"domain XML is not well-formed: " +
@@ -168,57 +176,57 @@ public:
     }
 
 private:
-    std::optional<std::string> visit(const std::vector<std::string>& path, const std::string& name) {
+    Problem visit(const std::vector<std::string>& path, const std::string& name) {
         if (path.empty()) {
             if (name != "domain") return "domain XML: root element is <" + name + ">, expected <domain>";
             seen_root_ = true;
-            return std::nullopt;
+            return {};
         }
         if (path.size() == 1 && (name == "name" || name == "uuid")) {
             std::string text = owned_string(xmlTextReaderReadString(reader_.get()));
             (name == "name" ? name_ : uuid_text_) = text;
-            return std::nullopt;
+            return {};
         }
-        if (scope_ == Scope::identity) return std::nullopt;
+        if (scope_ == Scope::identity) return {};
         if (path.size() == 2 && path[1] == "devices" && (name == "hostdev" || name == "interface")) {
             xmlNodePtr node = xmlTextReaderExpand(reader_.get());
-            if (!node) return std::nullopt;  // the reader reports the parse error
+            if (!node) return {};  // the reader reports the parse error
             auto device = parse_device_element(node);
-            if (!device) return std::nullopt;
+            if (!device) return {};
             if (!*device) return "domain XML: " + device->error();
             add_device(device->value());
-            return std::nullopt;
+            return {};
         }
         if (path.size() == 2 && path[1] == "metadata") return visit_metadata(name);
-        return std::nullopt;
+        return {};
     }
 
     // Our settings live in one wrapper element of our namespace. What merely looks like them is
     // ignored, but said: libvirt keeps a foreign namespace silently, and a user would never know
     // why allow-boot-vga "does nothing".
-    std::optional<std::string> visit_metadata(const std::string& name) {
+    Problem visit_metadata(const std::string& name) {
         std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
         bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
                             name == "power-guard";
         if (ns == metadata_namespace && setting_name) {
             warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
                                 "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
-            return std::nullopt;
+            return {};
         }
         if (ns == metadata_namespace) {
             xmlNodePtr node = xmlTextReaderExpand(reader_.get());
-            if (!node) return std::nullopt;
+            if (!node) return {};
             auto settings = parse_settings(node);
             if (!settings) return "domain XML: " + settings.error();
             settings_ = *settings;
-            return std::nullopt;
+            return {};
         }
         if (setting_name || name == "vfio-hook" || ns.find("vfio-hook") != std::string::npos) {
             warnings_.push_back("<metadata> holds <" + name + "> in " +
                                 (ns.empty() ? std::string("no namespace") : "namespace '" + ns + "'") +
                                 ": it is ignored; vfio-hook reads namespace '" + std::string(metadata_namespace) + "'");
         }
-        return std::nullopt;
+        return {};
     }
 
     void add_device(const HostPciDevice& device) {
@@ -270,16 +278,15 @@ Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
 
 }  // namespace
 
-std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::string_view key,
-                                                std::string_view value) {
+Problem apply_domain_setting(DomainSettings& settings, std::string_view key, std::string_view value) {
     if (key == "allow-boot-vga") {
         settings.allow_boot_vga = parse_yes_no(std::string(value));
-        return settings.allow_boot_vga ? std::nullopt : std::optional<std::string>("expected yes or no");
+        return settings.allow_boot_vga ? Problem::none() : Problem("expected yes or no");
     }
     if (key == "firmware-errors") {
         if (value != "warn" && value != "refuse") return "expected warn or refuse";
         settings.refuse_on_firmware_errors = value == "refuse";
-        return std::nullopt;
+        return {};
     }
     if (key == "allow-host-critical") {
         bool drop = value.starts_with("-");
@@ -290,11 +297,11 @@ std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::s
         } else {
             settings.allowed_host_critical.insert(*address);
         }
-        return std::nullopt;
+        return {};
     }
     if (key == "power-guard") {
         settings.power_guard = parse_yes_no(std::string(value));
-        return settings.power_guard ? std::nullopt : std::optional<std::string>("expected yes or no");
+        return settings.power_guard ? Problem::none() : Problem("expected yes or no");
     }
     return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard)";
 }

@@ -11,6 +11,7 @@
 #include "core/domain_uuid.hpp"
 #include "core/expected.hpp"
 #include "core/pci_address.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 
@@ -47,8 +48,8 @@ inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
 
 // One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
 // allow-host-critical ADDRESS or -ADDRESS, power-guard yes|no); the error names what was expected.
-std::optional<std::string> apply_domain_setting(DomainSettings& settings, std::string_view key,
-                                                std::string_view value);
+Problem apply_domain_setting(DomainSettings& settings, std::string_view key,
+                             std::string_view value);
 // The wrapper element `virsh metadata --set` takes (libvirt puts it in our namespace).
 std::string serialize_settings(const DomainSettings& settings);
 // The wrapper element as `virsh metadata` prints it, whatever its namespace prefix.

@@ -29,7 +29,7 @@ struct Move {
     bool already_on_vfio = false;    // ours from an earlier, unfinished run: record, don't write
 };
 
-struct PreparePlan {
+struct [[nodiscard]] PreparePlan {
     std::vector<Move> moves;                   // in execution order
     std::vector<PciAddress> left_on_vfio;      // on vfio-pci before us and nobody's: not recorded
     std::vector<PciAddress> takes_console;     // moves that take the host's console (allowed)
@@ -62,7 +62,7 @@ struct Restore {
     std::optional<DriverName> override_to_restore;
 };
 
-struct ReleasePlan {
+struct [[nodiscard]] ReleasePlan {
     std::vector<Restore> restores;  // in execution order
     std::vector<Refusal> kept;      // left where they are, with why
     std::vector<PciAddress> gone;   // no longer on the bus: nothing to do, drop from the record

@@ -1,4 +1,5 @@
 #include "core/script_plan.hpp"
+#include "core/problem.hpp"
 
 #include <sys/stat.h>
 
@@ -25,7 +26,7 @@ bool sticky_over_trusted(const EntryInfo& entry, unsigned trusted_uid) {
 
 // A script runs as root: whoever may change it, or a directory above it, may run anything as
 // root. So: owned by root (or by us), and writable by nobody else.
-std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) {
+Problem unsafe(const EntryInfo& entry, unsigned trusted_uid) {
     // A link's own owner and mode say nothing about where it points (a directory anyone may
     // write, say), and nothing on the way there is checked: a real directory is asked for.
     if (S_ISLNK(entry.mode)) return entry.path + " is a symbolic link: make it a real directory";
@@ -33,7 +34,7 @@ std::optional<std::string> unsafe(const EntryInfo& entry, unsigned trusted_uid) 
         return entry.path + " is owned by uid " + std::to_string(entry.uid) + ", not root";
     if ((entry.mode & (S_IWGRP | S_IWOTH)) && !sticky_over_trusted(entry, trusted_uid))
         return entry.path + " is writable by group or others";
-    return std::nullopt;
+    return {};
 }
 
 std::string name_of(const std::string& path) {
@@ -46,15 +47,15 @@ std::vector<std::string> problems_of(const EntryInfo& script, unsigned trusted_u
     std::vector<std::string> problems;
     for (const auto& directory : script.way) {
         if (auto problem = unsafe(directory, trusted_uid))
-            problems.push_back(*problem + " (" + script.path + " leads through it)");
+            problems.push_back(problem.message() + " (" + script.path + " leads through it)");
     }
-    if (auto problem = unsafe(script, trusted_uid)) problems.push_back(*problem);
+    if (auto problem = unsafe(script, trusted_uid)) problems.push_back(problem.message());
     return problems;
 }
 
 }  // namespace
 
-std::optional<std::string> opened_script_problem(const EntryInfo& opened, unsigned trusted_uid) {
+Problem opened_script_problem(const EntryInfo& opened, unsigned trusted_uid) {
     if (!S_ISREG(opened.mode)) return opened.path + " is no longer a regular file";
     if (!(opened.mode & S_IXUSR)) return opened.path + " is no longer executable";
     return unsafe(opened, trusted_uid);
@@ -82,7 +83,7 @@ ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigne
         if (candidates.empty()) continue;
         std::size_t refused = plan.refusals.size();
         for (const auto& ancestor : directory.ancestors) {
-            if (auto problem = unsafe(ancestor, trusted_uid)) plan.refusals.push_back(*problem);
+            if (auto problem = unsafe(ancestor, trusted_uid)) plan.refusals.push_back(problem.message());
         }
         for (const auto& candidate : candidates) {
             for (auto& problem : problems_of(candidate, trusted_uid)) plan.refusals.push_back(std::move(problem));

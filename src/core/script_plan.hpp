@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/problem.hpp"
+
 namespace vfio_hook {
 
 // One file system entry as stat() saw it.
@@ -37,7 +39,7 @@ struct ScriptDirectory {
     std::vector<EntryInfo> entries;
 };
 
-struct ScriptPlan {
+struct [[nodiscard]] ScriptPlan {
     std::vector<std::string> scripts;  // in the order they run
     std::vector<std::string> refusals;  // one line each: "FILE is writable by group or others"
 };
@@ -47,7 +49,7 @@ ScriptPlan plan_scripts(const std::vector<ScriptDirectory>& directories, unsigne
 
 // Whether the file opened to be run may run (fstat() of the open file, `path` its name in hook.d):
 // the rule of plan_scripts (owner, not writable by others), and a regular, executable file.
-std::optional<std::string> opened_script_problem(const EntryInfo& opened, unsigned trusted_uid);
+Problem opened_script_problem(const EntryInfo& opened, unsigned trusted_uid);
 
 // The candidate directories for an event, relative to the root, in the order they run.
 // Empty when the domain name could not be one directory name ("", ".", "..", or with a '/').

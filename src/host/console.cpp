@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "core/console.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 namespace fs = std::filesystem;
@@ -66,7 +67,7 @@ std::optional<std::string> fbcon_vtconsole(const HostPaths& paths, const std::st
 
 }  // namespace
 
-std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu) {
+std::vector<ConsoleStep> console_steps_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu) {
     std::vector<ConsoleStep> steps;
     // A GPU carries the console only through a framebuffer of its own (its driver's fbN, or the
     // firmware's inside its BAR): the boot GPU of a host whose console is on the iGPU has none,
@@ -88,27 +89,27 @@ std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& ker
     return steps;
 }
 
-std::optional<std::string> take_console_step(const HostPaths& paths, KernelInterface& kernel, const ConsoleStep& step) {
+Problem take_console_step(const HostPaths& paths, KernelInterface& kernel, const ConsoleStep& step) {
     fs::path file = step.kind == ConsoleStep::Kind::vtconsole
                         ? vtconsole(paths, step.name) / "bind"
                         : paths.root / "sys/bus/platform/drivers" / step.driver / "unbind";
     auto result = kernel.write(file, step.kind == ConsoleStep::Kind::vtconsole ? "0" : step.name);
-    if (result.ok()) return std::nullopt;
+    if (result.ok()) return {};
     return step.gpu.str() + ": taking the console (" + step.describe() + ") failed: writing " + file.string() +
            ": " + result.describe();
 }
 
-std::optional<std::string> give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
-                                                  const ConsoleStep& step) {
+Problem give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
+                               const ConsoleStep& step) {
     if (step.kind == ConsoleStep::Kind::firmware_framebuffer) {
         // Once a native driver has had the GPU the kernel deletes the firmware framebuffer's
         // device (sysfb_disable): the console then comes from the driver's own framebuffer.
         std::error_code error;
-        if (!fs::exists(paths.root / "sys/bus/platform/devices" / step.name, error)) return std::nullopt;
-        if (link_name(paths.root / "sys/bus/platform/devices" / step.name / "driver")) return std::nullopt;
+        if (!fs::exists(paths.root / "sys/bus/platform/devices" / step.name, error)) return {};
+        if (link_name(paths.root / "sys/bus/platform/devices" / step.name / "driver")) return {};
         fs::path bind = paths.root / "sys/bus/platform/drivers" / step.driver / "bind";
         auto result = kernel.write(bind, step.name);
-        if (result.ok()) return std::nullopt;
+        if (result.ok()) return {};
         return step.gpu.str() + ": giving back " + step.describe() + " failed: writing " + bind.string() + ": " +
                result.describe();
     }
@@ -117,7 +118,7 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
     // map whenever it moves it), and by the time the driver's bind returned it has done so or it
     // never will: one look, then the ioctl.
     auto fbcon = fbcon_vtconsole(paths, step.name);
-    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
+    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return {};
     // The GPU's own framebuffer, or, when its driver registers none (no fbdev emulation), any
     // other one (an iGPU's): a text console somewhere beats none.
     auto framebuffer = framebuffer_of(paths, step.gpu);
@@ -132,7 +133,7 @@ std::optional<std::string> give_back_console_step(const HostPaths& paths, Kernel
     // errno only says why when fbcon stayed unbound.
     auto mapped = kernel.map_consoles(node, *framebuffer);
     fbcon = fbcon_vtconsole(paths, step.name);
-    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return std::nullopt;
+    if (fbcon && fbcon_bound(kernel, paths, *fbcon)) return {};
     return step.gpu.str() + ": fbcon is not back on " + step.name + " (FBIOPUT_CON2FBMAP on " + node.string() +
            ": " + (mapped.ok() ? "no effect" : mapped.describe()) + ")";
 }

@@ -12,20 +12,21 @@
 
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 
 // What of the console this GPU carries now: every vtconsole fbcon serves, and the firmware
 // framebuffer inside its BAR (found from /proc/iomem and the platform device's driver link).
-std::vector<ConsoleStep> console_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu);
+std::vector<ConsoleStep> console_steps_on(const HostPaths& paths, KernelInterface& kernel, const PciAddress& gpu);
 
 // Takes one step (unbinds fbcon from the vtconsole, detaches the firmware framebuffer); the
-// error line, or nullopt.
-std::optional<std::string> take_console_step(const HostPaths& paths, KernelInterface& kernel, const ConsoleStep& step);
+// problem, or none.
+Problem take_console_step(const HostPaths& paths, KernelInterface& kernel, const ConsoleStep& step);
 
-// Gives one step back and verifies it (fbcon's bind reads 1 again). The error line, or nullopt.
-std::optional<std::string> give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
-                                                  const ConsoleStep& step);
+// Gives one step back and verifies it (fbcon's bind reads 1 again). The problem, or none.
+Problem give_back_console_step(const HostPaths& paths, KernelInterface& kernel,
+                               const ConsoleStep& step);
 
 }  // namespace vfio_hook

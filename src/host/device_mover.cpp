@@ -10,32 +10,32 @@ namespace vfio_hook {
 
 namespace {
 
-MoveError describe_failure(const PciAddress& address, const std::string& step,
-                           const std::filesystem::path& file, const WriteResult& result,
-                           std::chrono::milliseconds deadline, bool probing = false) {
+Problem describe_failure(const PciAddress& address, const std::string& step,
+                         const std::filesystem::path& file, const WriteResult& result,
+                         std::chrono::milliseconds deadline, bool probing = false) {
     if (result.status == WriteResult::Status::timed_out && probing) {
-        return MoveError{address.str() + ": still binding: " + step + " (the write to " +
-                             file.string() + ") had not returned after " +
-                             std::to_string(deadline.count()) +
-                             " ms; the driver may still be loading its firmware (bind-deadline-ms)",
-                         true};
+        return Problem{address.str() + ": still binding: " + step + " (the write to " +
+                       file.string() + ") had not returned after " +
+                       std::to_string(deadline.count()) +
+                       " ms; the driver may still be loading its firmware (bind-deadline-ms)",
+                       ProblemKind::hung};
     }
     if (result.status == WriteResult::Status::timed_out) {
-        return MoveError{address.str() + ": " + step + " hung: the write to " + file.string() +
-               " did not return within " + std::to_string(deadline.count()) +
-               " ms (a driver or a process still holds the device)", true};
+        return Problem{address.str() + ": " + step + " hung: the write to " + file.string() +
+                       " did not return within " + std::to_string(deadline.count()) +
+                       " ms (a driver or a process still holds the device)", ProblemKind::hung};
     }
-    return MoveError{address.str() + ": " + step + " failed: writing " + file.string() + ": " +
-                         result.describe()};
+    return Problem{address.str() + ": " + step + " failed: writing " + file.string() + ": " +
+                   result.describe()};
 }
 
 }  // namespace
 
-std::optional<MoveError> DeviceMover::write(const PciAddress& address, const std::string& step,
-                                              const std::filesystem::path& file,
-                                              std::string_view value) {
+Problem DeviceMover::write(const PciAddress& address, const std::string& step,
+                           const std::filesystem::path& file,
+                           std::string_view value) {
     WriteResult result = kernel_.write(file, value);
-    if (result.ok()) return std::nullopt;
+    if (result.ok()) return {};
     return describe_failure(address, step, file, result, kernel_.deadline());
 }
 
@@ -56,13 +56,13 @@ WriteResult DeviceMover::probe_write(const std::filesystem::path& file, const Pc
     return kernel_.write_within(file, address.str(), bind_deadline_);
 }
 
-std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
+Problem DeviceMover::to_vfio(const PciAddress& address) {
     const std::string vfio(vfio_pci);
     if (auto error = write(address, "setting driver_override to vfio-pci",
                            paths_.pci_device(address) / "driver_override", vfio))
         return error;
     auto driver = current_driver(paths_, address);
-    if (driver == vfio) return std::nullopt;
+    if (driver == vfio) return {};
     if (driver) {
         if (auto error = write(address, "unbind from " + *driver,
                                paths_.pci_driver(*driver) / "unbind", address.str()))
@@ -71,10 +71,10 @@ std::optional<MoveError> DeviceMover::to_vfio(const PciAddress& address) {
     if (auto error = write(address, "drivers_probe", paths_.drivers_probe(), address.str()))
         return error;
     if (!wait_for_driver(address, vfio)) {
-        return MoveError{address.str() + ": did not bind to vfio-pci (driver now: " +
-                         current_driver(paths_, address).value_or("none") + ")"};
+        return Problem{address.str() + ": did not bind to vfio-pci (driver now: " +
+                       current_driver(paths_, address).value_or("none") + ")"};
     }
-    return std::nullopt;
+    return {};
 }
 
 Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress& address) {
@@ -90,24 +90,22 @@ Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress&
     return std::optional<DriverName>(read.text);
 }
 
-std::optional<MoveError> DeviceMover::home(const PciAddress& address,
-                                           const std::optional<DriverName>& driver,
-                                           const std::optional<DriverName>& override) {
-    if (auto error = come_home(address, driver)) return error;
-    if (!override) return std::nullopt;
+Problem DeviceMover::send_home(const PciAddress& address, const std::optional<DriverName>& driver,
+                               const std::optional<DriverName>& override) {
+    if (auto error = bind_to(address, driver)) return error;
+    if (!override) return {};
     auto failure = write(address, "putting back driver_override " + *override,
                          paths_.pci_device(address) / "driver_override", *override);
-    if (failure) failure->device_home = true;
-    return failure;
+    if (!failure) return {};
+    return Problem{failure.message(), ProblemKind::device_home};
 }
 
-std::optional<MoveError> DeviceMover::come_home(const PciAddress& address,
-                                                const std::optional<DriverName>& driver) {
+Problem DeviceMover::bind_to(const PciAddress& address, const std::optional<DriverName>& driver) {
     if (driver && !is_kernel_driver_name(*driver))
-        return MoveError{address.str() + ": refusing to bind to '" + *driver +
-                         "': not a kernel driver name"};
+        return Problem{address.str() + ": refusing to bind to '" + *driver +
+                       "': not a kernel driver name"};
     if (auto error = leave_current_driver(address, driver)) return error;
-    if (!driver || current_driver(paths_, address) == driver) return std::nullopt;  // it had no driver before: it stays driverless
+    if (!driver || current_driver(paths_, address) == driver) return {};  // it had no driver before: it stays driverless
     // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
     // vfio-pci ID added by driverctl, say). Fall back to the reprobe if the name no longer binds.
     auto bind_file = paths_.pci_driver(*driver) / "bind";
@@ -121,29 +119,29 @@ std::optional<MoveError> DeviceMover::come_home(const PciAddress& address,
                                     bind_deadline_, true);
     }
     if (!wait_for_driver(address, driver)) {
-        return MoveError{address.str() + ": did not come back to " + *driver + " (driver now: " +
-                         current_driver(paths_, address).value_or("none") + ")" +
-                         (bound.ok() ? std::string() : "; bind said: " + bound.describe())};
+        return Problem{address.str() + ": did not come back to " + *driver + " (driver now: " +
+                       current_driver(paths_, address).value_or("none") + ")" +
+                       (bound.ok() ? std::string() : "; bind said: " + bound.describe())};
     }
-    return std::nullopt;
+    return {};
 }
 
-std::optional<MoveError> DeviceMover::reprobe(const PciAddress& address) {
+Problem DeviceMover::reprobe(const PciAddress& address) {
     if (auto error = leave_current_driver(address, std::nullopt)) return error;
     WriteResult probed = probe_write(paths_.drivers_probe(), address);
-    if (probed.ok()) return std::nullopt;
+    if (probed.ok()) return {};
     return describe_failure(address, "drivers_probe", paths_.drivers_probe(), probed, bind_deadline_, true);
 }
 
-std::optional<MoveError> DeviceMover::leave_current_driver(const PciAddress& address,
-                                                           const std::optional<DriverName>& keep) {
+Problem DeviceMover::leave_current_driver(const PciAddress& address,
+                                          const std::optional<DriverName>& keep) {
     // An empty line clears the override; it survives unbind and would send a reprobe back to
     // vfio-pci.
     if (auto error = write(address, "clearing driver_override",
                            paths_.pci_device(address) / "driver_override", "\n"))
         return error;
     auto current = current_driver(paths_, address);
-    if (!current || current == keep) return std::nullopt;
+    if (!current || current == keep) return {};
     return write(address, "unbind from " + *current, paths_.pci_driver(*current) / "unbind",
                  address.str());
 }

@@ -9,17 +9,12 @@
 
 #include "core/expected.hpp"
 #include "core/pci_device.hpp"
+#include "core/problem.hpp"
 #include "core/settings.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
-
-struct MoveError {
-    std::string message;  // one line naming the device, the step and the file
-    bool hung = false;    // a write is still stuck in the kernel: further writes would block too
-    bool device_home = false;  // on its driver: only putting back its old driver_override failed
-};
 
 class DeviceMover {
 public:
@@ -27,25 +22,27 @@ public:
         : paths_(paths), kernel_(kernel), settle_deadline_(settings.settle_deadline),
           bind_deadline_(settings.bind_deadline) {}
 
-    // Each returns nullopt on success.
-    std::optional<MoveError> to_vfio(const PciAddress& address);
+    // Each returns the problem (one line naming the device, the step and the file; its kind says
+    // whether a write hung or only the old driver_override is not back), or none.
+    Problem to_vfio(const PciAddress& address);
     // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
     // `override`: a driver_override the device had before us, written back once it is home.
-    std::optional<MoveError> home(const PciAddress& address, const std::optional<DriverName>& driver,
-                                  const std::optional<DriverName>& override = std::nullopt);
+    Problem send_home(const PciAddress& address, const std::optional<DriverName>& driver,
+                      const std::optional<DriverName>& override = std::nullopt);
     // The device's driver_override as it is now (nullopt: none). The read takes the device lock,
     // so it runs under the deadline; an error when it did not answer.
     Expected<std::optional<DriverName>> read_override(const PciAddress& address);
     // Off vfio-pci to whichever host driver claims it (for devices we have no record of).
-    std::optional<MoveError> reprobe(const PciAddress& address);
+    Problem reprobe(const PciAddress& address);
 
 private:
-    std::optional<MoveError> come_home(const PciAddress& address, const std::optional<DriverName>& driver);
+    // The first half of send_home: off vfio-pci and onto `driver` (its override not yet back).
+    Problem bind_to(const PciAddress& address, const std::optional<DriverName>& driver);
     // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
-    std::optional<MoveError> leave_current_driver(const PciAddress& address,
-                                                  const std::optional<DriverName>& keep);
-    std::optional<MoveError> write(const PciAddress& address, const std::string& step,
-                                   const std::filesystem::path& file, std::string_view value);
+    Problem leave_current_driver(const PciAddress& address,
+                                 const std::optional<DriverName>& keep);
+    Problem write(const PciAddress& address, const std::string& step,
+                  const std::filesystem::path& file, std::string_view value);
     // A write that runs a host driver's probe, under the longer bind deadline.
     WriteResult probe_write(const std::filesystem::path& file, const PciAddress& address);
     bool wait_for_driver(const PciAddress& address, const std::optional<DriverName>& driver);

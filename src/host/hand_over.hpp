@@ -10,27 +10,23 @@
 #include <vector>
 
 #include "core/plan.hpp"
+#include "core/problem.hpp"
 #include "core/settings.hpp"
 #include "core/shutoff_reason.hpp"
+#include "host/host.hpp"
 #include "host/host_paths.hpp"
-#include "host/state_journal.hpp"
-#include "host/sysfs.hpp"
+#include "host/record_store.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
 
-struct Host {
-    HostPaths paths;
-    KernelInterface& kernel;
-    Settings settings;
-};
-
 // Everything plan_prepare reads about the host.
-struct HostView {
+struct [[nodiscard]] HostView {
     BusSnapshot bus;
     std::vector<Holder> holders;
     std::vector<StateRecord> records;
     std::vector<KernelLogLine> kernel_log;
-    std::optional<std::string> vfio_pci_problem;
+    Problem vfio_pci_problem;
 };
 
 // What changes nothing (check, assign) reads only: `modprobe vfio-pci` is left to the moves.
@@ -40,14 +36,14 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
                       const HostView& view);
 
 // Records the plan (merged with the owner's existing record) before the first write, then moves
-// each device; on a failure puts back every device already moved and returns the failure lines.
-std::vector<std::string> carry_out_prepare(Host& host, const Domain& domain,
-                                           const std::string& owner, const PreparePlan& plan);
+// each device; on a failure puts back every device already moved. The problem: the failure, then
+// a line for each thing that followed (rollback, console, record).
+Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& owner, const PreparePlan& plan);
 
 // Kernel log lines since the prepare looked that say one of its devices is stuck (issue 26).
 std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan);
 
-struct ReleaseReport {
+struct [[nodiscard]] ReleaseReport {
     std::vector<std::string> restored;  // "0000:01:00.0: vfio-pci → bochs-drm"
     std::vector<std::string> problems;  // one line each; devices involved are still recorded
     std::vector<std::string> kept;      // left on vfio-pci on purpose, with why

@@ -42,11 +42,10 @@ Liveness read_liveness(const HostPaths& paths, KernelInterface& kernel, const Pc
     return judge_config_space(read.text);
 }
 
-std::optional<std::string> refuse_dead_device(const HostPaths& paths, KernelInterface& kernel,
-                                              const PciAddress& address,
-                                              const std::optional<DriverName>& driver, bool strict) {
+Problem refuse_dead_device(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address,
+                           const std::optional<DriverName>& driver, bool strict) {
     Liveness liveness = read_liveness(paths, kernel, address);
-    if (liveness.may_go_home(strict)) return std::nullopt;
+    if (liveness.may_go_home(strict)) return {};
     std::string methods = read_reset_methods(paths, address);
     bool reset_is_safe = reset_is_per_function(methods);
     auto reset_file = paths.pci_device(address) / "reset";
@@ -55,7 +54,7 @@ std::optional<std::string> refuse_dead_device(const HostPaths& paths, KernelInte
         Liveness after = reset.ok() ? read_liveness(paths, kernel, address) : liveness;
         if (reset.ok() && after.may_go_home(strict)) {
             logger().warn("{}: {}; its reset ({}) brought it back", address.str(), liveness.why, methods);
-            return std::nullopt;
+            return {};
         }
         liveness.why += reset.ok() ? ", also after its reset (" + methods + ")"
                                    : "; its reset failed: " + reset.describe();

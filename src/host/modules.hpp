@@ -5,11 +5,12 @@
 #include <string>
 
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 
-// nullopt when vfio-pci is present (built in, already loaded, or loaded now), else the problem.
-std::optional<std::string> ensure_vfio_pci(const HostPaths& paths, KernelInterface& kernel);
+// None when vfio-pci is present (built in, already loaded, or loaded now), else the problem.
+Problem ensure_vfio_pci(const HostPaths& paths, KernelInterface& kernel);
 
 }  // namespace vfio_hook

@@ -6,7 +6,7 @@
 
 #include "core/pci_device.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
 

@@ -19,11 +19,11 @@ std::optional<std::string> read_if_present(const std::filesystem::path& file) {
     return value;
 }
 
-std::optional<std::string> write_back(KernelInterface& kernel, const PciAddress& address,
-                                      const std::filesystem::path& file, const std::optional<std::string>& recorded) {
-    if (!recorded || read_if_present(file) == recorded) return std::nullopt;
+Problem write_back(KernelInterface& kernel, const PciAddress& address, const std::filesystem::path& file,
+                   const std::optional<std::string>& recorded) {
+    if (!recorded || read_if_present(file) == recorded) return {};
     WriteResult result = kernel.write(file, *recorded);
-    if (result.ok()) return std::nullopt;
+    if (result.ok()) return {};
     return address.str() + ": putting back " + file.filename().string() + " = " + *recorded + " failed: writing " +
            file.string() + ": " + result.describe() + "; the device is home: write it by hand";
 }
@@ -35,20 +35,19 @@ void record_power_settings(const HostPaths& paths, RecordedDevice& device) {
     device.d3cold_allowed = read_if_present(d3cold_file(paths, device.address));
 }
 
-std::optional<std::string> keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
+Problem keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
     auto file = control_file(paths, address);
     // Absent: a kernel without runtime PM. Already on: vfio-pci was loaded with disable_idle_d3=1.
     auto now = read_if_present(file);
-    if (!now || *now == "on") return std::nullopt;
+    if (!now || *now == "on") return {};
     WriteResult result = kernel.write(file, "on");
-    if (result.ok()) return std::nullopt;
+    if (result.ok()) return {};
     return address.str() + ": power guard: writing on to " + file.string() + ": " + result.describe() +
            "; vfio-pci may let it sleep in D3cold until QEMU opens it";
 }
 
-std::optional<std::string> restore_power_settings(const HostPaths& paths, KernelInterface& kernel,
-                                                  const RecordedDevice* device) {
-    if (!device) return std::nullopt;
+Problem restore_power_settings(const HostPaths& paths, KernelInterface& kernel, const RecordedDevice* device) {
+    if (!device) return {};
     // d3cold_allowed first: writing it wakes the device, which `power/control` = auto may then
     // let sleep again.
     if (auto problem = write_back(kernel, device->address, d3cold_file(paths, device->address), device->d3cold_allowed))

@@ -10,25 +10,22 @@
 // behind a stuck unbind: every write here runs under the write deadline. `d3cold_allowed` exists
 // only with CONFIG_PM + CONFIG_ACPI; writing it wakes the device.
 
-#include <optional>
-#include <string>
-
+#include "core/problem.hpp"
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
-#include "host/sysfs.hpp"
+#include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
 
 // Reads `power/control` and `d3cold_allowed` into the record (absent files stay nullopt).
 void record_power_settings(const HostPaths& paths, RecordedDevice& device);
 
-// After the vfio bind: `power/control` = on. A problem line when the write failed (a warning:
-// the device is on vfio-pci all the same).
-std::optional<std::string> keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address);
+// After the vfio bind: `power/control` = on. A problem when the write failed (a warning: the
+// device is on vfio-pci all the same).
+Problem keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address);
 
 // After the host driver is back: the recorded values, where they differ from what is there now.
 // A record written before the guard existed holds none: nothing is written then.
-std::optional<std::string> restore_power_settings(const HostPaths& paths, KernelInterface& kernel,
-                                                  const RecordedDevice* device);
+Problem restore_power_settings(const HostPaths& paths, KernelInterface& kernel, const RecordedDevice* device);
 
 }  // namespace vfio_hook

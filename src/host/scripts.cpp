@@ -231,7 +231,7 @@ Expected<int> open_checked(const std::string& script) {
     EntryInfo opened{script, static_cast<unsigned>(info.st_uid), static_cast<unsigned>(info.st_mode), {}};
     if (auto problem = opened_script_problem(opened, static_cast<unsigned>(::geteuid()))) {
         ::close(fd);
-        return Error{"hook.d script not run: " + *problem};
+        return Error{"hook.d script not run: " + problem.message()};
     }
     return fd;
 }
@@ -326,7 +326,7 @@ std::optional<int> drain(const Child& child, Clock::time_point until, OutputLine
 }
 
 // Kills the group of a script past its deadline and says so.
-std::string kill_late(const std::string& script, pid_t pid, std::chrono::milliseconds deadline) {
+Problem kill_late(const std::string& script, pid_t pid, std::chrono::milliseconds deadline) {
     ::kill(-pid, SIGKILL);
     // A script stuck in the kernel (an unbind waiting on a driver's remove, as NVRM does)
     // cannot die: a wait for it would hold libvirt forever. It holds none of libvirt's fds
@@ -342,24 +342,29 @@ std::string kill_late(const std::string& script, pid_t pid, std::chrono::millise
            (reaped ? "" : "; it is stuck in the kernel and could not die (see its state in ps)");
 }
 
-// Runs one script: open and check it, start that very file, log its output, wait for it within
-// the deadline. Returns "" when it succeeded, else the line that says why not.
-std::string run_one(const std::string& script, const ScriptEvent& event, const std::string& xml,
-                    std::chrono::milliseconds deadline) {
+// Waits for the started script within the deadline, logging its output: none when it exited 0,
+// else the line that says why not (its exit, with its last stderr line; or the kill).
+Problem wait_for(const std::string& script, const Child& child, std::chrono::milliseconds deadline) {
+    Fd out(child.out), err(child.err);
+    OutputLines lines[2] = {{script, false}, {script, true}};
+    auto status = drain(child, Clock::now() + deadline, lines);
+    if (!status) return kill_late(script, child.pid, deadline);
+    if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) return {};
+    std::string how = WIFEXITED(*status) ? "exited " + std::to_string(WEXITSTATUS(*status))
+                                         : "was killed by signal " + std::to_string(WTERMSIG(*status));
+    const std::string& last = lines[1].last_line();
+    return script + " " + how + (last.empty() ? std::string() : ": " + last);
+}
+
+// Runs one script: open and check it, start that very file, wait for it.
+Problem run_one(const std::string& script, const ScriptEvent& event, const std::string& xml,
+                std::chrono::milliseconds deadline) {
     auto opened = open_checked(script);
     if (!opened) return opened.error();
     Fd file(*opened);
     auto child = spawn(script, file.fd, event, xml);
     if (!child) return child.error();
-    Fd out(child->out), err(child->err);
-    OutputLines lines[2] = {{script, false}, {script, true}};
-    auto status = drain(*child, Clock::now() + deadline, lines);
-    if (!status) return kill_late(script, child->pid, deadline);
-    if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) return "";
-    std::string how = WIFEXITED(*status) ? "exited " + std::to_string(WEXITSTATUS(*status))
-                                         : "was killed by signal " + std::to_string(WTERMSIG(*status));
-    const std::string& last = lines[1].last_line();
-    return script + " " + how + (last.empty() ? std::string() : ": " + last);
+    return wait_for(script, *child, deadline);
 }
 
 }  // namespace
@@ -414,20 +419,19 @@ ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, 
     return plan_scripts(directories, static_cast<unsigned>(::geteuid()));
 }
 
-std::vector<std::string> run_scripts(const std::vector<std::string>& scripts, const ScriptEvent& event,
-                                     const std::string& domain_xml, std::chrono::milliseconds deadline,
-                                     bool stop_at_first_failure) {
-    std::vector<std::string> failures;
+Problem run_scripts(const std::vector<std::string>& scripts, const ScriptEvent& event, const std::string& domain_xml,
+                    std::chrono::milliseconds deadline, bool stop_at_first_failure) {
+    Problem failures;
     for (const auto& script : scripts) {
         auto start = Clock::now();
-        std::string failure = run_one(script, event, domain_xml, deadline);
+        auto failure = run_one(script, event, domain_xml, deadline);
         auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-        if (failure.empty()) {
+        if (!failure) {
             logger().info("{}: done in {} ms", script, took);
             continue;
         }
-        logger().error("{}", failure);
-        failures.push_back(failure);
+        logger().error("{}", failure.message());
+        failures.merge(failure);
         if (stop_at_first_failure) break;
     }
     return failures;

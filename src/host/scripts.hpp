@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/pci_address.hpp"
+#include "core/problem.hpp"
 #include "core/script_plan.hpp"
 #include "host/host_paths.hpp"
 
@@ -41,10 +42,9 @@ ScriptPlan find_scripts(const HostPaths& paths, const std::string& domain_name, 
 // is started: where a swap of the file (a `mv` over it) must come too late to be what runs.
 extern std::function<void(const std::string& script)> before_script_exec_for_tests;
 
-// Runs them in order. Returns one line per failed script ("SCRIPT exited 3: <its last stderr
-// line>"); with `stop_at_first_failure` the scripts after a failed one do not run.
-std::vector<std::string> run_scripts(const std::vector<std::string>& scripts, const ScriptEvent& event,
-                                     const std::string& domain_xml, std::chrono::milliseconds deadline,
-                                     bool stop_at_first_failure);
+// Runs them in order. The problem has one line per failed script ("SCRIPT exited 3: <its last
+// stderr line>"); with `stop_at_first_failure` the scripts after a failed one do not run.
+Problem run_scripts(const std::vector<std::string>& scripts, const ScriptEvent& event, const std::string& domain_xml,
+                    std::chrono::milliseconds deadline, bool stop_at_first_failure);
 
 }  // namespace vfio_hook

@@ -19,7 +19,10 @@ set -uo pipefail
 
 # name and in-guest time bound (seconds); this is the run order (--only keeps it too).
 # firmware-in-status runs last: the kernel-log line it plants stays for the rest of the boot.
+# single-gpu-firmware-fb runs first: it needs the boot VGA as the UEFI firmware left it (efifb, no
+# native driver), and the reset after it gives 00:02.0 to bochs-drm as the others expect.
 SCENARIOS="
+single-gpu-firmware-fb 120
 gpu-only-destroy 60
 gpu-only-shutdown 75
 three-cycles 120
@@ -36,10 +39,17 @@ kill-during-prepare 120
 two-starts-at-once 90
 install-and-hook-d 420
 install-beside-dispatcher 420
+deb-package 420
+deb-upgrade-while-running 240
 assign-headless 240
 single-gpu 150
 single-gpu-console-comes-back 90
 single-gpu-dm-does-not-stop 90
+standin-ddc-holder 90
+standin-persistenced 60
+standin-shared-nodes 75
+standin-remove-race 150
+standin-probe-fails 90
 shutoff-reason 120
 power-guard 120
 firmware-in-status 45
@@ -53,6 +63,7 @@ PB_AUD=0000:03:01.0 # behind the PCI bridge: one IOMMU group, two unrelated slot
 PB_NIC=0000:03:02.0
 PB_BRIDGE=0000:02:00.0
 MISSING=0000:0a:00.0
+NV=0000:04:00.0 # QEMU's secondary QXL: no driver until the stand-in NVIDIA driver takes it
 SYS=/sys/bus/pci/devices
 E2E=/e2e
 DOMS=$E2E/domains
@@ -69,6 +80,7 @@ COMMAND_LOG_WANTED=/tmp/e2e.command-log # exists: libvirtd writes $COMMAND_LOG
 HOOKD=/etc/vfio-hook/hook.d
 CONSOLE_FOUND=/tmp/e2e.console # the console as setup found it: "FBCON_VT FB0_DEVICE FB1_DEVICE"
 DM_PIDS=/run/e2e-dm.pids       # display-manager stand-ins, killed by the reset whatever happened
+FWFB_MODE=/run/e2e.fwfb        # exists: 00:02.0 is kept driverless, its console on the firmware framebuffer
 export LIBVIRT_DEFAULT_URI=qemu:///system
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -260,8 +272,8 @@ $left")")"
 # Every virsh exec costs 1-4 s in this guest (TCG, and TCG again for the nested QEMU), so the
 # domains are defined once at setup and "is it still running" is read from libvirt's status
 # file (/run/libvirt/qemu/NAME.xml exists exactly while the domain is active).
-DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless single-gpu single-gpu-meta"
-DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless e2e-single e2e-single-meta"
+DOMAINS="gpu-only gpu-only-b no-hostdevs managed-yes boot-vga missing-device group-companion headless single-gpu single-gpu-meta standin"
+DOMAIN_NAMES="e2e-gpu e2e-gpu-b e2e-plain e2e-managed e2e-bootvga e2e-missing e2e-companion e2e-headless e2e-single e2e-single-meta e2e-nv"
 define_all() {
     local cmds='' t
     for t in $DOMAINS; do cmds+="define $DOMS/$t.xml; "; done
@@ -1057,6 +1069,176 @@ sc_install_beside_dispatcher() {
     pass
 }
 
+# ---------------------------------------------------------------- the Debian package (issue 28)
+# The host side (run) puts the packages tests/deb/build made into $E2E/debs: the lowest version
+# is the one installed, the highest the upgrade. Static, so the same files serve Debian 12 and 13.
+DEB_DIR=$E2E/debs
+deb_pick() { # lt|gt: the package with the lowest (lt) or highest (gt) version, in dpkg's order
+    local f v best='' best_version=''
+    for f in "$DEB_DIR"/vfio-hook_*.deb; do
+        [ -f "$f" ] || continue
+        v=$(dpkg-deb -f "$f" Version) || continue
+        if [ -z "$best" ] || dpkg --compare-versions "$v" "$1" "$best_version"; then
+            best=$f best_version=$v
+        fi
+    done
+    echo "$best"
+}
+deb_first() { deb_pick lt; }
+deb_last() { deb_pick gt; }
+# DESCRIPTION COMMAND...: runs a dpkg command, its output in $OUT; fails the scenario if it fails
+dpkg_step() {
+    local what=$1 t0 rc=0
+    shift
+    t0=$(now_ms)
+    OUT=$(cd / && DEBIAN_FRONTEND=noninteractive timeout 180 "$@" 2>&1) || rc=$?
+    echo "$what ($*): exit $rc after $(since "$t0") s"
+    sed 's/^/  | /' <<<"$OUT"
+    [ "$rc" = 0 ] || fail "$what exited $rc: $(oneline "$(tail -n 3 <<<"$OUT")")"
+}
+said() { # TEXT WHAT: $OUT holds TEXT
+    grep -qF -- "$1" <<<"$OUT" || fail "$2: no '$1' in: $(oneline "$OUT")"
+}
+deb_installed_version() { dpkg-query -W -f='${db:Status-Abbrev} ${Version}' vfio-hook 2>/dev/null; }
+# Nothing vfio-hook's in libvirt's hooks, no package: a machine before installation.
+without_any_hook() {
+    rm -f /etc/libvirt/hooks/qemu /usr/local/sbin/vfio-hook
+    rm -rf /etc/libvirt/hooks/qemu.d "$HOOKD"
+    # man-db's trigger would rebuild its index under TCG after every dpkg call: minutes.
+    rm -f /var/lib/man-db/auto-update
+}
+# The package's hook, as libvirt uses it: the GPU moves to vfio-pci and comes home.
+start_and_stop_through_the_package() { # PHASE
+    vstart e2e-gpu
+    expect_vfio "$1: running"
+    vdestroy e2e-gpu
+    wait_home "$1: after destroy"
+    no_records "$1: after destroy" e2e-gpu
+}
+
+sc_deb_package() {
+    local deb pid list made='' left='' path foreign_sum
+    deb=$(deb_first)
+    [ -n "$deb" ] || fail "no vfio-hook_*.deb in $DEB_DIR: build it (tests/deb/build) or pass --debs DIR"
+    [ -z "$(deb_installed_version)" ] || fail "vfio-hook is installed before the scenario: $(deb_installed_version)"
+    umask 022
+    expect_unchanged before
+    pid=$(libvirtd_pid) || fail "no libvirtd pid in /run/libvirtd.pid"
+    # What of the package's paths exists before it: those may stay after the purge.
+    while read -r path; do
+        [ -e "$path" ] || [ -L "$path" ] || made+="$path "
+    done < <(dpkg-deb --fsys-tarfile "$deb" | tar -t | sed 's|^\./|/|; s|/$||' | grep -v '^/$')
+
+    # Over a vfio-hook install.sh-style (the harness's: hooks/qemu -> /usr/local/sbin/vfio-hook):
+    # installed, but the hook is not; one line says how to take it over.
+    dpkg_step "dpkg -i over another vfio-hook" dpkg -i "$deb"
+    said "vfio-hook is already libvirt's hook: /etc/libvirt/hooks/qemu -> $E2E/vfio-hook; the package's hook is not installed: run that install's 'sudo ./install.sh --uninstall' (or remove that hook), then 'sudo dpkg-reconfigure vfio-hook'" "postinst over the harness's hook"
+    [ "$(grep -c "vfio-hook is already" <<<"$OUT")" = 1 ] || fail "the takeover advice is not one line"
+    harness_hook_in_place || fail "postinst changed the harness's hook: $(ls -l /etc/libvirt/hooks/qemu)"
+    [ -x /usr/sbin/vfio-hook ] && /usr/sbin/vfio-hook --version >/dev/null || fail "/usr/sbin/vfio-hook does not run"
+    # The advice, followed: the old hook removed, then dpkg-reconfigure puts the package's in place.
+    without_any_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd (pid $pid)"
+    refused_by_libvirt_itself "without a hook"
+    dpkg_step "dpkg-reconfigure" dpkg-reconfigure vfio-hook
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst"
+    said "sent SIGHUP to libvirtd (pid $pid, from /run/libvirtd.pid)" "postinst"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] || fail "hooks/qemu: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    [ -f /etc/vfio-hook/vfio-hook.conf ] || fail "no conffile /etc/vfio-hook/vfio-hook.conf"
+    start_and_stop_through_the_package "installed"
+
+    # remove: the hook goes, libvirt forgets it, a start is refused as before installation
+    dpkg_step "dpkg -r" dpkg -r vfio-hook
+    said "removed the hook /etc/libvirt/hooks/qemu" "prerm"
+    said "sent SIGHUP to libvirtd" "prerm"
+    [ ! -e /etc/libvirt/hooks/qemu ] && [ ! -L /etc/libvirt/hooks/qemu ] || fail "dpkg -r left the hook"
+    [ ! -e /usr/sbin/vfio-hook ] || fail "dpkg -r left /usr/sbin/vfio-hook"
+    refused_by_libvirt_itself "after dpkg -r"
+
+    # reinstall, then purge: nothing the package made is left
+    dpkg_step "dpkg -i again" dpkg -i "$deb"
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst after remove"
+    list=$(dpkg -L vfio-hook)
+    echo "dpkg -L vfio-hook: $(grep -c . <<<"$list") paths"
+    dpkg_step "dpkg -P" dpkg -P vfio-hook
+    # every path dpkg listed that did not exist before the first install
+    for path in $list; do
+        case " $made " in *" $path "*) ;; *) continue ;; esac
+        if [ -e "$path" ] || [ -L "$path" ]; then left+=" $path"; fi
+    done
+    for path in /etc/libvirt/hooks/qemu /etc/libvirt/hooks/qemu.d /etc/vfio-hook /var/lib/vfio-hook; do
+        if [ -e "$path" ] || [ -L "$path" ]; then left+=" $path"; fi
+    done
+    [ -z "$left" ] || fail "dpkg -P left:$left"
+    [ -z "$(deb_installed_version)" ] || fail "dpkg still lists vfio-hook after the purge: $(deb_installed_version)"
+    echo "purge: none of the $(wc -w <<<"$made") paths the package made is left"
+
+    # over another program's hooks/qemu: kept byte for byte, the hook goes into qemu.d
+    vfio_tools_dispatcher /etc/libvirt/hooks/qemu
+    cp -p /etc/libvirt/hooks/qemu /tmp/e2e.foreign
+    foreign_sum=$(sha256sum </etc/libvirt/hooks/qemu)
+    dpkg_step "dpkg -i beside a dispatcher" dpkg -i "$deb"
+    said "the hook: /etc/libvirt/hooks/qemu.d/vfio-hook -> /usr/sbin/vfio-hook" "postinst beside a dispatcher"
+    cmp -s /tmp/e2e.foreign /etc/libvirt/hooks/qemu && [ ! -L /etc/libvirt/hooks/qemu ] ||
+        fail "the foreign hooks/qemu changed"
+    # (a start through qemu.d/vfio-hook is install-beside-dispatcher's: the same placement code)
+    dpkg_step "dpkg -P beside a dispatcher" dpkg -P vfio-hook
+    [ ! -e /etc/libvirt/hooks/qemu.d/vfio-hook ] && [ ! -L /etc/libvirt/hooks/qemu.d/vfio-hook ] ||
+        fail "dpkg -P left qemu.d/vfio-hook"
+    [ ! -e /etc/libvirt/hooks/qemu.d ] || fail "dpkg -P left the qemu.d it made"
+    [ "$(sha256sum </etc/libvirt/hooks/qemu)" = "$foreign_sum" ] || fail "the foreign hooks/qemu changed after the purge"
+    echo "the foreign hooks/qemu is byte for byte what it was ($foreign_sum)"
+    rm -f /etc/libvirt/hooks/qemu /tmp/e2e.foreign
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
+# An upgrade while a VM holds the GPU: dpkg renames the new binary over the old one, and the VM's
+# release runs the new binary, which reads the record the old one wrote.
+sc_deb_upgrade_while_running() {
+    local old new inode rc
+    old=$(deb_first) new=$(deb_last)
+    [ -n "$old" ] || fail "no vfio-hook_*.deb in $DEB_DIR: build them (tests/deb/build) or pass --debs DIR"
+    [ "$old" != "$new" ] || fail "only one package in $DEB_DIR ($old): an upgrade needs a second, newer one (tests/deb/build --version)"
+    [ -z "$(deb_installed_version)" ] || fail "vfio-hook is installed before the scenario: $(deb_installed_version)"
+    umask 022
+    expect_unchanged before
+    without_any_hook
+    dpkg_step "dpkg -i ${old##*/}" dpkg -i "$old"
+    said "the hook: /etc/libvirt/hooks/qemu -> /usr/sbin/vfio-hook" "postinst"
+    echo "installed: $(deb_installed_version)"
+    vstart e2e-gpu
+    expect_vfio "running on the old package"
+    [ -n "$(records)" ] || fail "no record while e2e-gpu runs"
+    inode=$(stat -c %i /usr/sbin/vfio-hook)
+    dpkg_step "dpkg -i ${new##*/} while e2e-gpu runs" dpkg -i "$new"
+    echo "installed: $(deb_installed_version)"
+    [ "$(deb_installed_version)" = "ii  $(dpkg-deb -f "$new" Version)" ] || fail "the upgrade did not install $new: $(deb_installed_version)"
+    [ "$(stat -c %i /usr/sbin/vfio-hook)" != "$inode" ] || fail "/usr/sbin/vfio-hook kept its inode: not replaced by rename"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] || fail "the upgrade moved the hook: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    grep -qF "removed the hook" <<<"$OUT" && fail "the upgrade took the hook out"
+    expect_vfio "still running after the upgrade"
+    # a remove while the VM holds the devices would strand them on vfio-pci: prerm refuses it
+    rc=0
+    OUT=$(cd / && DEBIAN_FRONTEND=noninteractive timeout 180 dpkg -r vfio-hook 2>&1) || rc=$?
+    echo "dpkg -r while e2e-gpu runs: exit $rc"
+    sed 's/^/  | /' <<<"$OUT"
+    [ "$rc" != 0 ] || fail "dpkg -r went through while e2e-gpu holds the GPU"
+    said "devices are still given to VMs or parked (1 record(s) in /run/vfio-hook/records)" "prerm while running"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/sbin/vfio-hook ] && [ -x /usr/sbin/vfio-hook ] ||
+        fail "the refused remove took the hook or the binary: $(ls -l /etc/libvirt/hooks/qemu /usr/sbin/vfio-hook 2>&1)"
+    # dpkg keeps the wish to remove ("r"), with the package installed and configured ("i")
+    case $(deb_installed_version) in ?i\ *) ;; *) fail "vfio-hook is not installed after the refused remove: $(deb_installed_version)" ;; esac
+    vdestroy e2e-gpu
+    wait_home "after destroy, released by the new package's binary"
+    no_records "after destroy" e2e-gpu
+    dpkg_step "dpkg -P" dpkg -P vfio-hook
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+
 # ---------------------------------------------------------------- assign / unassign (issue 15)
 # hostdevs_in: "MANAGED ADDRESS" per <hostdev> of a domain XML (stdin), e.g. "no 0000:01:00.0"
 hostdevs_in() {
@@ -1715,6 +1897,403 @@ sc_single_gpu_dm_does_not_stop() {
     pass
 }
 
+# ---------------------------------------------------------------- the firmware framebuffer (issue 25)
+# Booted by OVMF (tests/e2e/run --firmware uefi, Debian 13's default), the kernel finds the GOP's
+# framebuffer on 00:02.0 and sysfb gives it to efifb: platform device efi-framebuffer.0, driver
+# efi-framebuffer, /proc/iomem region "efifb" inside 00:02.0's BAR, /dev/fb0. With e2e_vga_unbound
+# the initramfs kept bochs-drm off 00:02.0, so that framebuffer carries the console as on an
+# NVIDIA host without fbdev.
+FWFB_DEV='' FWFB_DRV='' FWFB_REGIONS=''
+fwfb_find() { # sets FWFB_DEV (the platform device), FWFB_DRV (its driver), FWFB_REGIONS (iomem, under $VGA)
+    local d l
+    FWFB_DEV='' FWFB_DRV='' FWFB_REGIONS=''
+    for d in /sys/bus/platform/devices/*-framebuffer.[0-9]*; do
+        [ -e "$d" ] || continue
+        FWFB_DEV=${d##*/}
+        l=$(readlink "$d/driver" 2>/dev/null) && FWFB_DRV=${l##*/}
+        break
+    done
+    # the regions nested under 00:02.0's BAR, outermost first
+    FWFB_REGIONS=$(awk -v a="$VGA" '
+        { match($0, /^ */); ind = RLENGTH; name = $0; sub(/^[^:]*: /, "", name) }
+        in_bar && ind <= bar { in_bar = 0 }
+        in_bar { printf "%s%s", sep, name; sep = " " }
+        name == a && !done { in_bar = 1; bar = ind; done = 1 }' /proc/iomem)
+}
+fwfb_facts() {
+    fwfb_find
+    echo "platform device ${FWFB_DEV:-none} (driver ${FWFB_DRV:-none}), iomem under $VGA: [${FWFB_REGIONS:-none}], fb0 $(fb_device fb0), $(console_facts)"
+}
+# After single-gpu-firmware-fb (or in its place): 00:02.0 to bochs-drm, the console as the
+# other scenarios expect it (fb0 on 00:02.0, fb1 on 01:00.0, VT1 on fb0, VT2 on fb1).
+vga_to_bochs() {
+    local vt t0
+    echo "# reset: giving $VGA to bochs-drm (it was kept driverless for the firmware framebuffer)"
+    bounded_write "" "$SYS/$VGA/driver_override" 5 | prefixed '# reset: '
+    [ "$(drv $VGA)" = none ] || bounded_write "$VGA" "$SYS/$VGA/driver/unbind" 10 | prefixed '# reset: '
+    # 00:02.0 first: framebuffers take the lowest free number, and fb0 must be 00:02.0's
+    bounded_write "$VGA" /sys/bus/pci/drivers/bochs-drm/bind 10 | prefixed '# reset: '
+    t0=$(now_ms)
+    until [ "$(fb_device fb0)" = "$VGA" ]; do
+        [ $(($(now_ms) - t0)) -lt 5000 ] || break
+        sleep 0.1
+    done
+    # single-gpu-firmware-fb took 01:00.0 off bochs-drm (one framebuffer only)
+    [ "$(drv $GPU)" = bochs-drm ] || { bounded_write "" "$SYS/$GPU/driver_override" 5; bounded_write "$GPU" /sys/bus/pci/drivers/bochs-drm/bind 10; } | prefixed '# reset: '
+    until [ "$(fb_device fb0)" = "$VGA" ] && [ "$(fb_device fb1)" = "$GPU" ]; do
+        [ $(($(now_ms) - t0)) -lt 5000 ] || break
+        sleep 0.1
+    done
+    map_vt 1 0 2>/dev/null
+    map_vt 2 1 2>/dev/null
+    vt=$(fbcon_vtcon) && echo "$vt $(fb_device fb0) $(fb_device fb1)" >"$CONSOLE_FOUND"
+    rm -f "$FWFB_MODE"
+    echo "# reset: console now: $(console_facts)"
+}
+# The names the guest's kernel uses for its firmware framebuffer must be those of the product's
+# list (src/core/console.hpp) and of the fake tree (tests/unit/fake_host.cpp), which the host side
+# copies into the test share: a wrong name there passed every unit test once.
+fwfb_names_check() { # KERNEL-DRIVER (the region's own name: efifb, simpledrm, ...)
+    local k=$1 fake hpp regions
+    fake=$(grep -F "{\"$k\", {" "$E2E/names/fake_host.cpp") || { soft_fail "the fake tree has no firmware framebuffer '$k'"; return; }
+    echo "fake tree: $(oneline "$fake")"
+    grep -qF "{\"$k\", {\"$FWFB_DEV\", \"$FWFB_DRV\", {" <<<"$fake" ||
+        soft_fail "the fake tree names $k's device and driver differently from this kernel ($FWFB_DEV, $FWFB_DRV): $(oneline "$fake")"
+    regions=$(sed 's/.*{\([^{}]*\)}}},*$/\1/; s/[",]//g' <<<"$fake")
+    [ "$(oneline "$regions")" = "$FWFB_REGIONS" ] ||
+        soft_fail "the fake tree nests [$(oneline "$regions")] under the GPU's BAR, this kernel [$FWFB_REGIONS]"
+    hpp=$(grep -F "{\"$FWFB_DRV\", {" "$E2E/names/console.hpp") || { soft_fail "console.hpp does not list the platform driver $FWFB_DRV"; return; }
+    echo "console.hpp: $(oneline "$hpp")"
+    grep -qF "\"${FWFB_REGIONS##* }\"" <<<"$hpp" ||
+        soft_fail "console.hpp's entry for $FWFB_DRV lacks the region ${FWFB_REGIONS##* }"
+    echo "names agree: $k = $FWFB_DEV, driver $FWFB_DRV, regions [$FWFB_REGIONS]"
+}
+# A builtin-only poll (~20 ms): 00:02.0's driver, the firmware framebuffer's device and driver,
+# fbcon's bind; one stamped line per change.
+watch_fwfb() { # FILE VTCON
+    local out=$1 vt=$2 last='' cur b d f fd ff=/tmp/.e2e-fwwatch.$$ t
+    mkfifo "$ff" && exec {fd}<>"$ff" && rm -f "$ff"
+    while :; do
+        b=gone
+        read -r b 2>/dev/null <"/sys/class/vtconsole/$vt/bind"
+        if [ -e "/sys/bus/pci/drivers/vfio-pci/$VGA" ]; then d=vfio-pci
+        elif [ -e "$SYS/$VGA/driver" ]; then d=other; else d=none; fi
+        if [ -e "/sys/bus/platform/devices/$FWFB_DEV/driver" ]; then f=bound
+        elif [ -e "/sys/bus/platform/devices/$FWFB_DEV" ]; then f=unbound; else f=gone; fi
+        cur="$VGA=$d $FWFB_DEV=$f $vt.bind=$b"
+        if [ "$cur" != "$last" ]; then
+            t=${EPOCHREALTIME/./}
+            echo "$((10#$t / 1000)) $cur" >>"$out"
+            last=$cur
+        fi
+        read -r -t 0.02 -u "$fd" _
+    done
+}
+# Single GPU on the UEFI guest: the boot VGA has no native driver, its console is the firmware's
+# framebuffer (and only that: 01:00.0's bochs-drm, which would offer fbcon a second framebuffer,
+# lets go first). The hook must detach the firmware framebuffer (and fbcon) before the move; after
+# destroy the console is back, or, since the kernel deletes the firmware framebuffer for good once
+# vfio-pci has had a VGA device (sysfb_disable) and 00:02.0 has no driver to register another,
+# the hook says so and `status` shows it.
+sc_single_gpu_firmware_fb() {
+    local kdrv mark w watch=/tmp/e2e.fwfb.watch t0 lines out uuid rec st
+    [ -e "$FWFB_MODE" ] || fail "00:02.0 was not kept driverless at boot (tests/e2e/run sets e2e_vga_unbound=1 for this scenario with --firmware uefi)"
+    [ -d /sys/firmware/efi ] || fail "no /sys/firmware/efi: the guest was not booted by UEFI"
+    echo "EFI: $(ls /sys/firmware/efi | tr '\n' ' ')"
+    echo "before: $(fwfb_facts)"
+    fwfb_find # (in this shell: $(fwfb_facts) set them in a subshell)
+    [ -n "$FWFB_DEV" ] || fail "no firmware framebuffer platform device (/sys/bus/platform/devices/*-framebuffer.0)"
+    [ -n "$FWFB_DRV" ] || fail "$FWFB_DEV has no driver"
+    [ -n "$FWFB_REGIONS" ] || fail "no /proc/iomem region under $VGA's BAR"
+    [ "$(fb_device fb0)" = "$FWFB_DEV" ] || fail "fb0 is not $FWFB_DEV's: $(console_facts)"
+    kdrv=${FWFB_REGIONS##* }
+    [ -e /e2e-out ] && echo "$(uname -r) $kdrv $FWFB_DEV $FWFB_DRV $FWFB_REGIONS" >"/e2e-out/fwfb-facts"
+    fwfb_names_check "$kdrv"
+    # single GPU: the firmware framebuffer alone carries the console
+    bounded_write "$GPU" /sys/bus/pci/drivers/bochs-drm/unbind 10 || fail "unbinding bochs-drm from $GPU"
+    VT=$(fbcon_vtcon) || fail "no vtconsole is fbcon's: $(console_facts)"
+    [ "$(vt_bind "$VT")" = 1 ] || fail "fbcon's $VT is not bound on $FWFB_DEV"
+    echo "single GPU: $(console_facts)"
+    uuid=$(awk '$1 == "e2e-single-meta" { print $2 }' /tmp/e2e.uuids)
+    rec=$STATE_DIR/records/$uuid.record
+    mark=$(log_mark)
+    rm -f "$watch"
+    t0=$(now_ms)
+    watch_fwfb "$watch" "$VT" &
+    w=$!
+    vstart e2e-single-meta
+    st=$(state)
+    [ "${st%% *}" = "$VGA=vfio-pci" ] || soft_fail "running: $VGA is not on vfio-pci: $st"
+    echo "running: $st; $(fwfb_facts)"
+    echo "record: $(oneline "$(cat "$rec" 2>&1)")"
+    grep -q "$FWFB_DEV" "$rec" 2>/dev/null || soft_fail "the record does not hold $FWFB_DEV"
+    vdestroy e2e-single-meta
+    sleep 1
+    kill "$w" 2>/dev/null
+    wait "$w" 2>/dev/null
+    echo "after destroy: $(state); $VGA override '$(ovr $VGA)'; $(fwfb_facts)"
+    echo "what the console did (ms since just before virsh start):"
+    show_watch "$watch" "$t0"
+    # the firmware framebuffer let go of 00:02.0 before vfio-pci had it
+    awk -v v="$VGA=vfio-pci" -v f="$FWFB_DEV=bound" '
+        index($0, f) && index($0, v) { bad = 1 } END { exit bad }' "$watch" ||
+        soft_fail "$FWFB_DEV was still bound while $VGA was on vfio-pci"
+    grep -q "$VGA=vfio-pci" "$watch" || soft_fail "the poll never saw $VGA on vfio-pci"
+    lines=$(hook_log_since "$mark")
+    echo "the hook's log (its stderr, from libvirt's debug log):"
+    prefixed '  | ' <<<"$lines"
+    awk -v f="$FWFB_DEV" '/took/ && index($0, f) { took = NR } /→ vfio-pci/ && !moved { moved = NR }
+        END { exit !(took && moved && took < moved) }' <<<"$lines" ||
+        soft_fail "the hook's log does not show $FWFB_DEV taken before the move to vfio-pci"
+    [ "$(drv $VGA)" = none ] || soft_fail "$VGA is on $(drv $VGA) after destroy, expected no driver (as found)"
+    out=$(timeout 30 vfio-hook status 2>&1)
+    echo "vfio-hook status:"
+    prefixed '  | ' <<<"$out"
+    if [ "$(vt_bind "$VT")" = 1 ] && [ -n "$(fb_device fb0 | grep -v none)" ]; then
+        echo "the console is back: $(console_facts)"
+    else
+        echo "the console is not back: $(console_facts)"
+        grep -qi -e 'console' <<<"$lines" | grep -qi -e 'not back' -e cannot ||
+            grep -qi -e 'not back' -e 'cannot' <<<"$lines" ||
+            soft_fail "the release does not say the console could not come back"
+        grep -F "$VGA" <<<"$out" | grep -qi -e console -e framebuffer ||
+            grep -qi -e 'console' <<<"$out" ||
+            soft_fail "status does not say the console is not back"
+    fi
+    pass
+}
+
+# ---------------------------------------------------------------- the stand-in NVIDIA driver (issue 25)
+# tests/e2e/standin/nvidia.ko, built by the host side for this guest's own kernel, drives $NV
+# (QEMU's secondary QXL, which nothing else here claims) the way NVIDIA's driver holds a GPU:
+# /dev/nvidiaN (195:N) pins it and its remove waits while that is open; /dev/nvidiactl (195:255)
+# and /dev/nvidia-modeset (195:254) pin nothing; its DDC bus is an I2C adapter under the PCI
+# device, so an open /dev/i2c-N blocks the remove in the i2c core; the module parameter
+# pmu_firmware_missing makes its probe fail as nouveau's does without the PMU firmware.
+STANDIN_KO=$E2E/standin/nvidia.ko
+NV_PARAMS=/sys/module/nvidia/parameters
+STANDIN_PIDS=/run/e2e-standin.pids # holders of the stand-in's nodes, killed by the reset
+NV_NODE='' NV_I2C=''
+nv_minor() { sed -n 's/^Device Minor:[[:space:]]*//p' "/proc/driver/nvidia/gpus/$NV/information" 2>/dev/null; }
+nv_i2c() { # the /dev/i2c-N whose adapter lies under $NV in sysfs
+    local d real
+    real=$(readlink -f "$SYS/$NV")
+    for d in /sys/class/i2c-dev/i2c-*; do
+        [ -e "$d" ] || continue
+        [[ $(readlink -f "$d/device") == "$real"/* ]] && { echo "/dev/${d##*/}"; return 0; }
+    done
+    return 1
+}
+standin_home() { # $NV on the stand-in, as a host with NVIDIA's driver has it (bounded writes)
+    [ "$(drv $NV)" = nvidia ] && return 0
+    [ -z "$(ovr $NV)" ] || bounded_write "" "$SYS/$NV/driver_override" 5 || return 1
+    [ "$(drv $NV)" = none ] || bounded_write "$NV" "$SYS/$NV/driver/unbind" 10 || return 1
+    bounded_write "$NV" /sys/bus/pci/drivers/nvidia/bind 10
+}
+standin_up() { # load the stand-in once per boot, $NV on it, its nodes made (as nvidia-modprobe does)
+    local minor
+    [ -z "${E2E_STANDIN_PROBLEM:-}" ] || fail "$E2E_STANDIN_PROBLEM"
+    if [ ! -d /sys/module/nvidia ]; then
+        [ -f "$STANDIN_KO" ] || fail "no stand-in module in the test share"
+        modprobe i2c-dev || fail "modprobe i2c-dev failed"
+        # shellcheck disable=SC2086 # VFIO_HOOK_E2E_STANDIN_ARGS: module parameters, one word each
+        insmod "$STANDIN_KO" ${E2E_STANDIN_ARGS:-} || fail "insmod $STANDIN_KO failed: $(oneline "$(dmesg | tail -n 3)")"
+        echo "stand-in loaded on $(uname -r): vermagic $(modinfo -F vermagic "$STANDIN_KO"), built with ${E2E_STANDIN_HEADERS:-?}${E2E_STANDIN_ARGS:+, parameters $E2E_STANDIN_ARGS}"
+    fi
+    echo N >"$NV_PARAMS/pmu_firmware_missing"
+    standin_home || fail "$NV is not on the stand-in: $(drv $NV)"
+    minor=$(nv_minor)
+    [ -n "$minor" ] || fail "/proc/driver/nvidia/gpus/$NV/information has no Device Minor"
+    NV_NODE=/dev/nvidia$minor
+    [ -c "$NV_NODE" ] || mknod "$NV_NODE" c 195 "$minor"
+    [ -c /dev/nvidiactl ] || mknod /dev/nvidiactl c 195 255
+    [ -c /dev/nvidia-modeset ] || mknod /dev/nvidia-modeset c 195 254
+    NV_I2C=$(nv_i2c) || NV_I2C=
+    echo "stand-in: $NV on $(drv $NV), $NV_NODE, DDC bus ${NV_I2C:-none}; $(grep '^Model' "/proc/driver/nvidia/gpus/$NV/information" | tr -s ' \t' ' ')"
+}
+hold() { # NODE [NAME]: a process (named NAME) holding NODE open; sets HOLDER
+    local name=${2:-sleep}
+    if [ "$name" != sleep ]; then
+        # the process name is the name it was executed under (comm: 15 characters)
+        ln -sf "$(command -v sleep)" "/usr/local/bin/$name"
+    fi
+    # shellcheck disable=SC2217 # the point: a process that holds the node open
+    "$name" 600 <"$1" >/dev/null 2>&1 &
+    HOLDER=$!
+    echo "$HOLDER" >>"$STANDIN_PIDS"
+    sleep 0.2
+    [[ /proc/$HOLDER/fd/0 -ef $1 ]] || fail "pid $HOLDER ($name) does not hold $1"
+    echo "pid $HOLDER ($(cat "/proc/$HOLDER/comm")) holds $1"
+}
+unhold() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+nv_expect() { # PHASE DRIVER: $NV's driver (the link only: never the override while a remove may block)
+    [ "$(drv $NV)" = "$2" ] || fail "$1: $NV is on $(drv $NV), expected $2"
+    echo "$1: $NV on $2"
+}
+nv_record() { # the record file of e2e-nv
+    echo "$STATE_DIR/records/$(awk '$1 == "e2e-nv" { print $2 }' /tmp/e2e.uuids).record"
+}
+# After a start that failed with the device in the middle (a blocked remove): the holder gone,
+# `vfio-hook recover` must bring $NV home with no record left.
+nv_recover() { # PHASE
+    local out rc=0
+    out=$(timeout 60 vfio-hook recover 2>&1) || rc=$?
+    echo "$1: vfio-hook recover: exit $rc: $(oneline "$out")"
+    [ "$rc" != 124 ] || fail "$1: vfio-hook recover did not return within 60 s"
+    nv_expect "$1" nvidia
+    [ -z "$(ovr $NV)" ] || fail "$1: $NV's driver_override is '$(ovr $NV)'"
+    [ ! -e "$(nv_record)" ] || fail "$1: the record of e2e-nv is left: $(oneline "$(cat "$(nv_record)")")"
+}
+
+# (a) Only the GPU's DDC bus is open (a brightness daemon's /dev/i2c-N): nothing shows in
+# `lsof /dev/nvidia0`, yet the real i2c core blocks the stand-in's remove. The start must be
+# refused naming the pid and the node, and nothing may hang.
+sc_standin_ddc_holder() {
+    local t0 k0
+    standin_up
+    [ -n "$NV_I2C" ] || fail "the stand-in registered no DDC bus under $NV (no /dev/i2c-N whose device lies under it)"
+    hold "$NV_I2C"
+    k0=$(dmesg_mark)
+    t0=$(now_ms)
+    vstart_refused e2e-nv 60
+    grep -qw "$HOLDER" <<<"$ERR" || soft_fail "the error does not name the holder pid $HOLDER"
+    grep -qF "$NV_I2C" <<<"$ERR" || soft_fail "the error does not name $NV_I2C"
+    grep -qi 'hung\|did not return' <<<"$ERR" &&
+        soft_fail "the hook did not see the holder: it tried the unbind and the i2c core blocked it"
+    t0=$(now_ms)
+    timeout 10 virsh list >/dev/null 2>&1 || soft_fail "virsh list did not answer within 10 s (one virsh call costs 1-4 s here)"
+    echo "virsh list answered in $(since "$t0") s; $NV on $(drv $NV)"
+    [ "$(drv $NV)" = nvidia ] || soft_fail "$NV left the stand-in though the start was refused"
+    echo "kernel log meanwhile:"
+    dmesg_since "$k0" | prefixed '  k '
+    unhold "$HOLDER"
+    if [ -e "$(nv_record)" ] || [ "$(drv $NV)" != nvidia ]; then
+        nv_recover "after the holder let go"
+    fi
+    pass
+}
+
+# (b) nvidia-persistenced holds /dev/nvidia0 (it keeps every GPU initialised): refused, named.
+sc_standin_persistenced() {
+    standin_up
+    hold "$NV_NODE" nvidia-persistenced
+    vstart_refused e2e-nv 60
+    grep -qw "$HOLDER" <<<"$ERR" || soft_fail "the error does not name the holder pid $HOLDER"
+    grep -q 'nvidia-persist' <<<"$ERR" || soft_fail "the error does not name nvidia-persistenced"
+    nv_expect "after the refusal" nvidia
+    [ ! -e "$(nv_record)" ] || soft_fail "a record of e2e-nv is left after the refusal"
+    unhold "$HOLDER"
+    pass
+}
+
+# (c) /dev/nvidiactl and /dev/nvidia-modeset are every NVIDIA GPU's: holding them pins no GPU,
+# the start goes on, and the stand-in's remove does not wait for them.
+sc_standin_shared_nodes() {
+    local ctl modeset
+    standin_up
+    hold /dev/nvidiactl
+    ctl=$HOLDER
+    hold /dev/nvidia-modeset
+    modeset=$HOLDER
+    vstart e2e-nv
+    nv_expect running vfio-pci
+    [ -e "/proc/$ctl" ] && [ -e "/proc/$modeset" ] || fail "a holder of the shared nodes is gone"
+    vdestroy e2e-nv
+    local t0
+    t0=$(now_ms)
+    while [ "$(drv $NV)" != nvidia ] && [ $(($(now_ms) - t0)) -lt 10000 ]; do sleep 0.1; done
+    nv_expect "after destroy" nvidia
+    [ -z "$(ovr $NV)" ] || fail "$NV's driver_override is '$(ovr $NV)' after destroy"
+    [ ! -e "$(nv_record)" ] || fail "the record of e2e-nv is left after destroy"
+    unhold "$ctl"
+    unhold "$modeset"
+    pass
+}
+
+# (e) A holder that appears after the check: it opens /dev/nvidia0 the moment the hook writes its
+# record (after every check, before the first move), so the stand-in's remove finds it and waits,
+# as nv-pci.c does. The unbind's deadline must hold: the start fails cleanly within it, naming
+# the device and the unbind, and libvirt answers meanwhile.
+sc_standin_remove_race() {
+    local rec t0 el k0 lurker mark lines prep
+    standin_up
+    rec=$(nv_record)
+    rm -f "$rec" /tmp/e2e.lurker
+    # builtins only while it waits: an exec costs 0.1-0.3 s here
+    (
+        f=/tmp/.e2e-lurk.$BASHPID
+        mkfifo "$f" && exec {w}<>"$f" && rm -f "$f"
+        until [ -e "$rec" ]; do read -r -t 0.002 -u "$w" _; done
+        exec 3<"$NV_NODE"
+        echo "opened $NV_NODE at $EPOCHREALTIME" >/tmp/e2e.lurker
+        exec sleep 600
+    ) &
+    lurker=$!
+    echo "$lurker" >>"$STANDIN_PIDS"
+    k0=$(dmesg_mark) mark=$(log_mark)
+    t0=$(now_ms)
+    vstart_refused e2e-nv 90
+    el=$(since "$t0")
+    echo "lurker (pid $lurker): $(cat /tmp/e2e.lurker 2>/dev/null || echo 'never opened')"
+    # libvirt runs release after the failed start, before `virsh start` returns: its writes to the
+    # device whose unbind is stuck each wait for the write deadline too
+    lines=$(hook_log_since "$mark")
+    echo "the hook's log, prepare and release (its stderr, from libvirt's debug log):"
+    prefixed '  | ' <<<"$lines"
+    prep=$(sed -n 's/.*prepare failed: [0-9]* device(s) in \([0-9]*\) ms.*/\1/p' <<<"$lines$ERR" | head -n 1)
+    echo "the prepare gave up after ${prep:-?} ms; virsh start returned after $el s"
+    echo "kernel log meanwhile:"
+    dmesg_since "$k0" | prefixed '  k '
+    dmesg_since "$k0" | grep -q "Attempting to remove device $NV with non-zero usage count" ||
+        fail "the stand-in's remove never waited (the lurker lost the race or the remove does not wait): the test proved nothing"
+    grep -qF "$NV" <<<"$ERR" || soft_fail "the error does not name $NV"
+    grep -qi unbind <<<"$ERR" || soft_fail "the error does not say 'unbind'"
+    [ -n "$prep" ] && [ "$prep" -lt 10000 ] || soft_fail "the prepare did not give up within 10 s (write deadline 5 s): ${prep:-no 'prepare failed' line}"
+    t0=$(now_ms)
+    timeout 10 virsh list >/dev/null 2>&1 || soft_fail "virsh list did not answer within 10 s (one virsh call costs 1-4 s here)"
+    echo "virsh list answered in $(since "$t0") s"
+    echo "the record now: $(oneline "$(cat "$rec" 2>&1)")"
+    unhold "$lurker"
+    nv_recover "after the lurker let go"
+    pass
+}
+
+# (d) The stand-in's probe fails at give-back (its firmware "went missing" while the VM ran): the
+# release reports the device, the kernel's firmware line and the fix; the record stays and
+# `status` shows it; once the firmware is back (the parameter cleared) `recover` brings it home.
+sc_standin_probe_fails() {
+    local mark k0 lines out rc=0 rec
+    standin_up
+    rec=$(nv_record)
+    vstart e2e-nv
+    nv_expect running vfio-pci
+    echo Y >"$NV_PARAMS/pmu_firmware_missing"
+    mark=$(log_mark) k0=$(dmesg_mark)
+    vdestroy e2e-nv
+    sleep 2
+    echo "after destroy: $NV on $(drv $NV), driver_override '$(ovr $NV)'"
+    echo "kernel log:"
+    dmesg_since "$k0" | prefixed '  k '
+    dmesg_since "$k0" | grep -q "nvidia $NV: pmu: firmware unavailable" ||
+        soft_fail "the stand-in's probe did not log 'nvidia $NV: pmu: firmware unavailable'"
+    lines=$(hook_log_since "$mark")
+    echo "the hook's log (its stderr, from libvirt's debug log):"
+    prefixed '  | ' <<<"$lines"
+    grep -F "$NV" <<<"$lines" | grep -qi 'firmware unavailable' ||
+        soft_fail "the release does not report $NV with the firmware line"
+    grep -qi 'recover\|firmware package\|install' <<<"$lines" || soft_fail "the release names no fix"
+    [ -e "$rec" ] || soft_fail "the record of e2e-nv is gone though $NV is not home"
+    echo "record: $(oneline "$(cat "$rec" 2>&1)")"
+    out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
+    echo "vfio-hook status: exit $rc"
+    prefixed '  | ' <<<"$out"
+    grep -F "$NV" <<<"$out" | grep -qi -e record -e 'not home' -e stranded -e 'e2e-nv' ||
+        grep -q 'e2e-nv' <<<"$out" || soft_fail "status does not show $NV's record"
+    echo N >"$NV_PARAMS/pmu_firmware_missing"
+    nv_recover "firmware back"
+    pass
+}
+
 # ---------------------------------------------------------------- guest setup and main loop
 setup_fail() { SETUP_ERROR=$*; return 1; }
 
@@ -1726,7 +2305,13 @@ setup() {
         echo "# $d class $(cat "$SYS/$d/class") driver $(drv "$d") group $(group_of "$d")"
     done
     [ "$(cat $SYS/$VGA/boot_vga 2>/dev/null)" = 1 ] || setup_fail "$VGA is not boot_vga" || return
-    is_home || setup_fail "unexpected drivers at boot: $(state), $(overrides)" || return
+    if [ -e "$FWFB_MODE" ]; then
+        [ "$(state)" = "$VGA=none ${HOME_STATE#* }" ] || setup_fail "unexpected drivers at boot: $(state)" || return
+        echo "# $VGA kept driverless (UEFI boot, for single-gpu-firmware-fb): $(fwfb_facts)"
+    else
+        is_home || setup_fail "unexpected drivers at boot: $(state), $(overrides)" || return
+    fi
+    echo "# firmware: $([ -d /sys/firmware/efi ] && echo "UEFI ($(cat /sys/firmware/efi/fw_platform_size 2>/dev/null)-bit)" || echo BIOS)"
     g=$(group_of $GPU)
     [ -n "$g" ] || setup_fail "no IOMMU groups (is the IOMMU on?)" || return
     [ "$g" = "$(group_of $AUD)" ] || setup_fail "$GPU and $AUD are not in one IOMMU group" || return
@@ -1740,7 +2325,7 @@ setup() {
     echo "# GPU card: $(drm_card $GPU), boot VGA card: $(drm_card $VGA)"
     echo "# console: $(console_facts); kernel $(grep -o 'fbcon=[^ ]*' /proc/cmdline)"
     local vt
-    vt=$(fbcon_vtcon) && echo "$vt $(fb_device fb0) $(fb_device fb1)" >"$CONSOLE_FOUND"
+    [ -e "$FWFB_MODE" ] || { vt=$(fbcon_vtcon) && echo "$vt $(fb_device fb0) $(fb_device fb1)" >"$CONSOLE_FOUND"; }
 
     [ -x "$E2E/vfio-hook" ] || setup_fail "no hook binary in the test share" || return
     # Symlinks, not copies: copying a 37 MB static binary costs seconds under TCG.
@@ -1819,6 +2404,13 @@ reset_all() {
         rm -f "$DM_PIDS"
     fi
     rm -rf "$HOOKD/vm"
+    # the stand-in NVIDIA driver's scenarios: their holders, its firmware, $NV on it
+    if [ -s "$STANDIN_PIDS" ]; then
+        while read -r p; do kill -9 "$p" 2>/dev/null && echo "# reset: killed stand-in holder $p"; done <"$STANDIN_PIDS"
+        rm -f "$STANDIN_PIDS"
+        sleep 0.5
+    fi
+    [ ! -d "$NV_PARAMS" ] || echo N >"$NV_PARAMS/pmu_firmware_missing"
     if ! running=$(timeout 30 virsh list --name 2>/dev/null); then
         echo "# reset: libvirtd does not answer; restarting it"
         restart_libvirtd
@@ -1828,6 +2420,7 @@ reset_all() {
         echo "# reset: destroying $d"
         timeout 60 virsh destroy "$d" >/dev/null 2>&1
     done
+    [ ! -e "$FWFB_MODE" ] || vga_to_bochs
     if ! is_home; then
         echo "# reset: not home: $(state), $(overrides); forcing it with sysfs writes"
         for d in $GPU $AUD $VGA $PB_AUD $PB_NIC; do
@@ -1853,6 +2446,10 @@ reset_all() {
         sleep 1
         echo "# reset: console now: $(console_facts)"
     fi
+    if [ -d "$NV_PARAMS" ] && [ "$(drv $NV)" != nvidia ]; then
+        echo "# reset: $NV on $(drv $NV); putting it back on the stand-in"
+        standin_home | sed 's/^/# reset: /'
+    fi
     if [ -n "$(records)" ]; then
         echo "# reset: removing records: $(records | tr '\n' ' ')"
         find "$STATE_DIR/records" -mindepth 1 -delete 2>/dev/null
@@ -1868,6 +2465,12 @@ reset_all() {
         rm -rf /etc/libvirt/hooks/qemu.d "$PACKAGED"
     fi
     rm -rf /usr/local/lib/e2e-hookd /home/e2e-alice
+    # what the deb-* scenarios may have left: the package (whatever its records say)
+    if dpkg-query -W vfio-hook >/dev/null 2>&1; then
+        echo "# reset: purging the vfio-hook package"
+        VFIO_HOOK_REMOVE_ANYWAY=yes DEBIAN_FRONTEND=noninteractive timeout 120 dpkg -P vfio-hook 2>&1 | sed 's/^/# reset: /'
+        rm -f /etc/libvirt/hooks/qemu
+    fi
     if ! harness_hook_in_place; then
         echo "# reset: putting the harness's hook back and reloading libvirtd"
         harness_hook
@@ -1903,7 +2506,8 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
-    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" shutoff-reason"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    [ "$(cat "$SYS/$VGA/driver_override" 2>/dev/null)" != e2e-none ] || : >"$FWFB_MODE"
     SETUP_ERROR=
     if ! setup; then
         echo "# setup failed: $SETUP_ERROR"

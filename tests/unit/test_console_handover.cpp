@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(a_failed_console_take_keeps_an_earlier_console_that_did_not
     BOOST_TEST(contains(status.out, "the host's console (fbcon on vtcon1) did not come back"), status.out);
 }
 
-// console.cpp console_on: every bound fbcon vtconsole is taken with the boot GPU, even when fbcon
+// console.cpp console_steps_on: every bound fbcon vtconsole is taken with the boot GPU, even when fbcon
 // draws on another GPU's framebuffer (the host's iGPU). Without the unbind the kernel would keep
 // the VTs on the remaining framebuffer; with it, they go to the dummy console, and at release the
 // boot GPU (nvidia without fbdev) registers no framebuffer, so the host's console never returns.

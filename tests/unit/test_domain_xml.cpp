@@ -144,6 +144,27 @@ BOOST_AUTO_TEST_CASE(empty_and_malformed_input_give_one_clear_line) {
     BOOST_TEST(!bad_uuid.ok());
 }
 
+// libxml2 is built without ICU and iconv (docs/lean-binary.md): its built-in encodings still read,
+// any other is named in one line.
+BOOST_AUTO_TEST_CASE(built_in_encodings_read_and_others_are_named) {
+    std::string utf8 = "<domain><name>caf\xc3\xa9</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>";
+    std::string utf16 = "\xff\xfe";  // UTF-16LE with its byte-order mark
+    for (unsigned char c : std::string("<?xml version='1.0' encoding='UTF-16'?>") + "<domain><name>caf")
+        utf16 += {static_cast<char>(c), '\0'};
+    utf16 += {'\xe9', '\0'};
+    for (unsigned char c : std::string("</name><uuid>4dea22b3-1d52-d8f3-2516-782e98ab3fa0</uuid></domain>"))
+        utf16 += {static_cast<char>(c), '\0'};
+    for (const auto& xml : {utf8, utf16}) {
+        auto domain = parse_domain_xml(xml);
+        BOOST_TEST_REQUIRE(domain.ok(), (domain.ok() ? "" : domain.error()));
+        BOOST_TEST(domain.value().name == "caf\xc3\xa9");
+    }
+    auto koi8 = parse_domain_xml("<?xml version='1.0' encoding='KOI8-R'?>\n<domain><name>x</name></domain>");
+    BOOST_TEST_REQUIRE(!koi8.ok());
+    BOOST_TEST(koi8.error().find("declares encoding 'KOI8-R', which vfio-hook does not read") != std::string::npos,
+               koi8.error());
+}
+
 BOOST_AUTO_TEST_CASE(entity_tricks_are_refused_without_reading_files_or_expanding) {
     const char* external = R"(<?xml version="1.0"?>
 <!DOCTYPE domain [ <!ENTITY secret SYSTEM "file:///etc/shadow"> ]>

@@ -2,6 +2,7 @@
 
 #include "test_printing.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -395,6 +396,30 @@ BOOST_AUTO_TEST_CASE(bad_xml_fails_prepare_with_one_line_and_never_fails_release
     BOOST_TEST(prepare.err.find("domain 'win11': domain XML is not well-formed") != std::string::npos, prepare.err);
     BOOST_TEST(host.hook("win11", "release", "end", "").status == 0);
     BOOST_TEST(host.kernel().writes() == 0);
+}
+
+// libxml2 is built with its own encodings only (docs/lean-binary.md: no ICU, no iconv). A domain
+// in another is refused in one line that names the encoding, before anything moves; libvirt
+// writes UTF-8, and the built-in ISO-8859-1 still reads.
+BOOST_AUTO_TEST_CASE(a_domain_in_an_encoding_libxml2_was_built_without_is_refused_in_one_line) {
+    Desktop host;
+    auto shift_jis = host.hook("win11", "prepare", "begin", "<?xml version='1.0' encoding='Shift_JIS'?>\n" + gpu_only);
+    BOOST_TEST(shift_jis.status == 1);
+    BOOST_TEST(shift_jis.err.find("domain 'win11': domain XML declares encoding 'Shift_JIS', which vfio-hook "
+                                  "does not read (UTF-8, UTF-16, ISO-8859-1, ASCII; libvirt writes UTF-8): "
+                                  "give it as UTF-8, refusing\n") != std::string::npos,
+               shift_jis.err);
+    BOOST_TEST(std::count(shift_jis.err.begin(), shift_jis.err.end(), '\n') == 1, shift_jis.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.records().empty());
+
+    std::string latin1 = "<?xml version='1.0' encoding='ISO-8859-1'?>\n" + gpu_only;
+    latin1.insert(latin1.find("<memory"), "<description>caf\xe9</description>\n  ");
+    auto prepare = host.hook("win11", "prepare", "begin", latin1);
+    BOOST_TEST(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.on_vfio());
+    BOOST_TEST(host.hook("win11", "release", "end", latin1).status == 0);
+    BOOST_TEST(host.home());
 }
 
 // An upgrade while a VM runs: the record was written by the first release (no override or

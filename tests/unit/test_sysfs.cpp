@@ -13,7 +13,7 @@
 #include <fstream>
 
 #include "fake_host.hpp"
-#include "host/state_journal.hpp"
+#include "host/record_store.hpp"
 #include "host/sysfs.hpp"
 
 using namespace vfio_hook;

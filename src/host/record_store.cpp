@@ -1,4 +1,5 @@
-#include "host/state_journal.hpp"
+#include "host/record_store.hpp"
+#include "core/problem.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -20,7 +21,7 @@ std::string errno_text(const std::string& what, const fs::path& file) {
     return what + " " + file.string() + ": " + std::strerror(errno);
 }
 
-std::optional<std::string> read_whole(const fs::path& file, std::string& text) {
+Problem read_whole(const fs::path& file, std::string& text) {
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno_text("cannot open", file);
     char buffer[8192];
@@ -28,28 +29,28 @@ std::optional<std::string> read_whole(const fs::path& file, std::string& text) {
     while ((n = ::read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<std::size_t>(n));
     ::close(fd);
     if (n < 0) return errno_text("cannot read", file);
-    return std::nullopt;
+    return {};
 }
 
-std::optional<std::string> make_dir(const fs::path& dir) {
-    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return std::nullopt;
+Problem make_dir(const fs::path& dir) {
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return {};
     return errno_text("cannot create", dir);
 }
 
 }  // namespace
 
-fs::path StateJournal::file_of(const std::string& owner) const {
+fs::path RecordStore::file_of(const std::string& owner) const {
     return paths_.records_dir() / (owner + ".record");
 }
 
-std::optional<std::string> StateJournal::ensure_dirs() const {
+Problem RecordStore::ensure_dirs() const {
     std::error_code error;
     fs::create_directories(paths_.state_dir().parent_path(), error);
     if (auto problem = make_dir(paths_.state_dir())) return problem;
     return make_dir(paths_.records_dir());
 }
 
-bool StateJournal::empty() const {
+bool RecordStore::empty() const {
     std::unique_ptr<DIR, int (*)(DIR*)> directory(::opendir(paths_.records_dir().c_str()), &::closedir);
     if (!directory) return errno == ENOENT;  // unreadable: assume there may be records
     while (const dirent* entry = ::readdir(directory.get())) {
@@ -58,18 +59,18 @@ bool StateJournal::empty() const {
     return true;
 }
 
-bool StateJournal::has_record(const std::string& owner) const {
+bool RecordStore::has_record(const std::string& owner) const {
     struct stat info;
     return is_valid_owner(owner) && ::stat(file_of(owner).c_str(), &info) == 0;
 }
 
-Expected<std::optional<StateRecord>> StateJournal::load(const std::string& owner) const {
+Expected<std::optional<StateRecord>> RecordStore::load(const std::string& owner) const {
     if (!is_valid_owner(owner)) return Error{"invalid record owner '" + owner + "'"};
     fs::path file = file_of(owner);
     std::string text;
     if (auto problem = read_whole(file, text)) {
         if (errno == ENOENT) return std::optional<StateRecord>();
-        return Error{*problem};
+        return Error{problem.message()};
     }
     auto record = parse_record(text, file.string());
     if (!record) return Error{record.error()};
@@ -77,7 +78,7 @@ Expected<std::optional<StateRecord>> StateJournal::load(const std::string& owner
     return std::optional<StateRecord>(*record);
 }
 
-std::vector<StateRecord> StateJournal::load_all(std::vector<std::string>* problems) const {
+std::vector<StateRecord> RecordStore::load_all(std::vector<std::string>* problems) const {
     std::vector<StateRecord> records;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
@@ -93,7 +94,7 @@ std::vector<StateRecord> StateJournal::load_all(std::vector<std::string>* proble
     return records;
 }
 
-std::optional<std::string> StateJournal::save(const StateRecord& record) const {
+Problem RecordStore::save(const StateRecord& record) const {
     if (!is_valid_owner(record.owner)) return "invalid record owner '" + record.owner + "'";
     if (auto problem = ensure_dirs()) return problem;
     fs::path file = file_of(record.owner);
@@ -110,10 +111,10 @@ std::optional<std::string> StateJournal::save(const StateRecord& record) const {
         ::fsync(dir);
         ::close(dir);
     }
-    return std::nullopt;
+    return {};
 }
 
-std::vector<std::string> StateJournal::discard_unfinished_saves() const {
+std::vector<std::string> RecordStore::discard_unfinished_saves() const {
     std::vector<std::string> discarded;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {
@@ -123,7 +124,7 @@ std::vector<std::string> StateJournal::discard_unfinished_saves() const {
     return discarded;
 }
 
-std::optional<std::string> StateJournal::remove(const std::string& owner) const {
+Problem RecordStore::remove(const std::string& owner) const {
     if (!is_valid_owner(owner)) return "invalid record owner '" + owner + "'";
     fs::path file = file_of(owner);
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) return errno_text("cannot remove", file);
@@ -132,10 +133,10 @@ std::optional<std::string> StateJournal::remove(const std::string& owner) const 
         ::fsync(dir);
         ::close(dir);
     }
-    return std::nullopt;
+    return {};
 }
 
-std::map<std::string, std::string> StateJournal::versions() const {
+std::map<std::string, std::string> RecordStore::versions() const {
     std::map<std::string, std::string> found;
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(paths_.records_dir(), error)) {

@@ -9,14 +9,16 @@
 #include <vector>
 
 #include "core/expected.hpp"
+#include "core/problem.hpp"
 #include "core/state_record.hpp"
 #include "host/host_paths.hpp"
 
 namespace vfio_hook {
 
-class StateJournal {
+// The directory of state records: one record per owner, what each moved and from where.
+class RecordStore {
 public:
-    explicit StateJournal(const HostPaths& paths) : paths_(paths) {}
+    explicit RecordStore(const HostPaths& paths) : paths_(paths) {}
 
     // A cheap stat: lets hook runs with nothing to do skip the lock.
     bool has_record(const std::string& owner) const;
@@ -29,16 +31,16 @@ public:
     // every save renames a new file over the old one, so a record saved since shows another.
     std::map<std::string, std::string> versions() const;
     // Write-to-temp, fsync, rename, fsync the directory: after a crash the record is either the
-    // old one or the new one, never a torn mix. Returns an error line, or nullopt.
-    std::optional<std::string> save(const StateRecord& record) const;
-    std::optional<std::string> remove(const std::string& owner) const;
+    // old one or the new one, never a torn mix. Returns the problem, or none.
+    Problem save(const StateRecord& record) const;
+    Problem remove(const std::string& owner) const;
     // A save killed before its rename leaves OWNER.record.tmp: never a record (nothing moves
     // before the rename), so whoever holds the lock deletes it. Returns the files deleted.
     std::vector<std::string> discard_unfinished_saves() const;
     std::filesystem::path file_of(const std::string& owner) const;
 
 private:
-    std::optional<std::string> ensure_dirs() const;
+    Problem ensure_dirs() const;
     const HostPaths& paths_;
 };
 
