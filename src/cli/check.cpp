@@ -2,6 +2,7 @@
 
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
+#include "host/reset_check.hpp"
 
 namespace vfio_hook {
 
@@ -30,15 +31,20 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
             << (move.group ? std::to_string(*move.group) : "?") << "): "
             << move.from.value_or("no driver") << " -> vfio-pci"
             << (move.requested ? "" : "  [group companion]")
-            << (move.already_on_vfio ? "  [already there, ours]" : "") << "\n";
+            << (move.already_on_vfio ? "  [already there, ours]" : "")
+            << (device ? "  reset: " + (device->reset_methods.empty() ? std::string("none") : device->reset_methods) : "") << "\n";
     }
     for (const auto& address : plan.left_on_vfio) {
-        out << "  keep  " << address.str() << ": already on vfio-pci before us; left alone\n";
+        out << "  keep  " << address.str() << ": already on a VFIO driver before us; left alone\n";
     }
     for (const auto& address : plan.left_alone) {
         out << "  keep  " << address.str() << ": no driver, in another slot; left alone (it keeps the group viable)\n";
     }
     for (const auto& warning : plan.warnings) out << "  warning: " << warning.line() << "\n";
+    std::vector<const PciDevice*> moving;  // issue 26: the AMD reset bug
+    for (const auto& move : plan.moves) moving.push_back(view.bus.find(move.address));
+    std::erase(moving, nullptr);
+    for (const auto& warning : reset_bug_warnings(host.paths, moving)) out << "  warning: " << warning << "\n";
     for (const auto& refusal : plan.refusals) out << "  refused: " << refusal.line() << "\n";
     out << (plan.refused() ? "would refuse to start\n" : "ready to start\n");
     return plan.refused() ? 1 : 0;

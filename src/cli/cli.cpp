@@ -339,7 +339,7 @@ void setup_restore(CLI::App& command, Given& given) {
 
 void setup_set(CLI::App& command, Given& given) {
     domain_option(command, given);
-    command.add_option("key", given.key, "allow-boot-vga, firmware-errors or allow-host-critical")
+    command.add_option("key", given.key, "allow-boot-vga, firmware-errors, allow-host-critical or power-guard")
         ->required()
         ->type_name("KEY");
     command.add_option("value", given.value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")

@@ -94,6 +94,7 @@ int prepare(Host& host, const HookCall& call, const Domain& domain, const std::s
         return refuse_start(domain, reasons);
     }
     auto failure = carry_out_prepare(host, domain, domain.uuid.str(), plan);
+    if (failure) for (auto& line : stuck_since_prepare(host, plan)) failure.add_line(line);  // issue 26
     for (const auto& line : failure.lines()) tell_user(spdlog::level::err, "vfio-hook: " + line);
     log_with_fields(spdlog::level::info,
                     "prepare " + std::string(failure ? "failed" : "done") + ": " +
@@ -137,14 +138,15 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
                                               "; its devices stay recorded for `vfio-hook recover`");
             continue;
         }
-        auto report = release_owner(host, owner);
+        auto report = release_owner(host, owner, std::nullopt, false, parse_shutoff_reason(call.extra));
         for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
         for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
         released.insert(released.end(), report.addresses.begin(), report.addresses.end());
         log_with_fields(spdlog::level::info,
                         "release done: " + std::to_string(report.addresses.size()) + " device(s) home in " +
-                            since(start) + " ms",
-                        {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())}});
+                            since(start) + " ms (libvirt's shutoff reason: " + call.extra + ")",
+                        {{"DURATION_MS", since(start)}, {"DEVICE_COUNT", std::to_string(report.addresses.size())},
+                         {"SHUTOFF_REASON", call.extra}});
     }
     // After the devices are home: a single-GPU setup restarts its display manager here.
     auto problems = run_user_scripts(host, call, owners.size() == 1 ? owners.front() : "", released, xml, false, false);

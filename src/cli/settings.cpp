@@ -32,6 +32,7 @@ void print_settings(std::ostream& out, const DomainSettings& settings) {
         << (settings.refuse_on_firmware_errors ? (*settings.refuse_on_firmware_errors ? "refuse" : "warn")
                                                : "(config file)")
         << "\n";
+    out << "power-guard = " << (settings.power_guard ? (*settings.power_guard ? "yes" : "no") : "yes (default)") << "\n";
     for (const auto& address : settings.allowed_host_critical)
         out << "allow-host-critical = " << address.str() << "\n";
 }

@@ -11,6 +11,8 @@
 #include "host/holders.hpp"
 #include "host/hook_slots.hpp"
 #include "host/kernel_log_reader.hpp"
+#include "host/liveness_check.hpp"
+#include "host/reset_check.hpp"
 #include "host/pci_bus.hpp"
 #include "host/persisted.hpp"
 
@@ -144,6 +146,7 @@ void render_json(const HostReport& report, const std::string& script_layouts, co
                       ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted) + "}";
            })
         << ",\"consoles_given\":" << json_array(report.consoles_given, quoted)
+        << ",\"warnings\":" << json_array(report.warnings, quoted)
         << ",\"problems\":" << json_array(report.problems, [&](const Refusal& problem) {
                return "{\"address\":" + (problem.address ? json_string(problem.address->str()) : std::string("null")) +
                       ",\"problem\":" + json_string(problem.reason) + ",\"fix\":" + json_string(problem.fix) + "}";
@@ -200,6 +203,7 @@ void render_table(const HostReport& report, const std::string& script_layouts, c
         for (const auto& blocker : gpu.blockers) out << "      " << blocker.line() << "\n";
     }
     for (const auto& line : report.consoles_given) out << "host console: " << line << "\n";
+    for (const auto& line : report.warnings) out << "warning: " << line << "\n";
     if (report.ready()) {
         out << "ready\n";
         return;
@@ -222,6 +226,11 @@ int run_status(Commands& commands, bool json) {
     HostReport report = assess_host({bus, holders, host.settings, records, kernel_log, cmdline, read_driver_holds(host.paths, cmdline),
                                      fs::exists(host.paths.pci_driver("vfio-pci"), error),
                                      vfio_pci_installed(host.paths)});
+    // Issue 26: a recorded device that came back dead from its VM.
+    for (auto& dead : recorded_devices_not_answering(host.paths, host.kernel, records)) report.problems.push_back(dead);
+    std::vector<const PciDevice*> gpus;  // Issue 26: the AMD reset bug.
+    for (const auto& gpu : report.gpus) gpus.push_back(&gpu.gpu);
+    report.warnings = reset_bug_warnings(host.paths, gpus);
     // Which program runs which script layout: vfio-hook beside VFIO-Tools' dispatcher runs only its own.
     std::string script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
     BootBindings bindings = read_boot_bindings(host.paths);

@@ -206,7 +206,8 @@ private:
     // why allow-boot-vga "does nothing".
     Problem visit_metadata(const std::string& name) {
         std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
-        bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical";
+        bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
+                            name == "power-guard";
         if (ns == metadata_namespace && setting_name) {
             warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
                                 "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
@@ -298,7 +299,11 @@ Problem apply_domain_setting(DomainSettings& settings, std::string_view key, std
         }
         return {};
     }
-    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical)";
+    if (key == "power-guard") {
+        settings.power_guard = parse_yes_no(std::string(value));
+        return settings.power_guard ? Problem::none() : Problem("expected yes or no");
+    }
+    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard)";
 }
 
 std::string serialize_settings(const DomainSettings& settings) {
@@ -310,6 +315,8 @@ std::string serialize_settings(const DomainSettings& settings) {
                "</firmware-errors>";
     for (const auto& address : settings.allowed_host_critical)
         xml += "<allow-host-critical>" + address.str() + "</allow-host-critical>";
+    if (settings.power_guard)
+        xml += std::string("<power-guard>") + (*settings.power_guard ? "yes" : "no") + "</power-guard>";
     return xml + "</vfio-hook>";
 }
 

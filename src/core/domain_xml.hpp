@@ -30,6 +30,8 @@ struct DomainSettings {
     // <allow-host-critical>0000:00:1f.3</allow-host-critical>, once per address: devices the
     // host needs (storage, ISA/LPC, SMBus, SPI flash) that this VM may take all the same.
     std::set<PciAddress> allowed_host_critical;
+    // <power-guard>no</power-guard>: leave `power/control` as vfio-pci sets it (host/power_guard.hpp).
+    std::optional<bool> power_guard;
 };
 
 struct Domain {
@@ -45,7 +47,7 @@ struct Domain {
 inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
 
 // One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
-// allow-host-critical ADDRESS or -ADDRESS); the error names what was expected.
+// allow-host-critical ADDRESS or -ADDRESS, power-guard yes|no); the error names what was expected.
 Problem apply_domain_setting(DomainSettings& settings, std::string_view key,
                              std::string_view value);
 // The wrapper element `virsh metadata --set` takes (libvirt puts it in our namespace).

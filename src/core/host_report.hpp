@@ -53,6 +53,7 @@ struct HostReport {
     std::vector<GpuReport> gpus;
     std::vector<std::string> consoles_given;  // "fbcon on vtcon1 is given to domain 'win11' (uuid …)"
     std::vector<Refusal> problems;  // each with its fix; empty means ready
+    std::vector<std::string> warnings;  // worth knowing, not in the way (the AMD reset bug)
 
     bool ready() const { return problems.empty(); }
 };

@@ -1,4 +1,5 @@
 #include "core/kernel_log.hpp"
+#include "core/stuck_device.hpp"
 
 #include <algorithm>
 #include <array>
@@ -93,6 +94,7 @@ bool reports_driver_problem(std::string_view message) {
     std::string text = lower(message);
     if (text.find("probe") != std::string::npos && text.find("failed") != std::string::npos)
         return true;
+    if (says_device_stuck(message)) return true;  // issue 26
     return std::any_of(patterns.begin(), patterns.end(),
                        [&](const char* pattern) { return text.find(pattern) != std::string::npos; });
 }

@@ -43,6 +43,10 @@ struct PciDevice {
     std::string reset_methods;              // "flr bus", empty when the device has no reset
     std::vector<VirtualFunction> virtual_functions;  // SR-IOV VFs enabled on this function
     std::vector<std::string> unreadable;  // reads its driver did not answer in time ("FILE did not …")
+    // `vfio-dev/vfioN` exists under it: any vfio_pci_core driver has it, vfio-pci or a variant
+    // (nvgrace-gpu, mlx5, xe VFs …; drivers/vfio/vfio_main.c, 6.1+). libvirt's own test
+    // (virpci.c): owned by VFIO is this, not a driver named vfio-pci.
+    bool vfio_device = false;
 
     bool is_bridge() const;         // PCI-to-PCI / CardBus bridge, root port: never moved
     bool is_host_bridge() const;    // the CPU's host bridge: the host cannot live without it
@@ -52,7 +56,7 @@ struct PciDevice {
     // bridge (firmware, TPM, sensors), SMBus, the SPI flash controller (the firmware itself).
     bool is_host_critical() const;
     bool same_slot(const PciAddress& other) const;  // another function of this device's slot
-    bool on_vfio() const { return driver && *driver == vfio_pci; }
+    bool on_vfio() const { return (driver && *driver == vfio_pci) || vfio_device; }
     std::string kind() const;       // "VGA controller", "audio device", ... for messages
     std::string vendor_device() const;  // "10de:2684"
 };

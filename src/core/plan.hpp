@@ -36,6 +36,9 @@ struct [[nodiscard]] PreparePlan {
     std::vector<PciAddress> left_alone;        // driverless members of another slot: not moved
     std::vector<Refusal> refusals;
     std::vector<Refusal> warnings;
+    // The kernel log's last sequence number when prepare looked: the power guard names the
+    // stuck-device lines logged after it (core/stuck_device.hpp).
+    std::uint64_t kernel_log_mark = 0;
 
     bool refused() const { return !refusals.empty(); }
     bool has_writes() const;

@@ -70,8 +70,11 @@ std::string serialize_record(const StateRecord& record) {
     for (const auto& device : record.devices) {
         text += "device " + device.address.str() + " " + device.original_driver.value_or("-") + " " +
                 (device.group ? std::to_string(*device.group) : std::string("-")) +
-                (device.original_override ? " override=" + *device.original_override : std::string()) + "\n";
+                (device.original_override ? " override=" + *device.original_override : std::string()) +
+                (device.power_control ? " power=" + *device.power_control : std::string()) +
+                (device.d3cold_allowed ? " d3cold=" + *device.d3cold_allowed : std::string()) + "\n";
     }
+    if (record.kernel_log_mark) text += "kernel-log-mark " + std::to_string(record.kernel_log_mark) + "\n";
     for (const auto& step : record.console) {
         text += "console " + step.gpu.str() + " " +
                 (step.kind == ConsoleStep::Kind::vtconsole ? "vtcon " + step.name
@@ -125,6 +128,15 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             }
             std::string extra;
             while (words >> extra) {
+                // Issue 26's power guard; a record without them (an older version's) restores nothing.
+                if (extra == "power=on" || extra == "power=auto") {
+                    device.power_control = extra.substr(6);
+                    continue;
+                }
+                if (extra == "d3cold=0" || extra == "d3cold=1") {
+                    device.d3cold_allowed = extra.substr(7);
+                    continue;
+                }
                 if (!extra.starts_with("override=")) return fail("unknown device field '" + extra + "'");
                 std::string name = extra.substr(9);
                 if (!is_kernel_driver_name(name)) return fail("invalid driver name '" + name + "'");
@@ -145,6 +157,11 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             } else {
                 return fail("invalid console step '" + kind + " " + name + " " + driver + "'");
             }
+        } else if (key == "kernel-log-mark") {
+            std::string number;
+            words >> number;
+            auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), record.kernel_log_mark);
+            if (ec != std::errc{} || end != number.data() + number.size()) return fail("invalid kernel-log-mark '" + number + "'");
         } else if (!key.empty()) {
             return fail("unknown field '" + key + "'");
         }

@@ -23,6 +23,11 @@ struct RecordedDevice {
     // A driver_override that was set before we came (driverctl's persistent override, say): put
     // back after the device is home. nullopt: there was none.
     std::optional<DriverName> original_override = std::nullopt;
+    // Its runtime power settings before we came (`power/control` on|auto, `d3cold_allowed` 0|1),
+    // put back after it is home (host/power_guard.hpp). nullopt: the kernel had no such file, or
+    // the record was written before the power guard existed.
+    std::optional<std::string> power_control = std::nullopt;
+    std::optional<std::string> d3cold_allowed = std::nullopt;
 };
 
 // A piece of the host's console taken away with a GPU (single-GPU setups), to be put back after
@@ -43,6 +48,9 @@ struct StateRecord {
     std::string domain_name;  // for messages only: never part of a path
     std::vector<RecordedDevice> devices;
     std::vector<ConsoleStep> console;  // in the order taken; given back in reverse
+    // The kernel log's sequence number when the prepare began: release names the lines since
+    // then that say a device is stuck. 0 (a record from before issue 26): only the release's own.
+    std::uint64_t kernel_log_mark = 0;
 
     const RecordedDevice* find(const PciAddress& address) const;
     std::string owner_label() const;  // "domain 'win11' (uuid …)" or "manual bind"

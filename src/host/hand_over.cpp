@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/stuck_device.hpp"
 #include "host/console.hpp"
 #include "host/device_mover.hpp"
 #include "host/holders.hpp"
 #include "host/kernel_log_reader.hpp"
+#include "host/liveness_check.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
+#include "host/power_guard.hpp"
 #include "host/pci_bus.hpp"
 
 namespace vfio_hook {
@@ -34,9 +37,11 @@ std::uint64_t last_sequence(const std::vector<KernelLogLine>& lines) {
 StateRecord merged_record(const StateRecord* existing, const Domain& domain,
                           const std::string& owner, const PreparePlan& plan) {
     StateRecord record{owner, domain.name, {}, {}};
+    record.kernel_log_mark = plan.kernel_log_mark;  // issue 26
     if (existing) {
         record.devices = existing->devices;
         record.console = existing->console;
+        if (existing->kernel_log_mark) record.kernel_log_mark = existing->kernel_log_mark;
     }
     for (const auto& move : plan.moves) {
         if (record.find(move.address)) continue;
@@ -62,6 +67,7 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
                       const HostView& view) {
     PreparePlan plan = plan_prepare(
         {domain, owner, view.bus, view.holders, view.records, view.kernel_log, host.settings});
+    plan.kernel_log_mark = last_sequence(view.kernel_log);  // issue 26
     if (view.vfio_pci_problem && plan.has_writes())
         plan.refusals.push_back({std::nullopt, view.vfio_pci_problem.message(), ""});
     return plan;
@@ -126,19 +132,33 @@ Problem record_line(const Settled& settled, const RecordStore& store, const std:
     return {};
 }
 
+// Whether this start is the first to move `device` off its driver: not one already on vfio-pci,
+// nor one an earlier unfinished run recorded (that record says how it was before us).
+bool first_moved_here(const RecordedDevice& device, const StateRecord* earlier, const PreparePlan& plan) {
+    auto move = std::find_if(plan.moves.begin(), plan.moves.end(),
+                             [&](const Move& m) { return m.address == device.address; });
+    if (move == plan.moves.end() || move->already_on_vfio) return false;
+    return !(earlier && earlier->find(device.address));
+}
+
 // Notes the driver_override each device this start moves has now, written back when it comes
 // home. An earlier unfinished run recorded what the override was before us: that is kept.
 Problem note_overrides(DeviceMover& mover, StateRecord& record, const StateRecord* earlier, const PreparePlan& plan) {
     for (auto& device : record.devices) {
-        auto move = std::find_if(plan.moves.begin(), plan.moves.end(),
-                                 [&](const Move& m) { return m.address == device.address; });
-        if (move == plan.moves.end() || move->already_on_vfio) continue;
-        if (earlier && earlier->find(device.address)) continue;
+        if (!first_moved_here(device, earlier, plan)) continue;
         auto override = mover.read_override(device.address);
         if (!override) return override.error() + "; nothing was moved";
         device.original_override = *override;
     }
     return {};
+}
+
+// Notes each device's runtime power settings as this start finds them, for the power guard to
+// put back at release (host/power_guard.hpp); as with the override, an earlier run's are kept.
+void note_power_settings(Host& host, StateRecord& record, const StateRecord* earlier, const PreparePlan& plan) {
+    for (auto& device : record.devices) {
+        if (first_moved_here(device, earlier, plan)) record_power_settings(host.paths, device);
+    }
 }
 
 std::vector<ConsoleStep> console_steps_of(Host& host, const std::vector<PciAddress>& gpus) {
@@ -161,8 +181,8 @@ Problem take_console(Host& host, const std::vector<ConsoleStep>& steps, std::vec
 
 // Puts back, in reverse, every device of `moved`; those that stay on vfio-pci go to `stranded`.
 // The last one's write may still be stuck in the kernel (`hung`): more writes would block too.
-Problem roll_back(DeviceMover& mover, const StateRecord& record, const std::vector<const Move*>& moved, bool hung,
-                  std::vector<RecordedDevice>& stranded) {
+Problem roll_back(Host& host, DeviceMover& mover, const StateRecord& record, const std::vector<const Move*>& moved,
+                  bool hung, std::vector<RecordedDevice>& stranded) {
     Problem problems;
     for (auto it = moved.rbegin(); it != moved.rend(); ++it) {
         const RecordedDevice& where = *record.find((*it)->address);
@@ -173,6 +193,8 @@ Problem roll_back(DeviceMover& mover, const StateRecord& record, const std::vect
         if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override)) {
             problems.merge(Problem("rollback: " + undo_failure.message()));
             if (!undo_failure.device_home()) stranded.push_back(where);
+        } else if (auto problem = restore_power_settings(host.paths, host.kernel, &where)) {
+            problems.merge(Problem("rollback: " + problem.message()));  // issue 26
         }
     }
     return problems;
@@ -180,8 +202,9 @@ Problem roll_back(DeviceMover& mover, const StateRecord& record, const std::vect
 
 // Moves each device of the plan to vfio-pci, logging how long each took. All or nothing: on a
 // failure puts back everything this run moved, and returns the failure with the rollback's lines.
-Problem move_to_vfio(DeviceMover& mover, const PreparePlan& plan, const StateRecord& record,
-                     std::vector<RecordedDevice>& stranded) {
+// `power_guard`: keep each one awake on vfio-pci (host/power_guard.hpp).
+Problem move_to_vfio(Host& host, DeviceMover& mover, const PreparePlan& plan, const StateRecord& record,
+                     bool power_guard, std::vector<RecordedDevice>& stranded) {
     std::vector<const Move*> moved;
     for (const auto& move : plan.moves) {
         if (move.already_on_vfio) continue;
@@ -189,7 +212,9 @@ Problem move_to_vfio(DeviceMover& mover, const PreparePlan& plan, const StateRec
         auto start = Clock::now();
         moved.push_back(&move);
         if (auto failure = mover.to_vfio(move.address))
-            return failure.merge(roll_back(mover, record, moved, failure.hung(), stranded));
+            return failure.merge(roll_back(host, mover, record, moved, failure.hung(), stranded));
+        // Issue 26: the power guard keeps it out of D3cold until QEMU opens it.
+        if (auto problem = power_guard ? keep_awake(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
         long took = elapsed_ms(start);
         log_with_fields(spdlog::level::info,
                         move.address.str() + ": " + move.from.value_or("no driver") + " → vfio-pci in " +
@@ -212,6 +237,8 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     DeviceMover mover(host.paths, host.kernel, host.settings);
     // What each device's driver_override was before us, to write it back when it comes home.
     if (auto problem = note_overrides(mover, record, earlier, plan)) return problem;
+    // Issue 26: their runtime power settings, which the power guard puts back at release.
+    note_power_settings(host, record, earlier, plan);
     // Single GPU: the host's console, taken only now that every check has passed, so a refused
     // start never touches it (fbcon, once unbound, cannot simply be bound again).
     auto console = console_steps_of(host, plan.takes_console);
@@ -230,7 +257,7 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     }
     // The devices, all or nothing; what would not come back stays recorded.
     std::vector<RecordedDevice> stranded;
-    auto failure = move_to_vfio(mover, plan, record, stranded);
+    auto failure = move_to_vfio(host, mover, plan, record, domain.settings.power_guard.value_or(true), stranded);
     if (!failure) return {};
     for (const auto& device : stranded) {
         if (!rest.find(device.address)) rest.devices.push_back(device);
@@ -239,6 +266,12 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     failure.merge(settled.console);
     if (!settled.something_left) failure.add_line("every device was put back where it was");
     return failure.merge(record_line(settled, store, owner));
+}
+
+std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan) {
+    std::vector<PciAddress> moved;
+    for (const auto& move : plan.moves) moved.push_back(move.address);
+    return stuck_device_lines(read_kernel_log(host.paths), plan.kernel_log_mark, moved);
 }
 
 namespace {
@@ -296,6 +329,36 @@ void give_back(DeviceMover& mover, const Restore& restore, ReleaseReport& report
     report.problems.push_back(line);
 }
 
+// A device that does not answer is never probed by its host driver: it stays on vfio-pci, in
+// `still_ours`, and the report says why and what to do (host/liveness_check.hpp). True then.
+bool keep_if_not_answering(Host& host, const Restore& restore, bool strict, ReleaseReport& report,
+                           std::set<PciAddress>& still_ours) {
+    DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
+    auto dead = refuse_dead_device(host.paths, host.kernel, restore.address, restore.to, strict);
+    if (!dead) return false;
+    still_ours.insert(restore.address);
+    report.problems.push_back(dead.message());
+    return true;
+}
+
+// The runtime power settings of each device back on its host driver, as they were before the VM.
+void put_back_power_settings(Host& host, const StateRecord& record, ReleaseReport& report) {
+    for (const auto& address : report.addresses) {
+        if (auto problem = restore_power_settings(host.paths, host.kernel, record.find(address)))
+            report.problems.push_back(problem.message());
+    }
+}
+
+// The kernel log lines from while the VM had the devices that say one was stuck (a record from
+// before issue 26 has no mark: none then). The release's own lines are add_kernel_log_problems'.
+void add_stuck_lines(Host& host, const StateRecord& selected, std::uint64_t mark, std::uint64_t before,
+                     ReleaseReport& report) {
+    std::vector<PciAddress> addresses;
+    for (const auto& device : selected.devices) addresses.push_back(device.address);
+    auto stuck = stuck_device_lines(read_kernel_log(host.paths), mark, addresses, mark ? before : 0);
+    report.problems.insert(report.problems.end(), stuck.begin(), stuck.end());
+}
+
 // What the drivers said while taking the devices back: the kernel log since `before`.
 void add_kernel_log_problems(Host& host, const ReleasePlan& plan, std::uint64_t before, ReleaseReport& report) {
     auto log_after = read_kernel_log(host.paths);
@@ -321,6 +384,7 @@ void add_kernel_log_problems(Host& host, const ReleasePlan& plan, std::uint64_t 
 StateRecord what_stays(const StateRecord& record, const std::optional<std::set<PciAddress>>& only,
                        const std::set<PciAddress>& still_ours) {
     StateRecord rest{record.owner, record.domain_name, {}, {}};
+    rest.kernel_log_mark = record.kernel_log_mark;  // issue 26
     for (const auto& device : record.devices) {
         bool selected_device = !only || only->count(device.address);
         if (!selected_device || still_ours.count(device.address)) rest.devices.push_back(device);
@@ -331,7 +395,7 @@ StateRecord what_stays(const StateRecord& record, const std::optional<std::set<P
 }  // namespace
 
 ReleaseReport release_owner(Host& host, const std::string& owner,
-                            const std::optional<std::set<PciAddress>>& only, bool force) {
+                            const std::optional<std::set<PciAddress>>& only, bool force, ShutoffReason reason) {
     ReleaseReport report;
     RecordStore store(host.paths);
     // The owner's record: what went to vfio-pci, from where.
@@ -343,7 +407,8 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     if (!loaded->has_value()) return report;
     const StateRecord& record = **loaded;
     // Look, then plan: which devices go home, which stay (held, refused), which are gone.
-    ReleasePlan plan = plan_release_with(host, selected_part(record, only), force);
+    StateRecord selected = selected_part(record, only);
+    ReleasePlan plan = plan_release_with(host, selected, force);
     auto log_before = last_sequence(read_kernel_log(host.paths));
     std::set<PciAddress> still_ours;
     for (const auto& kept : plan.kept) {
@@ -352,8 +417,16 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     }
     // The devices home, one by one.
     DeviceMover mover(host.paths, host.kernel, host.settings);
-    for (const auto& restore : plan.restores) give_back(mover, restore, report, still_ours);
+    for (const auto& restore : plan.restores) {
+        // Issue 26: a device that does not answer stays on vfio-pci (strict after a crash).
+        if (keep_if_not_answering(host, restore, needs_proof_of_life(reason), report, still_ours)) continue;
+        give_back(mover, restore, report, still_ours);
+    }
+    // Issue 26: their runtime power settings as they were before the VM.
+    put_back_power_settings(host, record, report);
     for (const auto& gone : plan.gone) logger().warn("{}: no longer on the bus; dropped from the record", gone.str());
+    // Issue 26: what the kernel said about them being stuck while the VM had them.
+    add_stuck_lines(host, selected, record.kernel_log_mark, log_before, report);
     // What the drivers said while taking them back.
     add_kernel_log_problems(host, plan, log_before, report);
     // The console back, and the record rewritten to hold exactly what is not home.

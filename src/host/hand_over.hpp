@@ -12,6 +12,7 @@
 #include "core/plan.hpp"
 #include "core/problem.hpp"
 #include "core/settings.hpp"
+#include "core/shutoff_reason.hpp"
 #include "host/host.hpp"
 #include "host/host_paths.hpp"
 #include "host/record_store.hpp"
@@ -39,6 +40,9 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
 // a line for each thing that followed (rollback, console, record).
 Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& owner, const PreparePlan& plan);
 
+// Kernel log lines since the prepare looked that say one of its devices is stuck (issue 26).
+std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan);
+
 struct [[nodiscard]] ReleaseReport {
     std::vector<std::string> restored;  // "0000:01:00.0: vfio-pci → bochs-drm"
     std::vector<std::string> problems;  // one line each; devices involved are still recorded
@@ -49,8 +53,10 @@ struct [[nodiscard]] ReleaseReport {
 // Logs each device it moves; returns failures for the caller to tell the user.
 // Gives back the devices of `owner`'s record (all, or only those in `only`), verifies them, reads
 // the kernel log about them, and rewrites the record to hold exactly what is not home.
+// A device that does not answer stays on vfio-pci (host/liveness_check.hpp); `reason`, libvirt's
+// shutoff reason, makes that check strict after a crash.
 ReleaseReport release_owner(Host& host, const std::string& owner,
                             const std::optional<std::set<PciAddress>>& only = std::nullopt,
-                            bool force = false);
+                            bool force = false, ShutoffReason reason = ShutoffReason::not_given);
 
 }  // namespace vfio_hook

@@ -140,6 +140,7 @@ std::optional<PciDevice> read_device(const HostPaths& paths, KernelInterface& ke
     device.boot_vga = read_small_file(dir / "boot_vga") == "1";
     device.power_state = read_small_file(dir / "power_state");
     device.reset_methods = read_small_file(dir / "reset_method");
+    device.vfio_device = fs::exists(dir / "vfio-dev", error);  // issue 26: VFIO variant drivers
     device.device_nodes = device_nodes(paths, kernel, device);
     // The virtfnN links, not sriov_numvfs: reading that file takes the device lock (it blocks
     // behind a stuck unbind), while the links exist exactly while the VFs do.

@@ -50,6 +50,8 @@ standin-persistenced 60
 standin-shared-nodes 75
 standin-remove-race 150
 standin-probe-fails 90
+shutoff-reason 120
+power-guard 120
 persist 240
 firmware-in-status 45
 "
@@ -421,6 +423,76 @@ sc_gpu_only_destroy() {
     expect_vfio running
     vdestroy e2e-gpu
     wait_home "after destroy"
+    no_records "after destroy" e2e-gpu
+    pass
+}
+
+# Issue 26: release's fourth argument as libvirt really passes it, for `virsh destroy` and for a
+# QEMU killed with SIGKILL (libvirt >= 10.5: destroyed, crashed; Debian 12's 9.0: -), read from
+# the hook's own "release done" line; the devices come home both times (after `crashed` the
+# liveness check is strict: the real config space must answer). Two VM cycles: ~20-40 s.
+libvirt_passes_shutoff_reason() {
+    local version
+    version=$(virsh version 2>/dev/null | awk '/Using library: libvirt/ { print $4 }')
+    echo "libvirt $version" >&2
+    [ -n "$version" ] && printf '10.5.0\n%s\n' "$version" | sort -V -C
+}
+release_reason_is() { # PHASE MARK REASON
+    local lines
+    lines=$(hook_log_since "$2")
+    prefixed '  | ' <<<"$(grep -a 'release done' <<<"$lines")"
+    grep -qF "(libvirt's shutoff reason: $3)" <<<"$lines" ||
+        fail "$1: the hook's log has no release with shutoff reason '$3'"
+}
+sc_shutoff_reason() {
+    local destroyed=- crashed=- mark qemu_pid
+    if libvirt_passes_shutoff_reason; then destroyed=destroyed crashed=crashed; fi
+    expect_unchanged before
+    mark=$(log_mark)
+    vstart e2e-gpu
+    expect_vfio running
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    release_reason_is "after destroy" "$mark" "$destroyed"
+    mark=$(log_mark)
+    vstart e2e-gpu
+    qemu_pid=$(cat /run/libvirt/qemu/e2e-gpu.pid 2>/dev/null) || fail "no pid file for e2e-gpu's QEMU"
+    kill -9 "$qemu_pid"
+    wait_inactive e2e-gpu 30 || fail "e2e-gpu still active 30 s after its QEMU got SIGKILL"
+    echo "libvirt says: $(timeout 20 virsh domstate --reason e2e-gpu 2>&1 | head -n 1)"
+    wait_home "after SIGKILL of QEMU"
+    release_reason_is "after SIGKILL" "$mark" "$crashed"
+    no_records "after SIGKILL" e2e-gpu
+    pass
+}
+
+# Issue 26: the power guard on the real device: vfio-pci's bind turns power/control auto (5.19+),
+# the guard sets on while the VM has it, and release puts back what was there; then one cycle
+# with `power-guard no` for vfio-pci's own value. Two VM cycles: ~20-40 s.
+power_controls() { echo "$(cat "$SYS/$GPU/power/control") $(cat "$SYS/$AUD/power/control")"; }
+sc_power_guard() {
+    local before during after unguarded
+    expect_unchanged before
+    before=$(power_controls)
+    vstart e2e-gpu
+    expect_vfio running
+    during=$(power_controls)
+    vdestroy e2e-gpu
+    wait_home "after destroy"
+    after=$(power_controls)
+    echo "power/control of $GPU $AUD: before '$before', while the VM ran '$during', after '$after'"
+    [ "$during" = "on on" ] || fail "while the VM ran: '$during', expected 'on on'"
+    [ "$after" = "$before" ] || fail "after the VM: '$after', expected what was there before: '$before'"
+    # What vfio-pci itself leaves without the guard (auto since 5.19), and that it is put back too.
+    vfio-hook set e2e-gpu power-guard no >/dev/null || fail "vfio-hook set e2e-gpu power-guard no failed"
+    vstart e2e-gpu
+    unguarded=$(power_controls)
+    vdestroy e2e-gpu
+    wait_home "after the unguarded VM"
+    vfio-hook set e2e-gpu power-guard yes >/dev/null
+    after=$(power_controls)
+    echo "power-guard no: while the VM ran '$unguarded' (vfio-pci's own), after '$after'"
+    [ "$after" = "$before" ] || fail "after the unguarded VM: '$after', expected '$before'"
     no_records "after destroy" e2e-gpu
     pass
 }
@@ -2510,7 +2582,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
-    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"*) : >"$COMMAND_LOG_WANTED" ;; esac
     [ "$(cat "$SYS/$VGA/driver_override" 2>/dev/null)" != e2e-none ] || : >"$FWFB_MODE"
     SETUP_ERROR=
     if ! setup; then

@@ -59,6 +59,7 @@ bool FakeKernel::try_bind(const std::string& address, const std::string& driver)
     }
     fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver, device_dir(address) / "driver");
     driver_bound(address, driver);
+    runtime_pm_follows(address, driver, true);
     return true;
 }
 
@@ -232,6 +233,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
             if (driver_of(value) != driver) return failed(ENODEV);
             fs::remove(device_dir(value) / "driver");
             driver_unbound(value);
+            runtime_pm_follows(value, driver, false);
             return WriteResult::success();
         }
         if (driver_of(value)) return failed(EBUSY);
@@ -289,10 +291,12 @@ FakeHost& FakeHost::device(const std::string& address, std::uint32_t class_code,
     write_file(dir / "vendor", hex(vendor, 4) + "\n");
     write_file(dir / "device", hex(device_id, 4) + "\n");
     write_file(dir / "class", hex(class_code, 6) + "\n");
-    write_file(dir / "config", "");
+    write_file(dir / "config", fake_config_space(vendor, device_id, class_code));
     write_file(dir / "driver_override", "(null)\n");
     write_file(dir / "power_state", "D0\n");
     write_file(dir / "reset_method", "flr bus\n");
+    write_file(dir / "power/control", "on\n");
+    write_file(dir / "d3cold_allowed", "1\n");
     if (group) {
         fs::path group_dir = root_ / "sys/kernel/iommu_groups" / std::to_string(*group);
         fs::create_directories(group_dir / "devices");

@@ -94,6 +94,8 @@ private:
     bool fbcon_unregistered_ = false;
     void driver_bound(const std::string& address, const std::string& driver);
     void driver_unbound(const std::string& address);
+    // Runtime PM as vfio-pci drives it (fake_real_gpu.cpp): `power/control` auto at bind, on at unbind.
+    void runtime_pm_follows(const std::string& address, const std::string& driver, bool bound);
     std::filesystem::path device_dir(const std::string& address) const;
     std::optional<std::string> driver_of(const std::string& address) const;
     bool try_bind(const std::string& address, const std::string& driver);
@@ -169,6 +171,20 @@ public:
     // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
     FakeHost& nvidia_minor(const std::string& address, unsigned minor);
 
+    // Real GPUs (issue 26; fake_real_gpu.cpp). Every device's live `config` is a 256-byte config
+    // space with a PM capability in D0 (fake_config_space). The function stops answering: its
+    // `config` reads all ones, as the kernel returns for a device that fell off the bus or did not
+    // leave D3cold; the cached `vendor` file still shows the real ID. answers_again undoes it.
+    FakeHost& stops_answering(const std::string& address);
+    FakeHost& answers_again(const std::string& address);
+    FakeHost& pm_state(const std::string& address, unsigned state);  // PMCSR bits 1:0 (3 = D3hot)
+    // `reset_method` as the kernel lists it; `reset` exists only when some method does.
+    FakeHost& reset_methods(const std::string& address, const std::string& methods);
+    // Every device has `power/control` = on (pci_pm_init's default) and `d3cold_allowed` = 1; a
+    // driver that enables runtime PM (amdgpu, nouveau) leaves `auto`.
+    FakeHost& power_control(const std::string& address, const std::string& value);
+    std::string power_control_of(const std::string& address) const;
+
     const std::filesystem::path& root() const { return root_; }
     HostPaths paths() const { return HostPaths{root_}; }
     FakeKernel& kernel() { return kernel_; }
@@ -202,6 +218,11 @@ private:
     FakeKernel kernel_;
     std::uint64_t log_sequence_ = 100;
 };
+
+// A config space as sysfs `config` returns it: the header, a capability list holding the PM
+// capability at 0x40 with its PMCSR power state `pm_state`.
+std::string fake_config_space(std::uint16_t vendor, std::uint16_t device, std::uint32_t class_code,
+                              unsigned pm_state = 0);
 
 // A libvirt domain XML giving the listed host PCI addresses as <hostdev>s.
 std::string domain_xml(const std::string& name, const std::string& uuid,

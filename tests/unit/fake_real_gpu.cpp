@@ -1,0 +1,94 @@
+// What real GPUs do that the rest of the fake host does not (issue 26; the facts and their
+// sources are in shared/notes/real-gpus.md): a live config space that can stop answering, a PM
+// status register, reset methods.
+
+#include <fstream>
+
+#include "fake_host.hpp"
+
+namespace vfio_hook::testing {
+namespace fs = std::filesystem;
+namespace {
+
+fs::path device_file(const fs::path& root, const std::string& address, const std::string& name) {
+    return root / "sys/bus/pci/devices" / address / name;
+}
+
+void write_bytes(const fs::path& file, const std::string& bytes) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+}  // namespace
+
+std::string fake_config_space(std::uint16_t vendor, std::uint16_t device, std::uint32_t class_code,
+                              unsigned pm_state) {
+    std::string bytes(256, '\0');
+    auto put = [&](std::size_t at, unsigned value, int width) {
+        for (int i = 0; i < width; ++i) bytes[at + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+    };
+    put(0x00, vendor, 2);
+    put(0x02, device, 2);
+    put(0x04, 0x0007, 2);          // command: I/O, memory, bus master
+    put(0x06, 0x0010, 2);          // status: capability list present
+    put(0x09, class_code, 3);      // programming interface, subclass, class
+    put(0x0e, 0x80, 1);            // header type 0, multi-function
+    put(0x34, 0x40, 1);            // first capability
+    put(0x40, 0x01, 1);            // PM capability, last in the list
+    put(0x42, 0x0003, 2);          // PMC: version 3
+    put(0x44, pm_state & 3u, 2);   // PMCSR
+    return bytes;
+}
+
+FakeHost& FakeHost::stops_answering(const std::string& address) {
+    write_bytes(device_file(root_, address, "config"), std::string(256, '\xff'));
+    return *this;
+}
+
+FakeHost& FakeHost::answers_again(const std::string& address) { return pm_state(address, 0); }
+
+FakeHost& FakeHost::pm_state(const std::string& address, unsigned state) {
+    auto hex_of = [&](const char* name) {
+        std::ifstream file(device_file(root_, address, name));
+        std::string text;
+        file >> text;
+        return static_cast<std::uint32_t>(std::stoul(text, nullptr, 16));
+    };
+    write_bytes(device_file(root_, address, "config"),
+                fake_config_space(static_cast<std::uint16_t>(hex_of("vendor")),
+                                  static_cast<std::uint16_t>(hex_of("device")), hex_of("class"), state));
+    return *this;
+}
+
+FakeHost& FakeHost::reset_methods(const std::string& address, const std::string& methods) {
+    std::ofstream(device_file(root_, address, "reset_method")) << methods << "\n";
+    std::error_code error;
+    if (methods.empty()) {
+        fs::remove(device_file(root_, address, "reset"), error);
+    } else {
+        std::ofstream(device_file(root_, address, "reset")) << "";
+    }
+    return *this;
+}
+
+// vfio_pci_core_register_device() calls pm_runtime_allow() (5.19+); its unregister calls
+// pm_runtime_forbid(): `on` afterwards, whatever it was before.
+void FakeKernel::runtime_pm_follows(const std::string& address, const std::string& driver, bool bound) {
+    fs::path control = device_dir(address) / "power/control";
+    std::error_code error;
+    if (driver != "vfio-pci" || !fs::exists(control, error)) return;
+    std::ofstream(control, std::ios::trunc) << (bound ? "auto\n" : "on\n");
+}
+
+FakeHost& FakeHost::power_control(const std::string& address, const std::string& value) {
+    std::ofstream(device_file(root_, address, "power/control"), std::ios::trunc) << value << "\n";
+    return *this;
+}
+
+std::string FakeHost::power_control_of(const std::string& address) const {
+    std::ifstream file(device_file(root_, address, "power/control"));
+    std::string value;
+    file >> value;
+    return value;
+}
+
+}  // namespace vfio_hook::testing
