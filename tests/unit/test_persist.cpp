@@ -204,11 +204,32 @@ BOOST_AUTO_TEST_CASE(a_persist_cut_off_after_its_manifest_is_undone_by_unpersist
 
 BOOST_AUTO_TEST_CASE(a_manifest_never_makes_unpersist_delete_a_file_persist_does_not_write) {
     for (const char* file : {"/etc/passwd", "/etc/udev/rules.d/../../passwd", "etc/vfio-hook/persist/x",
-                             "/etc/udev/rules.d/61-vfio-hook-persist-x/../../../shadow"}) {
+                             "/etc/udev/rules.d/61-vfio-hook-persist-x/../../../shadow",
+                             "/etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules",
+                             "/etc/vfio-hook/persist/0000:02:00.0"}) {
         auto manifest = PersistManifest::parse("vfio-hook persist manifest 1\naddress 0000:01:00.0\n"
                                                "driver-before nvidia\nfile " + std::string(file) + "\n");
         BOOST_TEST(!manifest.ok(), file);
     }
+}
+
+// A hand-edited manifest naming another persisted card's files: unpersist of this card must
+// not take the other card's boot binding with it.
+BOOST_AUTO_TEST_CASE(a_manifest_naming_another_devices_files_never_makes_unpersist_remove_them) {
+    PersistHost host;
+    host.gpu("0000:02:00.0", "amdgpu", 15);
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.run({"persist", "02:00.0"}).status == 0);
+    std::ofstream(host.root() / "etc/vfio-hook/persist/0000:01:00.1", std::ios::app)
+        << "file /etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules\n"
+        << "file /etc/vfio-hook/persist/0000:02:00.0\n";
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(!contains(run.out, "0000:02:00.0"), run.out);
+    auto files = host.files_under_etc();
+    BOOST_TEST(files.count("etc/vfio-hook/persist/0000:02:00.0") == 1);
+    BOOST_TEST(files.count("etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules") == 1);
+    BOOST_TEST(contains(read(host.root() / "etc/initramfs-tools/hooks/vfio-hook"), "0000:02:00.0"));
+    BOOST_TEST(host.driver_of("0000:02:00.0") == "vfio-pci");
 }
 
 BOOST_AUTO_TEST_CASE(a_binary_path_udev_would_misread_gets_no_run_key) {
