@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
 #include "host/device_mover.hpp"
+#include "host/holders.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
 #include "host/pci_bus.hpp"
@@ -188,6 +189,29 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
                 tell_user(spdlog::level::err, "vfio-hook unpersist: " + address.str() + " is not persisted (`vfio-hook status` lists what is)");
                 return 1;
             }
+        }
+        // A VM running on it keeps it: refused before anything changes, so that unpersist, run
+        // again once the VM stops, still finds the manifest (restore would only keep the device
+        // on vfio-pci, with the boot binding already gone and advice that no longer fits).
+        std::vector<PciAddress> wanted;
+        for (const auto* manifest : chosen) wanted.push_back(manifest->address);
+        BusSnapshot bus = read_bus(host.paths, host.kernel, wanted), on_vfio;
+        std::set<GroupId> groups;
+        for (const auto& address : wanted) {
+            const auto* device = bus.find(address);
+            if (!device || !device->on_vfio()) continue;  // a host driver's own users are not a VM
+            on_vfio.devices.emplace(address, *device);
+            if (device->iommu_group) groups.insert(*device->iommu_group);
+        }
+        auto nodes = nodes_of(host.paths, on_vfio);
+        nodes.merge(vfio_group_nodes(host.paths, groups));
+        std::string again;
+        for (const auto& address : addresses) again += " " + address.str();
+        for (const auto& holder : find_holders(host.paths, nodes)) {
+            tell_user(spdlog::level::err, "vfio-hook unpersist: in use by pid " + std::to_string(holder.pid) + " (" +
+                                              holder.command + ") through " + holder.node +
+                                              "; stop that VM, then run `vfio-hook unpersist" + again + "`");
+            return 1;
         }
         for (const auto* manifest : chosen) {
             if (dry_run) {

@@ -168,6 +168,41 @@ BOOST_AUTO_TEST_CASE(unpersist_removes_exactly_what_persist_wrote_and_gives_the_
     }
 }
 
+// A running VM holds the card: unpersist changes nothing (neither its boot binding nor its
+// driver) and says to stop the VM and run unpersist again, which then still finds it persisted.
+BOOST_AUTO_TEST_CASE(unpersist_while_a_vm_runs_on_the_device_changes_nothing) {
+    for (bool rebooted : {false, true}) {
+        PersistHost host;
+        BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+        if (rebooted) host.reboot_onto_vfio();
+        auto persisted = host.files_under_etc();
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_vm).status == 0);
+        host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
+        host.libvirt_active = std::set<std::string>{uuid_a};
+        auto run = host.run({"unpersist", "01:00.0"});
+        BOOST_TEST(run.status == 1, "rebooted " << rebooted);
+        BOOST_TEST(contains(run.err, "pid 4242"), run.err);
+        BOOST_TEST(contains(run.err, "then run `vfio-hook unpersist 0000:01:00.0`"), run.err);
+        BOOST_TEST(host.files_under_etc() == persisted, "rebooted " << rebooted);
+        BOOST_TEST(host.initramfs_calls() == "-u -k all\n", "rebooted " << rebooted);
+        BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+        BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    }
+}
+
+// The desktop on the card's host driver is not a VM: persist left the card there, and unpersist
+// removes the boot binding all the same.
+BOOST_AUTO_TEST_CASE(a_program_on_the_host_driver_does_not_stop_unpersist) {
+    PersistHost host;
+    auto before = host.files_under_etc();
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    BOOST_TEST(host.files_under_etc() == before);
+}
+
 BOOST_AUTO_TEST_CASE(unpersist_keeps_the_files_another_persisted_device_still_needs) {
     PersistHost host;
     host.gpu("0000:02:00.0", "amdgpu", 15);
