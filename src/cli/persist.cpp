@@ -218,8 +218,10 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
                 for (const auto& file : manifest->files) out << "would remove " << file.string() << "\n";
                 continue;
             }
-            // The rule first, the manifest last: a crash leaves the manifest to finish with.
+            // The rule now, the manifest only once the initramfs no longer carries the rule: a
+            // crash before that leaves the manifest to finish with.
             for (auto file = manifest->files.rbegin(); file != manifest->files.rend(); ++file) {
+                if (*file == on_host(persist_manifest_path(manifest->address))) continue;
                 auto removed = remove_config_file(host.paths, file->relative_path());
                 if (!removed) {
                     tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
@@ -231,7 +233,11 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
         }
         if (dry_run) return 0;
         std::vector<PciAddress> remaining;
-        for (const auto& manifest : load_persisted(host.paths).manifests) remaining.push_back(manifest.address);
+        for (const auto& manifest : persisted.manifests) {
+            if (std::find(give_back.begin(), give_back.end(), manifest.address) == give_back.end()) {
+                remaining.push_back(manifest.address);
+            }
+        }
         InitramfsTool tool = detect_initramfs_tool(host.paths);
         auto shared = write_shared_boot_files(host.paths, tool, remaining);
         if (!shared) {
@@ -240,6 +246,14 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
         }
         for (const auto& line : *shared) out << line << "\n";
         update_initramfs(host.paths, tool, "unpersist", out);
+        for (const auto& address : give_back) {
+            auto removed = remove_config_file(host.paths, persist_manifest_path(address));
+            if (!removed) {
+                tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
+                return 1;
+            }
+            out << address.str() << ": removed " << on_host(persist_manifest_path(address)) << "\n";
+        }
     }
     // Now: back to the host driver, the way `restore` gives back (the record, or a reprobe).
     return run_restore(commands, give_back, false);

@@ -237,6 +237,24 @@ BOOST_AUTO_TEST_CASE(a_persist_cut_off_after_its_manifest_is_undone_by_unpersist
     BOOST_TEST(host.files_under_etc() == before);
 }
 
+// A crash while the initramfs is rebuilt (the minutes dracut takes) must leave the manifest, so
+// that unpersist can be run again: an initramfs that still carries the rule sets the override
+// at the next boot, with no rule, manifest or status line left on the host to undo it.
+BOOST_AUTO_TEST_CASE(unpersist_removes_the_manifest_only_after_the_initramfs_is_rebuilt) {
+    PersistHost host;
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    std::ofstream(host.root() / "usr/sbin/update-initramfs", std::ios::trunc)
+        << "#!/bin/sh\nroot=\"$(dirname \"$0\")/../..\"\n"
+           "ls \"$root/etc/vfio-hook/persist\" \"$root/etc/udev/rules.d\" >> \"$root/initramfs-calls\"\n";
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    auto calls = host.initramfs_calls();
+    BOOST_TEST(contains(calls, "0000:01:00.0\n0000:01:00.1\n"), "the manifests while it ran: " + calls);
+    BOOST_TEST(!contains(calls, ".rules"), "the rules while it ran: " + calls);
+    BOOST_TEST(!std::filesystem::exists(host.root() / "etc/vfio-hook/persist/0000:01:00.0"));
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+}
+
 BOOST_AUTO_TEST_CASE(a_manifest_never_makes_unpersist_delete_a_file_persist_does_not_write) {
     for (const char* file : {"/etc/passwd", "/etc/udev/rules.d/../../passwd", "etc/vfio-hook/persist/x",
                              "/etc/udev/rules.d/61-vfio-hook-persist-x/../../../shadow",
