@@ -136,7 +136,16 @@ int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bo
     HostView lasting{view.bus, {}, view.records, {}, std::nullopt};
     PreparePlan plan = plan_with(host, domain, std::string(manual_owner), lasting);
     if (plan.refused()) {
-        for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
+        for (auto refusal : plan.refusals) {
+            // The plan's fix for the display is a VM's setting; persist has no VM, only its option.
+            const PciDevice* device = refusal.address ? view.bus.find(*refusal.address) : nullptr;
+            if (device && (device->boot_vga || !device->console.empty())) {
+                refusal.fix = "to persist it all the same (the host has no screen from the next boot until "
+                              "`vfio-hook unpersist " + device->address.str() + "` and a reboot), run "
+                              "`vfio-hook persist --allow-boot-vga " + device->address.str() + "`";
+            }
+            tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
+        }
         return 1;
     }
     if (!plan.takes_console.empty()) {
