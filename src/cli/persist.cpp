@@ -286,6 +286,20 @@ int run_persist_apply(Commands& commands, const PciAddress& address) {
         tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": " + *problem);
         return 1;
     }
+    // At boot nothing holds it yet; a later `udevadm trigger --action=add` runs the rule again
+    // while a desktop may hold it on its host driver, and an unbind under it can hang.
+    BusSnapshot bus = read_bus(host.paths, host.kernel, {address});
+    if (const auto* device = bus.find(address); device && !device->on_vfio()) {
+        BusSnapshot alone;
+        alone.devices.emplace(address, *device);
+        for (const auto& holder : find_holders(host.paths, nodes_of(host.paths, alone))) {
+            tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": in use by pid " +
+                                              std::to_string(holder.pid) + " (" + holder.command + ") through " +
+                                              holder.node + "; left on " + device->driver.value_or("no driver") +
+                                              " until the next boot");
+            return 1;
+        }
+    }
     DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.to_vfio(address)) {
         tell_user(spdlog::level::err, "vfio-hook persist-apply: " + failure->message);

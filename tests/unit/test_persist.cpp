@@ -318,6 +318,19 @@ BOOST_AUTO_TEST_CASE(persist_apply_takes_a_persisted_device_back_from_a_driver_t
     BOOST_TEST(host.driver_of("0000:00:02.0") == "i915");
 }
 
+// persist left the card to the desktop until the next boot; a later `udevadm trigger
+// --action=add` runs the rule again and must not unbind the driver from under the desktop.
+BOOST_AUTO_TEST_CASE(persist_apply_never_takes_a_device_a_program_holds_on_its_host_driver) {
+    PersistHost host;
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    auto run = host.run({"persist-apply", "0000:01:00.0"});
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "pid 1234"), run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+}
+
 BOOST_AUTO_TEST_CASE(status_lists_persisted_devices_and_driverctl_overrides) {
     PersistHost host;
     BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
