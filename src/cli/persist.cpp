@@ -215,7 +215,7 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
         auto nodes = nodes_of(host.paths, on_vfio);
         nodes.merge(vfio_group_nodes(host.paths, groups));
         std::string again;
-        for (const auto& address : addresses) again += " " + address.str();
+        for (const auto& address : addresses) again.append(" ").append(address.str());
         for (const auto& holder : find_holders(host.paths, nodes)) {
             tell_user(spdlog::level::err, "vfio-hook unpersist: in use by pid " + std::to_string(holder.pid) + " (" +
                                               holder.command + ") through " + holder.node +
