@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
 #include "host/device_mover.hpp"
+#include "host/holders.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
 #include "host/pci_bus.hpp"
@@ -137,7 +138,16 @@ int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bo
     HostView lasting{view.bus, {}, view.records, {}, Problem::none()};
     PreparePlan plan = plan_with(host, domain, std::string(manual_owner), lasting);
     if (plan.refused()) {
-        for (const auto& refusal : plan.refusals) tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
+        for (auto refusal : plan.refusals) {
+            // The plan's fix for the display is a VM's setting; persist has no VM, only its option.
+            const PciDevice* device = refusal.address ? view.bus.find(*refusal.address) : nullptr;
+            if (device && (device->boot_vga || !device->console.empty())) {
+                refusal.fix = "to persist it all the same (the host has no screen from the next boot until "
+                              "`vfio-hook unpersist " + device->address.str() + "` and a reboot), run "
+                              "`vfio-hook persist --allow-boot-vga " + device->address.str() + "`";
+            }
+            tell_user(spdlog::level::err, "vfio-hook persist: refused: " + refusal.line());
+        }
         return 1;
     }
     if (!plan.takes_console.empty()) {
@@ -191,13 +201,38 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
                 return 1;
             }
         }
+        // A VM running on it keeps it: refused before anything changes, so that unpersist, run
+        // again once the VM stops, still finds the manifest (restore would only keep the device
+        // on vfio-pci, with the boot binding already gone and advice that no longer fits).
+        std::vector<PciAddress> wanted;
+        for (const auto* manifest : chosen) wanted.push_back(manifest->address);
+        BusSnapshot bus = read_bus(host.paths, host.kernel, wanted), on_vfio;
+        std::set<GroupId> groups;
+        for (const auto& address : wanted) {
+            const auto* device = bus.find(address);
+            if (!device || !device->on_vfio()) continue;  // a host driver's own users are not a VM
+            on_vfio.devices.emplace(address, *device);
+            if (device->iommu_group) groups.insert(*device->iommu_group);
+        }
+        auto nodes = nodes_of(host.paths, on_vfio);
+        nodes.merge(vfio_group_nodes(host.paths, groups));
+        std::string again;
+        for (const auto& address : addresses) again.append(" ").append(address.str());
+        for (const auto& holder : find_holders(host.paths, nodes)) {
+            tell_user(spdlog::level::err, "vfio-hook unpersist: in use by pid " + std::to_string(holder.pid) + " (" +
+                                              holder.command + ") through " + holder.node +
+                                              "; stop that VM, then run `vfio-hook unpersist" + again + "`");
+            return 1;
+        }
         for (const auto* manifest : chosen) {
             if (dry_run) {
                 for (const auto& file : manifest->files) out << "would remove " << file.string() << "\n";
                 continue;
             }
-            // The rule first, the manifest last: a crash leaves the manifest to finish with.
+            // The rule now, the manifest only once the initramfs no longer carries the rule: a
+            // crash before that leaves the manifest to finish with.
             for (auto file = manifest->files.rbegin(); file != manifest->files.rend(); ++file) {
+                if (*file == on_host(persist_manifest_path(manifest->address))) continue;
                 auto removed = remove_config_file(host.paths, file->relative_path());
                 if (!removed) {
                     tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
@@ -209,7 +244,11 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
         }
         if (dry_run) return 0;
         std::vector<PciAddress> remaining;
-        for (const auto& manifest : load_persisted(host.paths).manifests) remaining.push_back(manifest.address);
+        for (const auto& manifest : persisted.manifests) {
+            if (std::find(give_back.begin(), give_back.end(), manifest.address) == give_back.end()) {
+                remaining.push_back(manifest.address);
+            }
+        }
         InitramfsTool tool = detect_initramfs_tool(host.paths);
         auto shared = write_shared_boot_files(host.paths, tool, remaining);
         if (!shared) {
@@ -218,6 +257,14 @@ int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, 
         }
         for (const auto& line : *shared) out << line << "\n";
         update_initramfs(host.paths, tool, "unpersist", out);
+        for (const auto& address : give_back) {
+            auto removed = remove_config_file(host.paths, persist_manifest_path(address));
+            if (!removed) {
+                tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
+                return 1;
+            }
+            out << address.str() << ": removed " << on_host(persist_manifest_path(address)) << "\n";
+        }
     }
     // Now: back to the host driver, the way `restore` gives back (the record, or a reprobe).
     return run_restore(commands, give_back, false);
@@ -240,6 +287,20 @@ int run_persist_apply(Commands& commands, const PciAddress& address) {
     if (auto problem = ensure_vfio_pci(host.paths, host.kernel)) {
         tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": " + problem.message());
         return 1;
+    }
+    // At boot nothing holds it yet; a later `udevadm trigger --action=add` runs the rule again
+    // while a desktop may hold it on its host driver, and an unbind under it can hang.
+    BusSnapshot bus = read_bus(host.paths, host.kernel, {address});
+    if (const auto* device = bus.find(address); device && !device->on_vfio()) {
+        BusSnapshot alone;
+        alone.devices.emplace(address, *device);
+        for (const auto& holder : find_holders(host.paths, nodes_of(host.paths, alone))) {
+            tell_user(spdlog::level::err, "vfio-hook persist-apply: " + address.str() + ": in use by pid " +
+                                              std::to_string(holder.pid) + " (" + holder.command + ") through " +
+                                              holder.node + "; left on " + device->driver.value_or("no driver") +
+                                              " until the next boot");
+            return 1;
+        }
     }
     DeviceMover mover(host.paths, host.kernel, host.settings);
     if (auto failure = mover.to_vfio(address)) {

@@ -45,20 +45,19 @@ Expected<PersistManifest> PersistManifest::parse(const std::string& text) {
             if (value != "-" && !is_kernel_driver_name(value)) return Error{"bad driver name '" + value + "'"};
             if (value != "-") driver = value;
         } else if (key == "file") {
-            // Only files persist itself writes: a damaged manifest must never make unpersist
-            // delete anything else.
-            std::filesystem::path file(value);
-            if (!file.is_absolute() || value.find("/../") != std::string::npos || value.ends_with("/..") ||
-                !(value.starts_with("/etc/udev/rules.d/61-vfio-hook-persist-") ||
-                  value.starts_with("/etc/vfio-hook/persist/"))) {
-                return Error{"file '" + value + "' is not one that persist writes"};
-            }
-            files.push_back(file);
+            files.emplace_back(value);
         } else if (!line.empty()) {
             return Error{"unknown line '" + line + "'"};
         }
     }
     if (!address) return Error{"no address line"};
+    // Only the files persist writes for this address: a damaged manifest must never make
+    // unpersist delete anything else, another persisted device's rule or manifest included.
+    for (const auto& file : files) {
+        if (file != on_host(persist_manifest_path(*address)) && file != on_host(persist_rule_path(*address))) {
+            return Error{"file '" + file.string() + "' is not one that persist writes for " + address->str()};
+        }
+    }
     return PersistManifest{*address, driver, files};
 }
 

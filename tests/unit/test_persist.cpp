@@ -91,6 +91,9 @@ BOOST_AUTO_TEST_CASE(persist_refuses_the_boot_vga_and_writes_nothing) {
     auto run = host.run({"persist", "00:02.0"});
     BOOST_TEST(run.status == 1);
     BOOST_TEST(contains(run.err, "boot display"), run.err);
+    // The fix is persist's own option, not a setting of a VM named "persist".
+    BOOST_TEST(contains(run.err, "--allow-boot-vga"), run.err);
+    BOOST_TEST(!contains(run.err, "vfio-hook set"), run.err);
     BOOST_TEST(host.files_under_etc() == before);
     BOOST_TEST(host.initramfs_calls().empty());
     BOOST_TEST(host.driver_of("0000:00:02.0") == "i915");
@@ -168,6 +171,41 @@ BOOST_AUTO_TEST_CASE(unpersist_removes_exactly_what_persist_wrote_and_gives_the_
     }
 }
 
+// A running VM holds the card: unpersist changes nothing (neither its boot binding nor its
+// driver) and says to stop the VM and run unpersist again, which then still finds it persisted.
+BOOST_AUTO_TEST_CASE(unpersist_while_a_vm_runs_on_the_device_changes_nothing) {
+    for (bool rebooted : {false, true}) {
+        PersistHost host;
+        BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+        if (rebooted) host.reboot_onto_vfio();
+        auto persisted = host.files_under_etc();
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_vm).status == 0);
+        host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
+        host.libvirt_active = std::set<std::string>{uuid_a};
+        auto run = host.run({"unpersist", "01:00.0"});
+        BOOST_TEST(run.status == 1, "rebooted " << rebooted);
+        BOOST_TEST(contains(run.err, "pid 4242"), run.err);
+        BOOST_TEST(contains(run.err, "then run `vfio-hook unpersist 0000:01:00.0`"), run.err);
+        BOOST_TEST(host.files_under_etc() == persisted, "rebooted " << rebooted);
+        BOOST_TEST(host.initramfs_calls() == "-u -k all\n", "rebooted " << rebooted);
+        BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+        BOOST_TEST(host.driver_of("0000:01:00.1") == "vfio-pci");
+    }
+}
+
+// The desktop on the card's host driver is not a VM: persist left the card there, and unpersist
+// removes the boot binding all the same.
+BOOST_AUTO_TEST_CASE(a_program_on_the_host_driver_does_not_stop_unpersist) {
+    PersistHost host;
+    auto before = host.files_under_etc();
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    BOOST_TEST(host.files_under_etc() == before);
+}
+
 BOOST_AUTO_TEST_CASE(unpersist_keeps_the_files_another_persisted_device_still_needs) {
     PersistHost host;
     host.gpu("0000:02:00.0", "amdgpu", 15);
@@ -202,13 +240,52 @@ BOOST_AUTO_TEST_CASE(a_persist_cut_off_after_its_manifest_is_undone_by_unpersist
     BOOST_TEST(host.files_under_etc() == before);
 }
 
+// A crash while the initramfs is rebuilt (the minutes dracut takes) must leave the manifest, so
+// that unpersist can be run again: an initramfs that still carries the rule sets the override
+// at the next boot, with no rule, manifest or status line left on the host to undo it.
+BOOST_AUTO_TEST_CASE(unpersist_removes_the_manifest_only_after_the_initramfs_is_rebuilt) {
+    PersistHost host;
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    std::ofstream(host.root() / "usr/sbin/update-initramfs", std::ios::trunc)
+        << "#!/bin/sh\nroot=\"$(dirname \"$0\")/../..\"\n"
+           "ls \"$root/etc/vfio-hook/persist\" \"$root/etc/udev/rules.d\" >> \"$root/initramfs-calls\"\n";
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(run.status == 0, run.out + run.err);
+    auto calls = host.initramfs_calls();
+    BOOST_TEST(contains(calls, "0000:01:00.0\n0000:01:00.1\n"), "the manifests while it ran: " + calls);
+    BOOST_TEST(!contains(calls, ".rules"), "the rules while it ran: " + calls);
+    BOOST_TEST(!std::filesystem::exists(host.root() / "etc/vfio-hook/persist/0000:01:00.0"));
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
+}
+
 BOOST_AUTO_TEST_CASE(a_manifest_never_makes_unpersist_delete_a_file_persist_does_not_write) {
     for (const char* file : {"/etc/passwd", "/etc/udev/rules.d/../../passwd", "etc/vfio-hook/persist/x",
-                             "/etc/udev/rules.d/61-vfio-hook-persist-x/../../../shadow"}) {
+                             "/etc/udev/rules.d/61-vfio-hook-persist-x/../../../shadow",
+                             "/etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules",
+                             "/etc/vfio-hook/persist/0000:02:00.0"}) {
         auto manifest = PersistManifest::parse("vfio-hook persist manifest 1\naddress 0000:01:00.0\n"
                                                "driver-before nvidia\nfile " + std::string(file) + "\n");
         BOOST_TEST(!manifest.ok(), file);
     }
+}
+
+// A hand-edited manifest naming another persisted card's files: unpersist of this card must
+// not take the other card's boot binding with it.
+BOOST_AUTO_TEST_CASE(a_manifest_naming_another_devices_files_never_makes_unpersist_remove_them) {
+    PersistHost host;
+    host.gpu("0000:02:00.0", "amdgpu", 15);
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.run({"persist", "02:00.0"}).status == 0);
+    std::ofstream(host.root() / "etc/vfio-hook/persist/0000:01:00.1", std::ios::app)
+        << "file /etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules\n"
+        << "file /etc/vfio-hook/persist/0000:02:00.0\n";
+    auto run = host.run({"unpersist", "01:00.0"});
+    BOOST_TEST(!contains(run.out, "0000:02:00.0"), run.out);
+    auto files = host.files_under_etc();
+    BOOST_TEST(files.count("etc/vfio-hook/persist/0000:02:00.0") == 1);
+    BOOST_TEST(files.count("etc/udev/rules.d/61-vfio-hook-persist-0000:02:00.0.rules") == 1);
+    BOOST_TEST(contains(read(host.root() / "etc/initramfs-tools/hooks/vfio-hook"), "0000:02:00.0"));
+    BOOST_TEST(host.driver_of("0000:02:00.0") == "vfio-pci");
 }
 
 BOOST_AUTO_TEST_CASE(a_binary_path_udev_would_misread_gets_no_run_key) {
@@ -239,6 +316,19 @@ BOOST_AUTO_TEST_CASE(persist_apply_takes_a_persisted_device_back_from_a_driver_t
     auto unrelated = host.run({"persist-apply", "0000:00:02.0"});
     BOOST_TEST(unrelated.status == 1);
     BOOST_TEST(host.driver_of("0000:00:02.0") == "i915");
+}
+
+// persist left the card to the desktop until the next boot; a later `udevadm trigger
+// --action=add` runs the rule again and must not unbind the driver from under the desktop.
+BOOST_AUTO_TEST_CASE(persist_apply_never_takes_a_device_a_program_holds_on_its_host_driver) {
+    PersistHost host;
+    host.process(1234, "Xorg", {"/dev/dri/card1"});
+    BOOST_TEST_REQUIRE(host.run({"persist", "01:00.0"}).status == 0);
+    BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.0") == "nvidia");
+    auto run = host.run({"persist-apply", "0000:01:00.0"});
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "pid 1234"), run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "nvidia");
 }
 
 BOOST_AUTO_TEST_CASE(status_lists_persisted_devices_and_driverctl_overrides) {
