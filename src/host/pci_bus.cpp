@@ -38,8 +38,23 @@ bool starts_with_any(const std::string& name, std::initializer_list<std::string_
                        [&](std::string_view prefix) { return name.starts_with(prefix); });
 }
 
+// The PCI device an i2c adapter belongs to: the nearest PCI address in the path of its class
+// device (/sys/class/i2c-dev/i2c-N → ../../devices/pci0000:00/0000:00:01.0/0000:01:00.0/
+// [drm/card1/card1-DP-1/]i2c-N/i2c-dev/i2c-N), so a bridge above the GPU never owns it.
+std::optional<PciAddress> i2c_adapter_owner(const fs::path& class_link) {
+    std::error_code error;
+    fs::path target = fs::read_symlink(class_link, error);
+    if (error) return std::nullopt;
+    std::optional<PciAddress> owner;
+    for (const auto& part : target) {
+        if (auto address = PciAddress::parse(part.string())) owner = address;
+    }
+    return owner;
+}
+
 // The device nodes through which host programs hold this function: DRM cards and render nodes,
-// ALSA nodes of its sound cards, and the NVIDIA nodes (by "Device Minor", not by order).
+// ALSA nodes of its sound cards, its i2c buses, and the NVIDIA nodes (by "Device Minor", not by
+// order).
 std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& kernel, PciDevice& device) {
     fs::path dir = paths.pci_device(device.address);
     std::vector<std::string> nodes;
@@ -59,6 +74,15 @@ std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& k
     // The iommufd cdev (6.6+): QEMU may use the device through it with /dev/vfio/GROUP closed.
     for (const auto& name : entries(dir / "vfio-dev")) {
         if (name.starts_with("vfio")) add("/dev/vfio/devices/" + name, dir / "vfio-dev" / name);
+    }
+    // Its DDC buses and DP AUX channels as /dev/i2c-N (i2c-dev): i2cdev_open() takes a reference
+    // on the adapter and the driver's remove waits in i2c_del_adapter() until the last one is
+    // dropped, so a brightness daemon (ddcutil, ddccontrol) pins the GPU with no DRM node open.
+    // The adapter hangs under the PCI device or deeper, under a DRM connector.
+    const fs::path i2c_dev = paths.root / "sys/class/i2c-dev";
+    for (const auto& name : entries(i2c_dev)) {
+        if (name.starts_with("i2c-") && i2c_adapter_owner(i2c_dev / name) == device.address)
+            add("/dev/" + name, i2c_dev / name);
     }
     // Reading it enters the NVIDIA driver: only under the deadline, and only when it exists.
     auto info_file = paths.proc() / "driver/nvidia/gpus" / device.address.str() / "information";

@@ -481,6 +481,41 @@ FakeHost& FakeHost::nvidia_minor(const std::string& address, unsigned minor) {
     return *this;
 }
 
+// The kernel's layout of an i2c adapter and its i2c-dev node (6.1 to 7.x):
+// - i2c-core-base.c i2c_register_adapter(): `dev_set_name(&adap->dev, "i2c-%d", adap->nr)`,
+//   `adap->dev.bus = &i2c_bus_type`, `device_register(&adap->dev)` with the parent the driver set
+//   (the PCI device for nvidia's, amdgpu's and nouveau's DDC buses; the connector's kdev for a DP
+//   AUX channel, drm_dp_helper.c `aux->ddc.dev.parent = aux->dev`): the directory i2c-N under
+//   the parent, and the link /sys/bus/i2c/devices/i2c-N to it.
+// - i2c-dev.c i2cdev_attach_adapter(): `i2c_dev->dev.devt = MKDEV(I2C_MAJOR, adap->nr)` (I2C_MAJOR
+//   89, include/linux/i2c-dev.h), `.class = &i2c_dev_class` (name "i2c-dev"), `.parent =
+//   &adap->dev`, `dev_set_name(&i2c_dev->dev, "i2c-%d", adap->nr)`: the class device
+//   i2c-N/i2c-dev/i2c-N with its `dev` file "89:N", its `device` link back to the adapter and the
+//   link /sys/class/i2c-dev/i2c-N to it; udev makes /dev/i2c-N.
+// - i2cdev_open() takes the adapter with i2c_get_adapter() (get_device), and i2c_del_adapter()
+//   ends with `wait_for_completion(&adap->dev_released)`: the driver's remove waits for every
+//   process that has /dev/i2c-N open.
+FakeHost& FakeHost::i2c_adapter(const std::string& address, unsigned number, const std::string& under) {
+    const std::string name = "i2c-" + std::to_string(number);
+    fs::path parent = root_ / "sys/bus/pci/devices" / address;
+    if (!under.empty()) parent /= under;
+    fs::path adapter = parent / name;
+    fs::path class_device = adapter / "i2c-dev" / name;
+    write_file(adapter / "name", "NVIDIA i2c adapter " + std::to_string(number) + " at " + address.substr(5) + "\n");
+    write_file(class_device / "dev", "89:" + std::to_string(number) + "\n");
+    write_file(class_device / "name", "NVIDIA i2c adapter " + std::to_string(number) + "\n");
+    fs::create_directory_symlink("../..", class_device / "device");
+    // Relative links, as sysfs makes them (../../devices/pci0000:00/…).
+    fs::create_directories(root_ / "sys/class/i2c-dev");
+    fs::create_directory_symlink(fs::relative(class_device, root_ / "sys/class/i2c-dev"),
+                                 root_ / "sys/class/i2c-dev" / name);
+    fs::create_directories(root_ / "sys/bus/i2c/devices");
+    fs::create_directory_symlink(fs::relative(adapter, root_ / "sys/bus/i2c/devices"),
+                                 root_ / "sys/bus/i2c/devices" / name);
+    if (::geteuid() == 0) char_device("/dev/" + name, 89, number);
+    return *this;
+}
+
 std::optional<std::string> FakeHost::driver_of(const std::string& address) const {
     std::error_code error;
     auto target = fs::read_symlink(root_ / "sys/bus/pci/devices" / address / "driver", error);

@@ -170,6 +170,10 @@ public:
     std::string vtcon_bind(const std::string& vtcon = "vtcon1") const;
     // /proc/driver/nvidia/gpus/ADDRESS/information with its "Device Minor".
     FakeHost& nvidia_minor(const std::string& address, unsigned minor);
+    // An i2c adapter i2c-N (a DDC bus, a DP AUX channel, an SMBus) whose parent is the device,
+    // or the device's `under` child (a DRM connector: "drm/card1/card1-HDMI-A-1"), with its
+    // i2c-dev node /dev/i2c-N as the kernel lays them out (the facts are quoted in fake_host.cpp).
+    FakeHost& i2c_adapter(const std::string& address, unsigned number, const std::string& under = "");
 
     // Real GPUs (issue 26; fake_real_gpu.cpp). Every device's live `config` is a 256-byte config
     // space with a PM capability in D0 (fake_config_space). The function stops answering: its

@@ -340,6 +340,49 @@ BOOST_AUTO_TEST_CASE(xorg_on_one_nvidia_gpu_does_not_block_passing_the_other) {
     BOOST_TEST(contains(first.err, "held open by pid 1234 (Xorg) on /dev/nvidia0"), first.err);
 }
 
+// ---- 7b. the GPU's DDC buses: a holder nobody sees in /dev/dri
+
+// A brightness daemon (ddcutil, ddccontrol, powerdevil) holds only /dev/i2c-5, the DDC bus the
+// GPU's driver registered: `lsof /dev/nvidia0` is empty, yet the driver's remove waits in
+// i2c_del_adapter() until the node is closed (the unbind would hang with the lock held).
+BOOST_AUTO_TEST_CASE(a_brightness_daemon_on_the_gpus_ddc_bus_refuses_the_start_before_any_unbind) {
+    Desktop host;
+    host.nvidia_minor("0000:01:00.0", 0).i2c_adapter("0000:01:00.0", 5);
+    host.process(4242, "ddcutil", {"/dev/i2c-5"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "0000:01:00.0: is held open by pid 4242 (ddcutil) on /dev/i2c-5"), run.err);
+    BOOST_TEST(host.kernel().writes() == 0);
+    BOOST_TEST(host.records().empty());
+    BOOST_TEST(host.home());
+}
+
+// A DP AUX channel's i2c adapter hangs under the DRM connector (drm_dp_aux_register: its parent
+// is the connector's kdev), deeper under the same GPU; the i2c-dev nodes of another GPU and of
+// the chipset's SMBus (sensors' /dev/i2c-0) and the NVIDIA nodes every GPU shares pin nothing.
+BOOST_AUTO_TEST_CASE(only_the_i2c_buses_under_the_gpu_itself_hold_it) {
+    Desktop host;
+    host.device("0000:00:1f.4", 0x0c0500, "i801_smbus", 9, 0x8086, 0xa323).i2c_adapter("0000:00:1f.4", 0);
+    host.i2c_adapter("0000:00:02.0", 3);  // the iGPU's DDC bus
+    host.i2c_adapter("0000:01:00.0", 7, "drm/card1/card1-DP-1");
+    host.nvidia_minor("0000:01:00.0", 0);
+    host.process(1500, "sensors", {"/dev/i2c-0"});
+    host.process(1600, "ddcutil", {"/dev/i2c-3", "/dev/nvidiactl", "/dev/nvidia-modeset"});
+    auto run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 0, run.err);
+    BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
+    BOOST_TEST_REQUIRE(host.hook("win11", "release", "end", gpu_only).status == 0);
+    BOOST_TEST(host.home());
+
+    host.process(1700, "ddcutil", {"/dev/i2c-7"});
+    run = host.hook("win11", "prepare", "begin", gpu_only);
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "held open by pid 1700 (ddcutil) on /dev/i2c-7"), run.err);
+    BOOST_TEST(!contains(run.err, "pid 1500"), run.err);
+    BOOST_TEST(!contains(run.err, "pid 1600"), run.err);
+    BOOST_TEST(host.home());
+}
+
 // ---- 8. names from records never become arbitrary paths
 
 BOOST_AUTO_TEST_CASE(a_record_naming_a_path_as_driver_is_refused_and_nothing_is_written) {
