@@ -48,13 +48,14 @@ bool says(std::string_view message, std::string_view phrase) {
 }
 
 // A message reports that a driver failed a device when it says, in any case, one of these
-// (missing firmware, a failed probe or init, power-state and AER errors, a device not ready),
-// or says both "probe" and "failed" anywhere in it.
+// (missing firmware, a failed probe or init, power-state and AER errors, a device not ready, a
+// device stuck in D3 or fallen off the bus), or says both "probe" and "failed" anywhere in it.
 bool reports_problem(std::string_view message) {
     static constexpr std::string_view phrases[] = {
         "firmware unavailable", "failed to load firmware", "direct firmware load",
         "rminitadapter failed", "probe with driver", "probe failed", "failed to probe",
         "unable to change power state", "aer:", "not ready", "init failed", "failed to initialize",
+        "stuck in d3", "fallen off the bus",
     };
     for (std::string_view phrase : phrases) {
         if (says(message, phrase)) return true;
