@@ -26,9 +26,9 @@ std::vector<KernelLogLine> parse_kmsg(std::string_view text);
 bool mentions_device(const KernelLogLine& line, const PciAddress& address,
                      const std::optional<DriverName>& driver);
 bool reports_driver_problem(std::string_view message);
-// Lines about this device (its address, or its driver's prefix) that report a problem.
 // A driver that could not load its firmware (nouveau's "pmu: firmware unavailable").
 bool reports_missing_firmware(std::string_view message);
+// Lines about this device (its address, or its driver's prefix) that report a problem.
 std::vector<KernelLogLine> problems_about(const std::vector<KernelLogLine>& lines,
                                           const PciAddress& address,
                                           const std::optional<DriverName>& driver);

@@ -92,7 +92,8 @@ std::optional<std::filesystem::path> initramfs_config_path(InitramfsTool tool) {
 
 std::string persist_udev_rule(const PciAddress& address, const std::string& binary) {
     // udev splits RUN's value at spaces and a quote would end it: a path with anything else
-    // than these characters gets no RUN (the override alone still holds at a real boot).
+    // than these characters gets no RUN: the override then still keeps host drivers off the
+    // device, but nothing binds vfio-pci to it unless vfio-pci loads after the override is set.
     bool plain = !binary.empty() && binary.front() == '/' &&
                  binary.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-") ==
                      std::string::npos;
