@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/json.hpp"
 #include "core/host_report.hpp"
 #include "host/holders.hpp"
 #include "host/hook_slots.hpp"
@@ -68,37 +69,6 @@ BootBindings read_boot_bindings(const HostPaths& paths) {
         if (name.starts_with("pci-")) bindings.driverctl[name.substr(4)] = read_small_file(entry.path());
     }
     return bindings;
-}
-
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
-}
-
-template <typename Container, typename Render>
-std::string json_array(const Container& items, Render render) {
-    std::string out = "[";
-    for (const auto& item : items) {
-        if (out.size() > 1) out += ',';
-        out += render(item);
-    }
-    return out + "]";
 }
 
 std::string json_device(const PciDevice& device) {
