@@ -24,7 +24,6 @@ std::size_t count(const std::string& text, const std::string& part) {
     for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++found;
     return found;
 }
-PciAddress at(const char* text) { return *PciAddress::parse(text); }
 // BOOST_TEST builds its message whether or not the check fails.
 template <typename T>
 std::string why(const Expected<T>& result) { return result.ok() ? std::string() : result.error(); }
