@@ -3,56 +3,31 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "core/xml_document.hpp"
+
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 namespace vfio_hook {
 namespace {
 
-using Document = std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)>;
+using xml::child;
+using xml::children;
+using xml::Document;
+using xml::named;
+using xml::text;
 
 constexpr std::string_view our_alias_prefix = "ua-vfio-hook-";
 
-std::string text(const xmlChar* value) { return value ? reinterpret_cast<const char*>(value) : ""; }
-
-std::string attribute(xmlNodePtr node, const char* name) {
-    xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
-    std::string result = text(value);
-    xmlFree(value);
-    return result;
-}
-
-bool named(xmlNodePtr node, std::string_view name) {
-    return node && node->type == XML_ELEMENT_NODE && text(node->name) == name;
-}
-
-xmlNodePtr child(xmlNodePtr node, std::string_view name) {
-    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
-        if (named(each, name)) return each;
-    }
-    return nullptr;
-}
-
-std::vector<xmlNodePtr> children(xmlNodePtr node) {
-    std::vector<xmlNodePtr> found;
-    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
-        if (each->type == XML_ELEMENT_NODE) found.push_back(each);
-    }
-    return found;
-}
+// An absent attribute reads as "".
+std::string attribute(xmlNodePtr node, const char* name) { return xml::attribute(node, name).value_or(""); }
 
 Expected<Document> parse(std::string_view xml, const std::string& what) {
-    if (xml.find("<!DOCTYPE") != std::string_view::npos) return Error{what + " declares a DOCTYPE: refusing"};
-    // No network, no entity expansion (XML_PARSE_NOENT is not given), blanks dropped so the
-    // output is indented afresh, the same way before and after (for the diff).
-    Document document(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
-                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS),
-                      &xmlFreeDoc);
-    if (!document || !named(xmlDocGetRootElement(document.get()), "domain"))
-        return Error{what + " is not a libvirt domain definition"};
+    // Blanks dropped so the output is indented afresh, the same way before and after (for the diff).
+    auto document = xml::read_document(xml, what, XML_PARSE_NOBLANKS);
+    if (!document) return Error{document.error()};
+    if (!named(xmlDocGetRootElement(document->get()), "domain")) return Error{what + " is not a libvirt domain definition"};
     return document;
 }
 
@@ -62,21 +37,18 @@ std::string serialize(xmlNodePtr node) {
     return std::string(reinterpret_cast<const char*>(xmlBufferContent(buffer.get()))) + "\n";
 }
 
-std::optional<PciAddress> source_address(xmlNodePtr hostdev) {
-    if (attribute(hostdev, "type") != "pci") return std::nullopt;
-    xmlNodePtr address = child(child(hostdev, "source"), "address");
-    if (!address) return std::nullopt;
-    unsigned long parts[4] = {0, 0, 0, 0};
-    const char* names[4] = {"domain", "bus", "slot", "function"};
-    for (int i = 0; i < 4; ++i) {
-        std::string value = attribute(address, names[i]);
-        if (value.empty()) continue;
-        errno = 0;
-        char* end = nullptr;
-        parts[i] = std::strtoul(value.c_str(), &end, 0);
-        if (errno || *end) return std::nullopt;
+// The host addresses of the PCI <hostdev>s in <devices>, each with its element; an error names
+// the first hostdev whose address cannot be read (missing bus, slot or function; not a number).
+Expected<std::vector<std::pair<xmlNodePtr, PciAddress>>> pci_hostdevs(xmlNodePtr devices, const std::string& what) {
+    std::vector<std::pair<xmlNodePtr, PciAddress>> found;
+    for (xmlNodePtr node : children(devices)) {
+        if (!named(node, "hostdev")) continue;
+        auto address = xml::host_pci_address(node);
+        if (!address) continue;
+        if (!*address) return Error{what + ": " + address->error()};
+        found.emplace_back(node, address->value());
     }
-    return PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
+    return found;
 }
 
 bool ours(xmlNodePtr hostdev) {
@@ -196,11 +168,10 @@ Expected<DomainEdit> assign_devices(std::string_view xml, const std::vector<PciA
     DomainEdit edit;
     edit.before = serialize(xmlDocGetRootElement(document->get()));
     xmlNodePtr list = devices_of(document->get());
+    auto hostdevs = pci_hostdevs(list, "the domain definition");
+    if (!hostdevs) return Error{hostdevs.error()};
     std::vector<PciAddress> present;
-    for (xmlNodePtr node : children(list)) {
-        if (!named(node, "hostdev")) continue;
-        if (auto address = source_address(node)) present.push_back(*address);
-    }
+    for (const auto& [node, address] : *hostdevs) present.push_back(address);
     for (const auto& address : devices) {
         if (std::find(present.begin(), present.end(), address) != present.end()) continue;
         add_hostdev(list, address);
@@ -219,12 +190,12 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
     DomainEdit edit;
     edit.before = serialize(xmlDocGetRootElement(document->get()));
     xmlNodePtr list = devices_of(document->get());
-    for (xmlNodePtr node : children(list)) {
-        if (!named(node, "hostdev")) continue;
-        auto address = source_address(node);
-        bool chosen = only ? address && std::find(only->begin(), only->end(), *address) != only->end() : ours(node);
-        if (!chosen || !address) continue;
-        edit.removed.push_back("hostdev " + address->str());
+    auto hostdevs = pci_hostdevs(list, "the domain definition");
+    if (!hostdevs) return Error{hostdevs.error()};
+    for (const auto& [node, address] : *hostdevs) {
+        bool chosen = only ? std::find(only->begin(), only->end(), address) != only->end() : ours(node);
+        if (!chosen) continue;
+        edit.removed.push_back("hostdev " + address.str());
         xmlUnlinkNode(node);
         xmlFreeNode(node);
     }
