@@ -245,31 +245,33 @@ bool has_display(std::string_view xml) {
     return false;
 }
 
-std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
-                         const std::string& name_after) {
-    auto lines_of = [](std::string_view text) {
-        std::vector<std::string_view> lines;
-        while (!text.empty()) {
-            auto end = text.find('\n');
-            lines.push_back(text.substr(0, end));
-            text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-        }
-        return lines;
-    };
-    auto a = lines_of(before), b = lines_of(after);
-    // Longest common subsequence, then the edit script (a domain definition is a few hundred lines).
+namespace {
+
+std::vector<std::string_view> lines_of(std::string_view text) {
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        auto end = text.find('\n');
+        lines.push_back(text.substr(0, end));
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    }
+    return lines;
+}
+
+struct DiffLine {
+    char mark;  // ' ', '+' or '-'
+    std::string_view text;
+    std::size_t a, b;  // 1-based line numbers before and after this line
+};
+
+// Longest common subsequence, then the edit script (a domain definition is a few hundred lines).
+std::vector<DiffLine> edit_script(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
     std::vector<std::vector<unsigned>> common(a.size() + 1, std::vector<unsigned>(b.size() + 1, 0));
     for (std::size_t i = a.size(); i-- > 0;) {
         for (std::size_t j = b.size(); j-- > 0;) {
             common[i][j] = a[i] == b[j] ? common[i + 1][j + 1] + 1 : std::max(common[i + 1][j], common[i][j + 1]);
         }
     }
-    struct Line {
-        char mark;
-        std::string_view text;
-        std::size_t a, b;  // 1-based line numbers before and after this line
-    };
-    std::vector<Line> script;
+    std::vector<DiffLine> script;
     std::size_t i = 0, j = 0;
     while (i < a.size() || j < b.size()) {
         if (i < a.size() && j < b.size() && a[i] == b[j]) {
@@ -280,35 +282,57 @@ std::string unified_diff(std::string_view before, std::string_view after, const 
             script.push_back({'-', a[i], ++i, j});
         }
     }
+    return script;
+}
+
+constexpr std::size_t diff_context = 3;
+
+// Where the hunk holding the change at `k` ends: it extends while changes are closer than twice
+// the context, and keeps no more than the context after its last change.
+std::size_t hunk_end(const std::vector<DiffLine>& script, std::size_t k) {
+    std::size_t end = k;
+    for (std::size_t gap = 0; end < script.size() && gap <= 2 * diff_context; ++end) {
+        gap = script[end].mark == ' ' ? gap + 1 : 0;
+    }
+    while (end > k && script[end - 1].mark == ' ' && end - k > 0) {
+        std::size_t trailing = 0;
+        for (std::size_t t = end; t > 0 && script[t - 1].mark == ' '; --t) ++trailing;
+        if (trailing <= diff_context) break;
+        --end;
+    }
+    return end;
+}
+
+// "@@ -A,N +B,M @@" and the hunk's lines.
+std::string hunk(const std::vector<DiffLine>& script, std::size_t start, std::size_t end) {
+    std::size_t a_count = 0, b_count = 0;
+    for (std::size_t t = start; t < end; ++t) {
+        if (script[t].mark != '+') ++a_count;
+        if (script[t].mark != '-') ++b_count;
+    }
+    std::size_t a_start = script[start].mark == '+' ? script[start].a + 1 : script[start].a;
+    std::size_t b_start = script[start].mark == '-' ? script[start].b + 1 : script[start].b;
+    std::string out = "@@ -" + std::to_string(a_count ? a_start : a_start - 1) + "," + std::to_string(a_count) + " +" +
+                      std::to_string(b_count ? b_start : b_start - 1) + "," + std::to_string(b_count) + " @@\n";
+    for (std::size_t t = start; t < end; ++t) out += script[t].mark + std::string(script[t].text) + "\n";
+    return out;
+}
+
+}  // namespace
+
+std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
+                         const std::string& name_after) {
+    auto script = edit_script(lines_of(before), lines_of(after));
     std::string out;
-    constexpr std::size_t context = 3;
     for (std::size_t k = 0; k < script.size();) {
         if (script[k].mark == ' ') {
             ++k;
             continue;
         }
-        std::size_t start = k >= context ? k - context : 0, end = k;
-        // Extend the hunk while changes are closer than twice the context.
-        for (std::size_t gap = 0; end < script.size() && gap <= 2 * context; ++end) {
-            gap = script[end].mark == ' ' ? gap + 1 : 0;
-        }
-        while (end > k && script[end - 1].mark == ' ' && end - k > 0) {
-            std::size_t trailing = 0;
-            for (std::size_t t = end; t > 0 && script[t - 1].mark == ' '; --t) ++trailing;
-            if (trailing <= context) break;
-            --end;
-        }
-        std::size_t a_count = 0, b_count = 0;
-        for (std::size_t t = start; t < end; ++t) {
-            if (script[t].mark != '+') ++a_count;
-            if (script[t].mark != '-') ++b_count;
-        }
+        // A hunk from `diff_context` lines before this change.
+        std::size_t start = k >= diff_context ? k - diff_context : 0, end = hunk_end(script, k);
         if (out.empty()) out = "--- " + name_before + "\n+++ " + name_after + "\n";
-        std::size_t a_start = script[start].mark == '+' ? script[start].a + 1 : script[start].a;
-        std::size_t b_start = script[start].mark == '-' ? script[start].b + 1 : script[start].b;
-        out += "@@ -" + std::to_string(a_count ? a_start : a_start - 1) + "," + std::to_string(a_count) + " +" +
-               std::to_string(b_count ? b_start : b_start - 1) + "," + std::to_string(b_count) + " @@\n";
-        for (std::size_t t = start; t < end; ++t) out += script[t].mark + std::string(script[t].text) + "\n";
+        out += hunk(script, start, end);
         k = end;
     }
     return out;
