@@ -175,96 +175,128 @@ int run_persist(Commands& commands, const std::vector<PciAddress>& addresses, bo
     return 0;
 }
 
+namespace {
+
+// The manifests the addresses name. Like restore: the GPU's address takes back the functions
+// persisted with it.
+Expected<std::vector<const PersistManifest*>> chosen_manifests(const PersistedDevices& persisted,
+                                                               const std::vector<PciAddress>& addresses) {
+    std::vector<const PersistManifest*> chosen;
+    for (const auto& address : addresses) {
+        bool found = false;
+        for (const auto& manifest : persisted.manifests) {
+            if (same_slot(manifest.address, address)) {
+                found = true;
+                if (std::find(chosen.begin(), chosen.end(), &manifest) == chosen.end()) chosen.push_back(&manifest);
+            }
+        }
+        if (!found) return Error{address.str() + " is not persisted (`vfio-hook status` lists what is)"};
+    }
+    return chosen;
+}
+
+// A VM running on it keeps it: refused before anything changes, so that unpersist, run again
+// once the VM stops, still finds the manifest (restore would only keep the device on vfio-pci,
+// with the boot binding already gone and advice that no longer fits).
+Problem refuse_if_a_vm_uses(Host& host, const std::vector<const PersistManifest*>& chosen,
+                            const std::vector<PciAddress>& addresses) {
+    std::vector<PciAddress> wanted;
+    for (const auto* manifest : chosen) wanted.push_back(manifest->address);
+    BusSnapshot bus = read_bus(host.paths, host.kernel, wanted), on_vfio;
+    std::set<GroupId> groups;
+    for (const auto& address : wanted) {
+        const auto* device = bus.find(address);
+        if (!device || !device->on_vfio()) continue;  // a host driver's own users are not a VM
+        on_vfio.devices.emplace(address, *device);
+        if (device->iommu_group) groups.insert(*device->iommu_group);
+    }
+    auto nodes = nodes_of(host.paths, on_vfio);
+    nodes.merge(vfio_group_nodes(host.paths, groups));
+    std::string again;
+    for (const auto& address : addresses) again.append(" ").append(address.str());
+    for (const auto& holder : find_holders(host.paths, nodes)) {
+        return "in use by pid " + std::to_string(holder.pid) + " (" + holder.command + ") through " + holder.node +
+               "; stop that VM, then run `vfio-hook unpersist" + again + "`";
+    }
+    return {};
+}
+
+// The rule now, the manifest only once the initramfs no longer carries the rule: a crash before
+// that leaves the manifest to finish with. Gives the addresses whose rules are gone.
+Expected<std::vector<PciAddress>> remove_rules(Host& host, const std::vector<const PersistManifest*>& chosen,
+                                               std::ostream& out) {
+    std::vector<PciAddress> give_back;
+    for (const auto* manifest : chosen) {
+        for (auto file = manifest->files.rbegin(); file != manifest->files.rend(); ++file) {
+            if (*file == on_host(persist_manifest_path(manifest->address))) continue;
+            auto removed = remove_config_file(host.paths, file->relative_path());
+            if (!removed) return Error{removed.error()};
+            out << manifest->address.str() << ": removed " << file->string() << "\n";
+        }
+        give_back.push_back(manifest->address);
+    }
+    return give_back;
+}
+
+// modules-load.d and the initramfs, rewritten for the devices that stay persisted.
+Problem rebuild_for_the_rest(Host& host, const PersistedDevices& persisted, const std::vector<PciAddress>& give_back,
+                             std::ostream& out) {
+    std::vector<PciAddress> remaining;
+    for (const auto& manifest : persisted.manifests) {
+        if (std::find(give_back.begin(), give_back.end(), manifest.address) == give_back.end()) {
+            remaining.push_back(manifest.address);
+        }
+    }
+    InitramfsTool tool = detect_initramfs_tool(host.paths);
+    auto shared = write_shared_boot_files(host.paths, tool, remaining);
+    if (!shared) return shared.error();
+    for (const auto& line : *shared) out << line << "\n";
+    update_initramfs(host.paths, tool, "unpersist", out);
+    return {};
+}
+
+Problem remove_manifests(Host& host, const std::vector<PciAddress>& give_back, std::ostream& out) {
+    for (const auto& address : give_back) {
+        auto removed = remove_config_file(host.paths, persist_manifest_path(address));
+        if (!removed) return removed.error();
+        out << address.str() << ": removed " << on_host(persist_manifest_path(address)) << "\n";
+    }
+    return {};
+}
+
+}  // namespace
+
 int run_unpersist(Commands& commands, const std::vector<PciAddress>& addresses, bool dry_run) {
     Host& host = commands.host;
     auto& out = commands.out;
+    auto refuse = [](const std::string& message) {
+        tell_user(spdlog::level::err, "vfio-hook unpersist: " + message);
+        return 1;
+    };
     std::vector<PciAddress> give_back;
     {
         auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
-        if (!lock) {
-            tell_user(spdlog::level::err, "vfio-hook unpersist: " + lock.error());
-            return 1;
-        }
+        if (!lock) return refuse(lock.error());
         auto persisted = load_persisted(host.paths);
-        std::vector<const PersistManifest*> chosen;
-        for (const auto& address : addresses) {
-            // Like restore: the GPU's address takes back the functions persisted with it.
-            bool found = false;
-            for (const auto& manifest : persisted.manifests) {
-                if (same_slot(manifest.address, address)) {
-                    found = true;
-                    if (std::find(chosen.begin(), chosen.end(), &manifest) == chosen.end()) chosen.push_back(&manifest);
-                }
-            }
-            if (!found) {
-                tell_user(spdlog::level::err, "vfio-hook unpersist: " + address.str() + " is not persisted (`vfio-hook status` lists what is)");
-                return 1;
-            }
-        }
-        // A VM running on it keeps it: refused before anything changes, so that unpersist, run
-        // again once the VM stops, still finds the manifest (restore would only keep the device
-        // on vfio-pci, with the boot binding already gone and advice that no longer fits).
-        std::vector<PciAddress> wanted;
-        for (const auto* manifest : chosen) wanted.push_back(manifest->address);
-        BusSnapshot bus = read_bus(host.paths, host.kernel, wanted), on_vfio;
-        std::set<GroupId> groups;
-        for (const auto& address : wanted) {
-            const auto* device = bus.find(address);
-            if (!device || !device->on_vfio()) continue;  // a host driver's own users are not a VM
-            on_vfio.devices.emplace(address, *device);
-            if (device->iommu_group) groups.insert(*device->iommu_group);
-        }
-        auto nodes = nodes_of(host.paths, on_vfio);
-        nodes.merge(vfio_group_nodes(host.paths, groups));
-        std::string again;
-        for (const auto& address : addresses) again.append(" ").append(address.str());
-        for (const auto& holder : find_holders(host.paths, nodes)) {
-            tell_user(spdlog::level::err, "vfio-hook unpersist: in use by pid " + std::to_string(holder.pid) + " (" +
-                                              holder.command + ") through " + holder.node +
-                                              "; stop that VM, then run `vfio-hook unpersist" + again + "`");
-            return 1;
-        }
-        for (const auto* manifest : chosen) {
-            if (dry_run) {
+        // What to take back: every address must be persisted.
+        auto chosen = chosen_manifests(persisted, addresses);
+        if (!chosen) return refuse(chosen.error());
+        // Nothing while a VM holds one of them.
+        if (auto problem = refuse_if_a_vm_uses(host, *chosen, addresses)) return refuse(problem.message());
+        if (dry_run) {
+            for (const auto* manifest : *chosen) {
                 for (const auto& file : manifest->files) out << "would remove " << file.string() << "\n";
-                continue;
             }
-            // The rule now, the manifest only once the initramfs no longer carries the rule: a
-            // crash before that leaves the manifest to finish with.
-            for (auto file = manifest->files.rbegin(); file != manifest->files.rend(); ++file) {
-                if (*file == on_host(persist_manifest_path(manifest->address))) continue;
-                auto removed = remove_config_file(host.paths, file->relative_path());
-                if (!removed) {
-                    tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
-                    return 1;
-                }
-                out << manifest->address.str() << ": removed " << file->string() << "\n";
-            }
-            give_back.push_back(manifest->address);
+            return 0;
         }
-        if (dry_run) return 0;
-        std::vector<PciAddress> remaining;
-        for (const auto& manifest : persisted.manifests) {
-            if (std::find(give_back.begin(), give_back.end(), manifest.address) == give_back.end()) {
-                remaining.push_back(manifest.address);
-            }
-        }
-        InitramfsTool tool = detect_initramfs_tool(host.paths);
-        auto shared = write_shared_boot_files(host.paths, tool, remaining);
-        if (!shared) {
-            tell_user(spdlog::level::err, "vfio-hook unpersist: " + shared.error());
-            return 1;
-        }
-        for (const auto& line : *shared) out << line << "\n";
-        update_initramfs(host.paths, tool, "unpersist", out);
-        for (const auto& address : give_back) {
-            auto removed = remove_config_file(host.paths, persist_manifest_path(address));
-            if (!removed) {
-                tell_user(spdlog::level::err, "vfio-hook unpersist: " + removed.error());
-                return 1;
-            }
-            out << address.str() << ": removed " << on_host(persist_manifest_path(address)) << "\n";
-        }
+        // Every file the manifests name but the manifests themselves (the udev rule).
+        auto removed = remove_rules(host, *chosen, out);
+        if (!removed) return refuse(removed.error());
+        give_back = *removed;
+        // The boot files and the initramfs, for the devices that stay persisted.
+        if (auto problem = rebuild_for_the_rest(host, persisted, give_back, out)) return refuse(problem.message());
+        // Only now the manifests.
+        if (auto problem = remove_manifests(host, give_back, out)) return refuse(problem.message());
     }
     // Now: back to the host driver, the way `restore` gives back (the record, or a reprobe).
     return run_restore(commands, give_back, false);

@@ -17,29 +17,96 @@ bool libvirt_is_absent(const std::string& error) {
     return error.starts_with("cannot run virsh") || error.find("ailed to connect") != std::string::npos;
 }
 
+// What recover knows when it judges the records: libvirt's answer, asked before the lock, and
+// each record's version then and now (under the lock).
+struct Judgement {
+    std::map<std::string, std::string> versions_asked;
+    std::map<std::string, std::string> versions_now;
+    Expected<std::set<std::string>> active_domains = std::set<std::string>{};
+    bool know_who_runs = true;
+};
+
+// libvirt first, the lock not held: `virsh list` waits for a domain whose prepare hook runs, and
+// that hook waits for our lock, so asking under the lock made a start wait on recover for virsh's
+// whole deadline. A VM that starts after libvirt answered is missing from the answer, but its
+// prepare saves its record before it moves anything: so only records already on disk, unchanged,
+// before libvirt was asked are judged by the answer.
+Judgement ask_libvirt(Commands& commands, const RecordStore& store) {
+    Judgement judgement;
+    judgement.versions_asked = store.versions();
+    if (!judgement.versions_asked.empty()) judgement.active_domains = active_domain_uuids(commands.virsh, commands.uri);
+    judgement.know_who_runs = judgement.active_domains || libvirt_is_absent(judgement.active_domains.error());
+    return judgement;
+}
+
+void say_why_libvirt_is_not_asked(const Judgement& judgement, std::ostream& out) {
+    if (judgement.active_domains) return;
+    out << "libvirt cannot say which VMs run (" << judgement.active_domains.error() << "); "
+        << (judgement.know_who_runs ? "a VM counts as running only while a process holds its VFIO devices"
+                                    : "no VM's devices are touched: run recover again once `virsh list` answers")
+        << "\n";
+}
+
+// Parked on vfio-pci on purpose: said, and left; a bind that did not finish is given back.
+std::set<PciAddress> unfinished_binds(Host& host, const StateRecord& record, std::ostream& out) {
+    std::set<PciAddress> unfinished;
+    for (const auto& device : record.devices) {
+        if (current_driver(host.paths, device.address) == std::string(vfio_pci)) {
+            out << "  parked: " << device.address.str() << " stays on vfio-pci (`vfio-hook restore "
+                << device.address.str() << "` gives it back)\n";
+        } else {
+            unfinished.insert(device.address);
+        }
+    }
+    return unfinished;
+}
+
+// One record: given back when its VM is surely gone, else said why not. 1 when something failed
+// or libvirt could not tell.
+int recover_record(Host& host, const StateRecord& record, Judgement& judgement, std::ostream& out) {
+    out << record.owner_label() << ":\n";
+    std::optional<std::set<PciAddress>> only;
+    auto& asked = judgement.versions_asked;
+    if (record.owner == manual_owner) {
+        only = unfinished_binds(host, record, out);
+        if (only->empty()) return 0;
+    } else if (!asked.count(record.owner) || asked[record.owner] != judgement.versions_now[record.owner]) {
+        out << "  left as is: its record changed while recover asked libvirt (a VM starting or stopping); "
+               "run recover again if it is not running\n";
+        return 0;
+    } else if (!judgement.know_who_runs) {
+        out << "  left as is: libvirt did not answer\n";
+        return 1;
+    } else if (judgement.active_domains && judgement.active_domains->count(record.owner)) {
+        out << "  running: libvirt lists it as active; its devices stay with it\n";
+        return 0;
+    }
+    auto report = release_owner(host, record.owner, only);
+    for (const auto& line : report.restored) out << "  " << line << "\n";
+    for (const auto& line : report.kept) out << "  kept: " << line << "\n";
+    for (const auto& line : report.problems) out << "  problem: " << line << "\n";
+    return report.problems.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int run_recover(Commands& commands) {
     Host& host = commands.host;
     auto& out = commands.out;
-    // libvirt first, the lock not held: `virsh list` waits for a domain whose prepare hook runs,
-    // and that hook waits for our lock, so asking under the lock made a start wait on recover
-    // for virsh's whole deadline. A VM that starts after libvirt answered is missing from the
-    // answer, but its prepare saves its record before it moves anything: so only records
-    // already on disk, unchanged, before libvirt was asked are judged by the answer.
     RecordStore store(host.paths);
-    auto versions_asked = store.versions();
-    auto active_domains = versions_asked.empty() ? Expected<std::set<std::string>>(std::set<std::string>{})
-                                                 : active_domain_uuids(commands.virsh, commands.uri);
+    // Who runs, asked before the lock (see ask_libvirt).
+    Judgement judgement = ask_libvirt(commands, store);
     auto lock = HookLock::acquire(host.paths, host.settings.lock_deadline);
     if (!lock) {
         tell_user(spdlog::level::err, "vfio-hook recover: " + lock.error());
         return 1;
     }
-    auto versions_now = store.versions();
+    judgement.versions_now = store.versions();
+    // Saves cut off before they counted are no records.
     for (const auto& file : store.discard_unfinished_saves()) {
         logger().info("recover: deleted {}, a record save that was cut off before it counted", file);
     }
+    // The records, each unreadable one said.
     std::vector<std::string> unreadable;
     auto records = store.load_all(&unreadable);
     int status = 0;
@@ -51,48 +118,9 @@ int run_recover(Commands& commands) {
         out << "nothing to recover: no device is recorded as moved\n";
         return status;
     }
-    bool know_who_runs = active_domains || libvirt_is_absent(active_domains.error());
-    if (!active_domains) {
-        out << "libvirt cannot say which VMs run (" << active_domains.error() << "); "
-            << (know_who_runs ? "a VM counts as running only while a process holds its VFIO devices"
-                              : "no VM's devices are touched: run recover again once `virsh list` answers")
-            << "\n";
-    }
-    for (const auto& record : records) {
-        out << record.owner_label() << ":\n";
-        std::optional<std::set<PciAddress>> only;
-        if (record.owner == manual_owner) {
-            // Parked on vfio-pci on purpose; a bind that did not finish is given back.
-            only.emplace();
-            for (const auto& device : record.devices) {
-                if (current_driver(host.paths, device.address) == std::string(vfio_pci)) {
-                    out << "  parked: " << device.address.str() << " stays on vfio-pci (`vfio-hook restore "
-                        << device.address.str() << "` gives it back)\n";
-                } else {
-                    only->insert(device.address);
-                }
-            }
-            if (only->empty()) continue;
-        } else if (!versions_asked.count(record.owner) || versions_asked[record.owner] != versions_now[record.owner]) {
-            out << "  left as is: its record changed while recover asked libvirt (a VM starting or stopping); "
-                   "run recover again if it is not running\n";
-            continue;
-        } else if (!know_who_runs) {
-            out << "  left as is: libvirt did not answer\n";
-            status = 1;
-            continue;
-        } else if (active_domains && active_domains->count(record.owner)) {
-            out << "  running: libvirt lists it as active; its devices stay with it\n";
-            continue;
-        }
-        auto report = release_owner(host, record.owner, only);
-        for (const auto& line : report.restored) out << "  " << line << "\n";
-        for (const auto& line : report.kept) out << "  kept: " << line << "\n";
-        for (const auto& line : report.problems) {
-            out << "  problem: " << line << "\n";
-            status = 1;
-        }
-    }
+    say_why_libvirt_is_not_asked(judgement, out);
+    // Each record judged on its own.
+    for (const auto& record : records) status |= recover_record(host, record, judgement, out);
     return status;
 }
 

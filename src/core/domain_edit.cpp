@@ -3,56 +3,31 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "core/xml_document.hpp"
+
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 namespace vfio_hook {
 namespace {
 
-using Document = std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)>;
+using xml::child;
+using xml::children;
+using xml::Document;
+using xml::named;
+using xml::text;
 
 constexpr std::string_view our_alias_prefix = "ua-vfio-hook-";
 
-std::string text(const xmlChar* value) { return value ? reinterpret_cast<const char*>(value) : ""; }
-
-std::string attribute(xmlNodePtr node, const char* name) {
-    xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
-    std::string result = text(value);
-    xmlFree(value);
-    return result;
-}
-
-bool named(xmlNodePtr node, std::string_view name) {
-    return node && node->type == XML_ELEMENT_NODE && text(node->name) == name;
-}
-
-xmlNodePtr child(xmlNodePtr node, std::string_view name) {
-    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
-        if (named(each, name)) return each;
-    }
-    return nullptr;
-}
-
-std::vector<xmlNodePtr> children(xmlNodePtr node) {
-    std::vector<xmlNodePtr> found;
-    for (xmlNodePtr each = node ? node->children : nullptr; each; each = each->next) {
-        if (each->type == XML_ELEMENT_NODE) found.push_back(each);
-    }
-    return found;
-}
+// An absent attribute reads as "".
+std::string attribute(xmlNodePtr node, const char* name) { return xml::attribute(node, name).value_or(""); }
 
 Expected<Document> parse(std::string_view xml, const std::string& what) {
-    if (xml.find("<!DOCTYPE") != std::string_view::npos) return Error{what + " declares a DOCTYPE: refusing"};
-    // No network, no entity expansion (XML_PARSE_NOENT is not given), blanks dropped so the
-    // output is indented afresh, the same way before and after (for the diff).
-    Document document(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
-                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS),
-                      &xmlFreeDoc);
-    if (!document || !named(xmlDocGetRootElement(document.get()), "domain"))
-        return Error{what + " is not a libvirt domain definition"};
+    // Blanks dropped so the output is indented afresh, the same way before and after (for the diff).
+    auto document = xml::read_document(xml, what, XML_PARSE_NOBLANKS);
+    if (!document) return Error{document.error()};
+    if (!named(xmlDocGetRootElement(document->get()), "domain")) return Error{what + " is not a libvirt domain definition"};
     return document;
 }
 
@@ -62,21 +37,18 @@ std::string serialize(xmlNodePtr node) {
     return std::string(reinterpret_cast<const char*>(xmlBufferContent(buffer.get()))) + "\n";
 }
 
-std::optional<PciAddress> source_address(xmlNodePtr hostdev) {
-    if (attribute(hostdev, "type") != "pci") return std::nullopt;
-    xmlNodePtr address = child(child(hostdev, "source"), "address");
-    if (!address) return std::nullopt;
-    unsigned long parts[4] = {0, 0, 0, 0};
-    const char* names[4] = {"domain", "bus", "slot", "function"};
-    for (int i = 0; i < 4; ++i) {
-        std::string value = attribute(address, names[i]);
-        if (value.empty()) continue;
-        errno = 0;
-        char* end = nullptr;
-        parts[i] = std::strtoul(value.c_str(), &end, 0);
-        if (errno || *end) return std::nullopt;
+// The host addresses of the PCI <hostdev>s in <devices>, each with its element; an error names
+// the first hostdev whose address cannot be read (missing bus, slot or function; not a number).
+Expected<std::vector<std::pair<xmlNodePtr, PciAddress>>> pci_hostdevs(xmlNodePtr devices, const std::string& what) {
+    std::vector<std::pair<xmlNodePtr, PciAddress>> found;
+    for (xmlNodePtr node : children(devices)) {
+        if (!named(node, "hostdev")) continue;
+        auto address = xml::host_pci_address(node);
+        if (!address) continue;
+        if (!*address) return Error{what + ": " + address->error()};
+        found.emplace_back(node, address->value());
     }
-    return PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
+    return found;
 }
 
 bool ours(xmlNodePtr hostdev) {
@@ -196,11 +168,10 @@ Expected<DomainEdit> assign_devices(std::string_view xml, const std::vector<PciA
     DomainEdit edit;
     edit.before = serialize(xmlDocGetRootElement(document->get()));
     xmlNodePtr list = devices_of(document->get());
+    auto hostdevs = pci_hostdevs(list, "the domain definition");
+    if (!hostdevs) return Error{hostdevs.error()};
     std::vector<PciAddress> present;
-    for (xmlNodePtr node : children(list)) {
-        if (!named(node, "hostdev")) continue;
-        if (auto address = source_address(node)) present.push_back(*address);
-    }
+    for (const auto& [node, address] : *hostdevs) present.push_back(address);
     for (const auto& address : devices) {
         if (std::find(present.begin(), present.end(), address) != present.end()) continue;
         add_hostdev(list, address);
@@ -219,12 +190,12 @@ Expected<DomainEdit> unassign_devices(std::string_view xml, const std::optional<
     DomainEdit edit;
     edit.before = serialize(xmlDocGetRootElement(document->get()));
     xmlNodePtr list = devices_of(document->get());
-    for (xmlNodePtr node : children(list)) {
-        if (!named(node, "hostdev")) continue;
-        auto address = source_address(node);
-        bool chosen = only ? address && std::find(only->begin(), only->end(), *address) != only->end() : ours(node);
-        if (!chosen || !address) continue;
-        edit.removed.push_back("hostdev " + address->str());
+    auto hostdevs = pci_hostdevs(list, "the domain definition");
+    if (!hostdevs) return Error{hostdevs.error()};
+    for (const auto& [node, address] : *hostdevs) {
+        bool chosen = only ? std::find(only->begin(), only->end(), address) != only->end() : ours(node);
+        if (!chosen) continue;
+        edit.removed.push_back("hostdev " + address.str());
         xmlUnlinkNode(node);
         xmlFreeNode(node);
     }
@@ -274,31 +245,33 @@ bool has_display(std::string_view xml) {
     return false;
 }
 
-std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
-                         const std::string& name_after) {
-    auto lines_of = [](std::string_view text) {
-        std::vector<std::string_view> lines;
-        while (!text.empty()) {
-            auto end = text.find('\n');
-            lines.push_back(text.substr(0, end));
-            text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-        }
-        return lines;
-    };
-    auto a = lines_of(before), b = lines_of(after);
-    // Longest common subsequence, then the edit script (a domain definition is a few hundred lines).
+namespace {
+
+std::vector<std::string_view> lines_of(std::string_view text) {
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        auto end = text.find('\n');
+        lines.push_back(text.substr(0, end));
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    }
+    return lines;
+}
+
+struct DiffLine {
+    char mark;  // ' ', '+' or '-'
+    std::string_view text;
+    std::size_t a, b;  // 1-based line numbers before and after this line
+};
+
+// Longest common subsequence, then the edit script (a domain definition is a few hundred lines).
+std::vector<DiffLine> edit_script(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
     std::vector<std::vector<unsigned>> common(a.size() + 1, std::vector<unsigned>(b.size() + 1, 0));
     for (std::size_t i = a.size(); i-- > 0;) {
         for (std::size_t j = b.size(); j-- > 0;) {
             common[i][j] = a[i] == b[j] ? common[i + 1][j + 1] + 1 : std::max(common[i + 1][j], common[i][j + 1]);
         }
     }
-    struct Line {
-        char mark;
-        std::string_view text;
-        std::size_t a, b;  // 1-based line numbers before and after this line
-    };
-    std::vector<Line> script;
+    std::vector<DiffLine> script;
     std::size_t i = 0, j = 0;
     while (i < a.size() || j < b.size()) {
         if (i < a.size() && j < b.size() && a[i] == b[j]) {
@@ -309,35 +282,57 @@ std::string unified_diff(std::string_view before, std::string_view after, const 
             script.push_back({'-', a[i], ++i, j});
         }
     }
+    return script;
+}
+
+constexpr std::size_t diff_context = 3;
+
+// Where the hunk holding the change at `k` ends: it extends while changes are closer than twice
+// the context, and keeps no more than the context after its last change.
+std::size_t hunk_end(const std::vector<DiffLine>& script, std::size_t k) {
+    std::size_t end = k;
+    for (std::size_t gap = 0; end < script.size() && gap <= 2 * diff_context; ++end) {
+        gap = script[end].mark == ' ' ? gap + 1 : 0;
+    }
+    while (end > k && script[end - 1].mark == ' ' && end - k > 0) {
+        std::size_t trailing = 0;
+        for (std::size_t t = end; t > 0 && script[t - 1].mark == ' '; --t) ++trailing;
+        if (trailing <= diff_context) break;
+        --end;
+    }
+    return end;
+}
+
+// "@@ -A,N +B,M @@" and the hunk's lines.
+std::string hunk(const std::vector<DiffLine>& script, std::size_t start, std::size_t end) {
+    std::size_t a_count = 0, b_count = 0;
+    for (std::size_t t = start; t < end; ++t) {
+        if (script[t].mark != '+') ++a_count;
+        if (script[t].mark != '-') ++b_count;
+    }
+    std::size_t a_start = script[start].mark == '+' ? script[start].a + 1 : script[start].a;
+    std::size_t b_start = script[start].mark == '-' ? script[start].b + 1 : script[start].b;
+    std::string out = "@@ -" + std::to_string(a_count ? a_start : a_start - 1) + "," + std::to_string(a_count) + " +" +
+                      std::to_string(b_count ? b_start : b_start - 1) + "," + std::to_string(b_count) + " @@\n";
+    for (std::size_t t = start; t < end; ++t) out += script[t].mark + std::string(script[t].text) + "\n";
+    return out;
+}
+
+}  // namespace
+
+std::string unified_diff(std::string_view before, std::string_view after, const std::string& name_before,
+                         const std::string& name_after) {
+    auto script = edit_script(lines_of(before), lines_of(after));
     std::string out;
-    constexpr std::size_t context = 3;
     for (std::size_t k = 0; k < script.size();) {
         if (script[k].mark == ' ') {
             ++k;
             continue;
         }
-        std::size_t start = k >= context ? k - context : 0, end = k;
-        // Extend the hunk while changes are closer than twice the context.
-        for (std::size_t gap = 0; end < script.size() && gap <= 2 * context; ++end) {
-            gap = script[end].mark == ' ' ? gap + 1 : 0;
-        }
-        while (end > k && script[end - 1].mark == ' ' && end - k > 0) {
-            std::size_t trailing = 0;
-            for (std::size_t t = end; t > 0 && script[t - 1].mark == ' '; --t) ++trailing;
-            if (trailing <= context) break;
-            --end;
-        }
-        std::size_t a_count = 0, b_count = 0;
-        for (std::size_t t = start; t < end; ++t) {
-            if (script[t].mark != '+') ++a_count;
-            if (script[t].mark != '-') ++b_count;
-        }
+        // A hunk from `diff_context` lines before this change.
+        std::size_t start = k >= diff_context ? k - diff_context : 0, end = hunk_end(script, k);
         if (out.empty()) out = "--- " + name_before + "\n+++ " + name_after + "\n";
-        std::size_t a_start = script[start].mark == '+' ? script[start].a + 1 : script[start].a;
-        std::size_t b_start = script[start].mark == '-' ? script[start].b + 1 : script[start].b;
-        out += "@@ -" + std::to_string(a_count ? a_start : a_start - 1) + "," + std::to_string(a_count) + " +" +
-               std::to_string(b_count ? b_start : b_start - 1) + "," + std::to_string(b_count) + " @@\n";
-        for (std::size_t t = start; t < end; ++t) out += script[t].mark + std::string(script[t].text) + "\n";
+        out += hunk(script, start, end);
         k = end;
     }
     return out;

@@ -1,5 +1,6 @@
 #include "core/domain_xml.hpp"
 #include "core/problem.hpp"
+#include "core/xml_document.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
@@ -15,87 +16,17 @@ namespace {
 
 using Reader = std::unique_ptr<xmlTextReader, decltype(&xmlFreeTextReader)>;
 
-std::string to_string(const xmlChar* text) {
-    return text ? std::string(reinterpret_cast<const char*>(text)) : std::string();
-}
-
-std::string owned_string(xmlChar* text) {
-    std::string result = to_string(text);
-    xmlFree(text);
-    return result;
-}
-
-bool is(const xmlChar* name, std::string_view expected) {
-    return name && std::string_view(reinterpret_cast<const char*>(name)) == expected;
-}
-
-std::optional<std::string> attribute(xmlNodePtr node, const char* name) {
-    xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
-    if (!value) return std::nullopt;
-    return owned_string(value);
-}
-
-xmlNodePtr child_element(xmlNodePtr node, std::string_view name) {
-    for (xmlNodePtr child = node->children; child; child = child->next) {
-        if (child->type == XML_ELEMENT_NODE && is(child->name, name)) return child;
-    }
-    return nullptr;
-}
-
-// libvirt reads these attributes with base 0 (virStrToLong_uip): "0x1f", "31" and "037" all work.
-std::optional<unsigned long> parse_number(const std::string& text) {
-    if (text.empty() || text[0] == '-' || text[0] == '+' || text[0] == ' ') return std::nullopt;
-    errno = 0;
-    char* end = nullptr;
-    unsigned long value = std::strtoul(text.c_str(), &end, 0);
-    if (errno != 0 || *end != '\0') return std::nullopt;
-    return value;
-}
-
-Expected<PciAddress> parse_source_address(xmlNodePtr address, const std::string& where) {
-    unsigned long parts[4] = {0, 0, 0, 0};
-    const char* names[4] = {"domain", "bus", "slot", "function"};
-    for (int i = 0; i < 4; ++i) {
-        auto text = attribute(address, names[i]);
-        if (!text) {
-            if (i == 0) continue;  // libvirt defaults the PCI domain to 0
-            return Error{where + ": <source><address> has no '" + names[i] + "' attribute"};
-        }
-        auto number = parse_number(*text);
-        if (!number) {
-            return Error{where + ": <source><address " + names[i] + "='" + *text +
-                         "'> is not a number"};
-        }
-        parts[i] = *number;
-    }
-    auto parsed = PciAddress::from_parts(parts[0], parts[1], parts[2], parts[3]);
-    if (!parsed) {
-        return Error{where + ": <source><address> is out of range (domain ≤ 0xffffffff, bus ≤ 0xff, "
-                             "slot ≤ 0x1f, function ≤ 7)"};
-    }
-    return *parsed;
-}
+using xml::attribute;
+using xml::text;
 
 // <hostdev mode='subsystem' type='pci'> and <interface type='hostdev'>: the host address is the
 // one under <source>; the element's own <address type='pci'> is where the guest sees the device.
 std::optional<Expected<HostPciDevice>> parse_device_element(xmlNodePtr node) {
-    std::string element = to_string(node->name);
-    auto type = attribute(node, "type").value_or("");
-    if (element == "hostdev" && (type != "pci" || attribute(node, "mode").value_or("subsystem") !=
-                                                      "subsystem")) {
-        return std::nullopt;
-    }
-    if (element == "interface" && type != "hostdev") return std::nullopt;
-    std::string where = "<" + element + "> on line " + std::to_string(xmlGetLineNo(node));
-    xmlNodePtr source = child_element(node, "source");
-    xmlNodePtr address = source ? child_element(source, "address") : nullptr;
-    if (!address) return Expected<HostPciDevice>(Error{where + " has no <source><address>"});
-    auto address_type = attribute(address, "type");
-    if (address_type && *address_type != "pci") return std::nullopt;  // e.g. a USB hostdev
-    auto parsed = parse_source_address(address, where);
-    if (!parsed) return Expected<HostPciDevice>(Error{parsed.error()});
+    auto address = xml::host_pci_address(node);
+    if (!address) return std::nullopt;
+    if (!*address) return Expected<HostPciDevice>(Error{address->error()});
     return Expected<HostPciDevice>(
-        HostPciDevice{*parsed, attribute(node, "managed").value_or("no") == "yes", element});
+        HostPciDevice{address->value(), attribute(node, "managed").value_or("no") == "yes", text(node->name)});
 }
 
 std::optional<bool> parse_yes_no(const std::string& text) {
@@ -108,8 +39,8 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
     DomainSettings settings;
     for (xmlNodePtr child = node->children; child; child = child->next) {
         if (child->type != XML_ELEMENT_NODE) continue;
-        std::string name = to_string(child->name);
-        std::string value = owned_string(xmlNodeGetContent(child));
+        std::string name = text(child->name);
+        std::string value = xml::owned(xmlNodeGetContent(child));
         if (auto problem = apply_domain_setting(settings, name, value)) {
             return Error{"<metadata> line " + std::to_string(xmlGetLineNo(child)) + ": <" + name + ">" +
                          value + "</" + name + ">: " + problem.message()};
@@ -118,32 +49,15 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
     return settings;
 }
 
-struct ParseErrors {
-    std::string first;
-    int first_code = XML_ERR_OK;
-    std::string encoding;  // the declared encoding libxml2 could not read, if that was the error
-};
-
-void remember_first_error(void* arg, xmlErrorPtr error) {
-    auto* errors = static_cast<ParseErrors*>(arg);
-    if (!error || error->level < XML_ERR_ERROR || !errors->first.empty()) return;
-    std::string text = error->message ? error->message : "unknown error";
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    errors->first = "line " + std::to_string(error->line) + ": " + text;
-    errors->first_code = error->code;
-    if (error->code == XML_ERR_UNSUPPORTED_ENCODING && error->str1) errors->encoding = error->str1;
-}
-
 class DomainReader {
 public:
     enum class Scope { everything, identity };
     DomainReader(std::string_view xml, Scope scope)
         : scope_(scope),
           reader_(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
-                                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-                                         XML_PARSE_NOCDATA),
+                                     xml::parse_options() | XML_PARSE_NOCDATA),
                   &xmlFreeTextReader) {
-        if (reader_) xmlTextReaderSetStructuredErrorHandler(reader_.get(), remember_first_error, &errors_);
+        if (reader_) xmlTextReaderSetStructuredErrorHandler(reader_.get(), xml::remember_first_error, &errors_);
     }
 
     Expected<Domain> read() {
@@ -151,27 +65,16 @@ public:
         std::vector<std::string> path;
         int status;
         while ((status = xmlTextReaderRead(reader_.get())) == 1) {
-            int type = xmlTextReaderNodeType(reader_.get());
-            if (type == XML_READER_TYPE_DOCUMENT_TYPE) {
-                return Error{"domain XML declares a DOCTYPE; libvirt never writes one, refusing"};
-            }
-            if (type != XML_READER_TYPE_ELEMENT) continue;
+            if (xml::is_doctype(xmlTextReaderCurrentNode(reader_.get())))
+                return Error{xml::doctype_refusal("domain XML").message()};
+            if (xmlTextReaderNodeType(reader_.get()) != XML_READER_TYPE_ELEMENT) continue;
             int depth = xmlTextReaderDepth(reader_.get());
             path.resize(static_cast<std::size_t>(depth));
-            std::string name = to_string(xmlTextReaderConstLocalName(reader_.get()));
+            std::string name = text(xmlTextReaderConstLocalName(reader_.get()));
             if (auto problem = visit(path, name)) return Error{problem.message()};
             if (!xmlTextReaderIsEmptyElement(reader_.get())) path.push_back(name);
         }
-        if (errors_.first_code == XML_ERR_UNSUPPORTED_ENCODING) {
-            // libxml2 is built with its own encodings only (docs/lean-binary.md): no ICU, no iconv.
-            return Error{"domain XML declares encoding '" + errors_.encoding.substr(0, 64) +
-                         "', which vfio-hook does not read (UTF-8, UTF-16, ISO-8859-1, ASCII; libvirt "
-                         "writes UTF-8): give it as UTF-8, refusing"};
-        }
-        if (status < 0 || !errors_.first.empty()) {
-            return Error{"domain XML is not well-formed: " +
-                         (errors_.first.empty() ? std::string("parse error") : errors_.first)};
-        }
+        if (auto problem = xml::refuse_errors(errors_, "domain XML", status < 0)) return Error{problem.message()};
         return finish();
     }
 
@@ -183,7 +86,7 @@ private:
             return {};
         }
         if (path.size() == 1 && (name == "name" || name == "uuid")) {
-            std::string text = owned_string(xmlTextReaderReadString(reader_.get()));
+            std::string text = xml::owned(xmlTextReaderReadString(reader_.get()));
             (name == "name" ? name_ : uuid_text_) = text;
             return {};
         }
@@ -205,7 +108,7 @@ private:
     // ignored, but said: libvirt keeps a foreign namespace silently, and a user would never know
     // why allow-boot-vga "does nothing".
     Problem visit_metadata(const std::string& name) {
-        std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
+        std::string ns = text(xmlTextReaderConstNamespaceUri(reader_.get()));
         bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
                             name == "power-guard";
         if (ns == metadata_namespace && setting_name) {
@@ -245,7 +148,7 @@ private:
 
     Scope scope_;
     Reader reader_;
-    ParseErrors errors_;
+    xml::ParseErrors errors_;
     bool seen_root_ = false;
     std::string name_;
     std::string uuid_text_;
@@ -267,10 +170,7 @@ Expected<Domain> parse_domain(std::string_view xml, DomainReader::Scope scope) {
     if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         return Error{"domain XML is empty: expected a <domain> document"};
     }
-    if (xml.size() > max_domain_xml_bytes) {
-        return Error{"domain XML is " + std::to_string(xml.size() >> 20) +
-                     " MiB, over the 64 MiB limit: refusing"};
-    }
+    if (auto problem = xml::refuse_size(xml, "domain XML")) return Error{problem.message()};
     auto domain = DomainReader(xml, scope).read();
     if (!domain) return Error{one_line(domain.error())};
     return domain;
@@ -322,13 +222,10 @@ std::string serialize_settings(const DomainSettings& settings) {
 
 Expected<DomainSettings> parse_settings_element(std::string_view xml) {
     if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) return DomainSettings{};
-    if (xml.find("<!DOCTYPE") != std::string_view::npos) return Error{"settings XML declares a DOCTYPE: refusing"};
-    std::unique_ptr<xmlDoc, decltype(&xmlFreeDoc)> document(
-        xmlReadMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
-                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING),
-        &xmlFreeDoc);
-    if (!document || !xmlDocGetRootElement(document.get())) return Error{"settings XML is not well-formed"};
-    auto settings = parse_settings(xmlDocGetRootElement(document.get()));
+    auto document = xml::read_document(xml, "settings XML");
+    if (!document) return Error{one_line(document.error())};
+    if (!xmlDocGetRootElement(document->get())) return Error{"settings XML is not well-formed"};
+    auto settings = parse_settings(xmlDocGetRootElement(document->get()));
     if (!settings) return Error{one_line(settings.error())};
     return settings;
 }

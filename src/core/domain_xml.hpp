@@ -12,6 +12,7 @@
 #include "core/expected.hpp"
 #include "core/pci_address.hpp"
 #include "core/problem.hpp"
+#include "core/xml_document.hpp"
 
 namespace vfio_hook {
 
@@ -43,8 +44,8 @@ struct Domain {
     std::vector<std::string> warnings;
 };
 
-// Largest domain XML we read; libvirt's own definitions are kilobytes.
-inline constexpr std::size_t max_domain_xml_bytes = 64 * 1024 * 1024;
+// Largest domain XML we read (xml_document's limit); libvirt's own definitions are kilobytes.
+inline constexpr std::size_t max_domain_xml_bytes = xml::max_bytes;
 
 // One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
 // allow-host-critical ADDRESS or -ADDRESS, power-guard yes|no); the error names what was expected.

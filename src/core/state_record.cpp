@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/domain_uuid.hpp"
+#include "core/problem.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -38,6 +39,63 @@ std::string unescape(std::string_view text) {
         }
     }
     return out;
+}
+
+// "device ADDRESS DRIVER|- GROUP|- [override=NAME] [power=on|auto] [d3cold=0|1]", after the key.
+// Issue 26's power fields: a record without them (an older version's) restores nothing.
+Problem parse_device_field(RecordedDevice& device, const std::string& field) {
+    if (field == "power=on" || field == "power=auto") {
+        device.power_control = field.substr(6);
+        return {};
+    }
+    if (field == "d3cold=0" || field == "d3cold=1") {
+        device.d3cold_allowed = field.substr(7);
+        return {};
+    }
+    if (!field.starts_with("override=")) return "unknown device field '" + field + "'";
+    std::string name = field.substr(9);
+    if (!is_kernel_driver_name(name)) return "invalid driver name '" + name + "'";
+    device.original_override = name;
+    return {};
+}
+
+Expected<RecordedDevice> parse_device_line(std::istringstream& words) {
+    std::string address_text, driver, group_text;
+    words >> address_text >> driver >> group_text;
+    auto address = PciAddress::parse(address_text);
+    if (!address) return Error{"invalid PCI address '" + address_text + "'"};
+    if (driver.empty()) return Error{"device line without a driver field"};
+    RecordedDevice device{*address, std::nullopt, std::nullopt};
+    if (driver != "-") {
+        if (!is_kernel_driver_name(driver)) return Error{"invalid driver name '" + driver + "'"};
+        device.original_driver = driver;
+    }
+    unsigned group = 0;
+    auto [end, ec] = std::from_chars(group_text.data(), group_text.data() + group_text.size(), group);
+    if (ec == std::errc{} && end == group_text.data() + group_text.size()) {
+        device.group = group;
+    } else if (group_text != "-") {
+        return Error{"invalid IOMMU group '" + group_text + "'"};
+    }
+    std::string field;
+    while (words >> field) {
+        if (auto problem = parse_device_field(device, field)) return Error{problem.message()};
+    }
+    return device;
+}
+
+// "console GPU vtcon vtconN" or "console GPU framebuffer NAME DRIVER", after the key.
+Expected<ConsoleStep> parse_console_line(std::istringstream& words) {
+    std::string address_text, kind, name, driver;
+    words >> address_text >> kind >> name >> driver;
+    auto gpu = PciAddress::parse(address_text);
+    if (!gpu) return Error{"invalid PCI address '" + address_text + "'"};
+    // Names become sysfs path components, like driver names: the same rule.
+    if (!is_kernel_driver_name(name)) return Error{"invalid console name '" + name + "'"};
+    if (kind == "vtcon" && name.starts_with("vtcon")) return ConsoleStep{*gpu, ConsoleStep::Kind::vtconsole, name, ""};
+    if (kind == "framebuffer" && is_kernel_driver_name(driver))
+        return ConsoleStep{*gpu, ConsoleStep::Kind::firmware_framebuffer, name, driver};
+    return Error{"invalid console step '" + kind + " " + name + " " + driver + "'"};
 }
 
 }  // namespace
@@ -109,54 +167,13 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             words >> name;
             record.domain_name = unescape(name);
         } else if (key == "device") {
-            std::string address_text, driver, group_text;
-            words >> address_text >> driver >> group_text;
-            auto address = PciAddress::parse(address_text);
-            if (!address) return fail("invalid PCI address '" + address_text + "'");
-            if (driver.empty()) return fail("device line without a driver field");
-            RecordedDevice device{*address, std::nullopt, std::nullopt};
-            if (driver != "-") {
-                if (!is_kernel_driver_name(driver)) return fail("invalid driver name '" + driver + "'");
-                device.original_driver = driver;
-            }
-            unsigned group = 0;
-            auto [end, ec] = std::from_chars(group_text.data(), group_text.data() + group_text.size(), group);
-            if (ec == std::errc{} && end == group_text.data() + group_text.size()) {
-                device.group = group;
-            } else if (group_text != "-") {
-                return fail("invalid IOMMU group '" + group_text + "'");
-            }
-            std::string extra;
-            while (words >> extra) {
-                // Issue 26's power guard; a record without them (an older version's) restores nothing.
-                if (extra == "power=on" || extra == "power=auto") {
-                    device.power_control = extra.substr(6);
-                    continue;
-                }
-                if (extra == "d3cold=0" || extra == "d3cold=1") {
-                    device.d3cold_allowed = extra.substr(7);
-                    continue;
-                }
-                if (!extra.starts_with("override=")) return fail("unknown device field '" + extra + "'");
-                std::string name = extra.substr(9);
-                if (!is_kernel_driver_name(name)) return fail("invalid driver name '" + name + "'");
-                device.original_override = name;
-            }
-            record.devices.push_back(device);
+            auto device = parse_device_line(words);
+            if (!device) return fail(device.error());
+            record.devices.push_back(*device);
         } else if (key == "console") {
-            std::string address_text, kind, name, driver;
-            words >> address_text >> kind >> name >> driver;
-            auto gpu = PciAddress::parse(address_text);
-            if (!gpu) return fail("invalid PCI address '" + address_text + "'");
-            // Names become sysfs path components, like driver names: the same rule.
-            if (!is_kernel_driver_name(name)) return fail("invalid console name '" + name + "'");
-            if (kind == "vtcon" && name.starts_with("vtcon")) {
-                record.console.push_back({*gpu, ConsoleStep::Kind::vtconsole, name, ""});
-            } else if (kind == "framebuffer" && is_kernel_driver_name(driver)) {
-                record.console.push_back({*gpu, ConsoleStep::Kind::firmware_framebuffer, name, driver});
-            } else {
-                return fail("invalid console step '" + kind + " " + name + " " + driver + "'");
-            }
+            auto step = parse_console_line(words);
+            if (!step) return fail(step.error());
+            record.console.push_back(*step);
         } else if (key == "kernel-log-mark") {
             std::string number;
             words >> number;

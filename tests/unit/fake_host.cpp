@@ -19,11 +19,6 @@ void write_file(const fs::path& file, const std::string& text) {
     std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
 }
 
-std::string read_file(const fs::path& file) {
-    std::ifstream stream(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
-
 std::string hex(unsigned value, int digits) {
     char text[16];
     std::snprintf(text, sizeof text, "0x%0*x", digits, value);
@@ -66,7 +61,7 @@ bool FakeKernel::try_bind(const std::string& address, const std::string& driver)
 void FakeKernel::set_fbcon(bool bound) {
     std::error_code error;
     for (const auto& entry : fs::directory_iterator(root_ / "sys/class/vtconsole", error)) {
-        if (read_file(entry.path() / "name").find("frame buffer") != std::string::npos)
+        if (read(entry.path() / "name").find("frame buffer") != std::string::npos)
             write_file(entry.path() / "bind", bound ? "1\n" : "0\n");
     }
 }
@@ -110,7 +105,7 @@ void FakeKernel::driver_unbound(const std::string& address) {
     if (any_left || !fbcon_unregisters_without_framebuffers) return;
     std::vector<fs::path> fbcon;
     for (const auto& entry : fs::directory_iterator(root_ / "sys/class/vtconsole", error)) {
-        if (read_file(entry.path() / "name").find("frame buffer") != std::string::npos) fbcon.push_back(entry.path());
+        if (read(entry.path() / "name").find("frame buffer") != std::string::npos) fbcon.push_back(entry.path());
     }
     for (const auto& vtcon : fbcon) fs::remove_all(vtcon, error);
     if (!fbcon.empty()) fbcon_unregistered_ = true;
@@ -154,7 +149,7 @@ ReadResult FakeKernel::read_blocking(const fs::path& file) {
     }
     std::error_code error;
     if (!fs::exists(file, error)) return {};
-    std::string text = read_file(file);
+    std::string text = read(file);
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return {ReadResult::Status::ok, text};
 }
@@ -215,7 +210,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
     if (parts.size() == 1 && parts[0] == "drivers_probe") {
         if (!fs::exists(device_dir(value), error)) return failed(ENODEV);
         if (driver_of(value)) return WriteResult::success();
-        std::string override_driver = read_file(device_dir(value) / "driver_override");
+        std::string override_driver = read(device_dir(value) / "driver_override");
         while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
         bool overridden = override_driver != "(null)" && !override_driver.empty();
         auto candidates = overridden ? std::vector<std::string>{override_driver} : matching_drivers[value];
@@ -237,7 +232,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
             return WriteResult::success();
         }
         if (driver_of(value)) return failed(EBUSY);
-        std::string override_driver = read_file(device_dir(value) / "driver_override");
+        std::string override_driver = read(device_dir(value) / "driver_override");
         while (!override_driver.empty() && override_driver.back() == '\n') override_driver.pop_back();
         bool overridden = override_driver != "(null)" && !override_driver.empty();
         if (overridden && override_driver != driver) return failed(ENODEV);
@@ -469,7 +464,7 @@ FakeHost& FakeHost::firmware_framebuffer(const std::string& address, const std::
 }
 
 std::string FakeHost::vtcon_bind(const std::string& vtcon) const {
-    std::string text = read_file(root_ / "sys/class/vtconsole" / vtcon / "bind");
+    std::string text = read(root_ / "sys/class/vtconsole" / vtcon / "bind");
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
 }
@@ -524,7 +519,7 @@ std::optional<std::string> FakeHost::driver_of(const std::string& address) const
 }
 
 std::string FakeHost::override_of(const std::string& address) const {
-    std::string text = read_file(root_ / "sys/bus/pci/devices" / address / "driver_override");
+    std::string text = read(root_ / "sys/bus/pci/devices" / address / "driver_override");
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text == "(null)" ? "" : text;
 }
@@ -619,6 +614,25 @@ std::string domain_xml(const std::string& name, const std::string& uuid,
     }
     xml << "  </devices>\n</domain>\n";
     return xml.str();
+}
+
+bool is_root() { return ::geteuid() == 0; }
+
+Desktop::Desktop() {
+    gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
+    bridge("0000:00:01.0", 1);
+    gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1").drm_node("0000:01:00.0", "renderD129");
+    audio("0000:01:00.1", "snd_hda_intel", 14).sound_card("0000:01:00.1", "card1", {"controlC1", "pcmC1D3p"});
+}
+
+bool Desktop::home() const {
+    return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
+           override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty() &&
+           driver_of("0000:00:02.0") == "i915";
+}
+
+bool Desktop::on_vfio() const {
+    return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
 }
 
 }  // namespace vfio_hook::testing

@@ -15,17 +15,21 @@
 #include <vector>
 
 #include "cli/cli.hpp"
+#include "core/pci_address.hpp"
 #include "host/hand_over.hpp"
 #include "host/sysfs.hpp"
 
 namespace vfio_hook::testing {
 
-// One of each for every test file: whether `part` occurs in `text`, and a whole file's bytes.
+// One of each for every test file: whether `part` occurs in `text`, a whole file's bytes, a PCI
+// address from text known to be one, and whether the tests run as root (real device nodes).
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 inline std::string read(const std::filesystem::path& file) {
-    std::ifstream stream(file);
+    std::ifstream stream(file, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(stream), {});
 }
+inline PciAddress at(const char* text) { return *PciAddress::parse(text); }
+bool is_root();
 
 // Thrown by the fake kernel to simulate the hook being killed between two writes.
 struct SimulatedCrash : std::runtime_error {
@@ -227,6 +231,16 @@ private:
 // capability at 0x40 with its PMCSR power state `pm_state`.
 std::string fake_config_space(std::uint16_t vendor, std::uint16_t device, std::uint32_t class_code,
                               unsigned pm_state = 0);
+
+// The desktop most tests pass through: an Intel iGPU that drives the host's console (boot VGA,
+// card0), a root port (group 1), and the NVIDIA card to give the VM, alone in group 14: its GPU
+// (card1, renderD129) and its HDMI audio (sound card1).
+struct Desktop : FakeHost {
+    Desktop();
+    // Both functions back on their own drivers with no override left, the iGPU untouched.
+    bool home() const;
+    bool on_vfio() const;
+};
 
 // A libvirt domain XML giving the listed host PCI addresses as <hostdev>s.
 std::string domain_xml(const std::string& name, const std::string& uuid,

@@ -55,11 +55,6 @@ private:
     fs::path dir_;
 };
 
-std::string read_file(const fs::path& file) {
-    std::ifstream stream(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(stream), {});
-}
-
 struct Exit {
     int status;  // the exit status, or 128 + the signal that killed it
     std::string out;
@@ -91,7 +86,7 @@ Exit run_program(const fs::path& program, const std::vector<std::string>& args,
         if (errno != EINTR) throw std::runtime_error("waitpid failed");
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return {code, read_file(out), read_file(err)};
+    return {code, read(out), read(err)};
 }
 
 }  // namespace

@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
-    }
-};
-
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
 // Every line a command wrote to stderr starts with the program's name.

@@ -13,22 +13,10 @@ using namespace vfio_hook::testing;
 
 namespace {
 
-struct Pair : FakeHost {
-    Pair() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
-    }
-    bool home() const {
-        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
-               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty();
-    }
-};
-
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
 int count_prepare_writes() {
-    Pair host;
+    Desktop host;
     host.hook("win11", "prepare", "begin", gpu_only);
     return host.kernel().writes();
 }
@@ -42,7 +30,7 @@ BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of
     int total = count_prepare_writes();
     BOOST_TEST_REQUIRE(total >= 6);
     for (int k = 0; k <= total; ++k) {
-        Pair host;
+        Desktop host;
         host.kernel().crash_after(k);
         try {
             host.hook("win11", "prepare", "begin", gpu_only);
@@ -59,7 +47,7 @@ BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of
 // Killed between creating OWNER.record.tmp and renaming it (seen in the e2e's kill-during-
 // prepare on a real kernel): nothing had moved yet, and recover leaves no file behind.
 BOOST_AUTO_TEST_CASE(recover_deletes_a_record_save_that_was_cut_off_and_keeps_real_records) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.run({"bind", "0000:01:00.0"}).status == 0);
     std::ofstream(host.root() / "run/vfio-hook/records" / (std::string(uuid_a) + ".record.tmp")) << "vfio-hook rec";
     auto recover = host.run({"recover"});
@@ -70,7 +58,7 @@ BOOST_AUTO_TEST_CASE(recover_deletes_a_record_save_that_was_cut_off_and_keeps_re
 
 BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of_release) {
     for (int k = 0; k <= 12; ++k) {
-        Pair host;
+        Desktop host;
         BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
         host.kernel().crash_after(host.kernel().writes() + k);
         try {
@@ -87,7 +75,7 @@ BOOST_AUTO_TEST_CASE(recover_brings_everything_home_after_a_crash_at_any_step_of
 BOOST_AUTO_TEST_CASE(every_refused_kernel_write_in_prepare_is_rolled_back) {
     for (const char* file : {"devices/0000:01:00.1/driver_override", "drivers/snd_hda_intel/unbind",
                              "devices/0000:01:00.0/driver_override", "drivers/nvidia/unbind", "drivers_probe"}) {
-        Pair host;
+        Desktop host;
         host.kernel().fail_write(file, EIO, 1);
         auto run = host.hook("win11", "prepare", "begin", gpu_only);
         BOOST_TEST(run.status == 1, file);
@@ -97,7 +85,7 @@ BOOST_AUTO_TEST_CASE(every_refused_kernel_write_in_prepare_is_rolled_back) {
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_write_at_release_is_reported_and_the_record_kept_for_recover) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
     host.kernel().hang_write("drivers/vfio-pci/unbind");
     auto release = host.hook("win11", "release", "end", gpu_only);
@@ -107,7 +95,7 @@ BOOST_AUTO_TEST_CASE(a_hung_write_at_release_is_reported_and_the_record_kept_for
 }
 
 BOOST_AUTO_TEST_CASE(a_hung_unbind_at_prepare_fails_the_start_naming_device_and_write) {
-    Pair host;
+    Desktop host;
     host.kernel().hang_write("drivers/nvidia/unbind");
     auto run = host.hook("win11", "prepare", "begin", gpu_only);
     BOOST_TEST(run.status == 1);
@@ -117,7 +105,7 @@ BOOST_AUTO_TEST_CASE(a_hung_unbind_at_prepare_fails_the_start_naming_device_and_
 }
 
 BOOST_AUTO_TEST_CASE(check_is_a_dry_run_that_shows_every_move) {
-    Pair host;
+    Desktop host;
     auto run = host.run({"check", "-"}, gpu_only);
     BOOST_TEST(run.status == 0, run.out + run.err);
     BOOST_TEST(run.out.find("move  0000:01:00.1") != std::string::npos, run.out);
@@ -131,7 +119,7 @@ BOOST_AUTO_TEST_CASE(check_is_a_dry_run_that_shows_every_move) {
 }
 
 BOOST_AUTO_TEST_CASE(manual_bind_and_restore_use_the_same_records) {
-    Pair host;
+    Desktop host;
     auto bind = host.run({"bind", "0000:01:00.0"});
     BOOST_TEST(bind.status == 0, bind.err);
     BOOST_TEST(host.driver_of("0000:01:00.0") == "vfio-pci");
@@ -145,7 +133,7 @@ BOOST_AUTO_TEST_CASE(manual_bind_and_restore_use_the_same_records) {
 
 // bind 01:00.0 takes its audio function with it; restore 01:00.0 must not leave that behind.
 BOOST_AUTO_TEST_CASE(restore_of_the_gpu_gives_back_the_functions_bind_took_with_it) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.run({"bind", "01:00.0"}).status == 0);
     BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
     auto restore = host.run({"restore", "01:00.0"});
@@ -156,7 +144,7 @@ BOOST_AUTO_TEST_CASE(restore_of_the_gpu_gives_back_the_functions_bind_took_with_
 }
 
 BOOST_AUTO_TEST_CASE(restore_refuses_a_device_a_vm_has_open_unless_forced) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
     host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
     auto refused = host.run({"restore", "0000:01:00.0"});
@@ -170,7 +158,7 @@ BOOST_AUTO_TEST_CASE(restore_refuses_a_device_a_vm_has_open_unless_forced) {
 }
 
 BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
     host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
     auto recover = host.run({"recover"});
@@ -182,7 +170,7 @@ BOOST_AUTO_TEST_CASE(recover_leaves_devices_of_a_running_vm) {
 // A release while QEMU still has the group open leaves the device on vfio-pci: it stays recorded,
 // so recover gives it back once that QEMU is gone.
 BOOST_AUTO_TEST_CASE(a_device_a_vm_still_holds_at_release_stays_recorded_until_recover_gives_it_back) {
-    Pair host;
+    Desktop host;
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
     host.process(4242, "qemu-system-x86", {"/dev/vfio/14"});
     auto release = host.hook("win11", "release", "end", gpu_only);
@@ -223,7 +211,7 @@ BOOST_AUTO_TEST_CASE(restore_of_an_unrecorded_vfio_device_reprobes_it) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_addresses_on_the_command_line_are_one_clear_line) {
-    Pair host;
+    Desktop host;
     auto run = host.run({"bind", "01:00"});
     BOOST_TEST(run.status == 2);
     BOOST_TEST(run.err.find("'01:00' is not a PCI address") != std::string::npos, run.err);
@@ -231,7 +219,7 @@ BOOST_AUTO_TEST_CASE(bad_addresses_on_the_command_line_are_one_clear_line) {
 }
 
 BOOST_AUTO_TEST_CASE(status_shows_gpus_groups_owner_and_firmware_errors) {
-    Pair host;
+    Desktop host;
     host.kernel_log("nouveau 0000:01:00.0: pmu: firmware unavailable");
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
     auto table = host.run({"status"});

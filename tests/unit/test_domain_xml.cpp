@@ -2,13 +2,17 @@
 
 #include "test_printing.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
 
 #include "core/domain_xml.hpp"
+#include "fake_host.hpp"
 
 using namespace vfio_hook;
+using namespace vfio_hook::testing;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -124,6 +128,25 @@ BOOST_AUTO_TEST_CASE(out_of_range_addresses_are_refused_naming_the_element_and_l
         auto domain = parse_domain_xml(xml);
         BOOST_TEST_REQUIRE(!domain.ok(), address);
         BOOST_TEST(domain.error().find("<hostdev> on line 2") != std::string::npos, domain.error());
+    }
+}
+
+// The hook and `check FILE` read a hostdev without bus, slot or function as an error naming it,
+// as assign does (test_domain_edit): never as device 0 on that bus, which could be another device.
+BOOST_AUTO_TEST_CASE(check_refuses_a_hostdev_without_bus_slot_or_function) {
+    Desktop host;
+    for (const char* missing : {"bus", "slot", "function"}) {
+        std::string address = std::string("domain='0x0000' bus='0x01' slot='0x00' function='0x0'");
+        address.erase(address.find(std::string(missing) + "="), std::string(missing).size() + 7);
+        fs::path file = host.root() / "win11.xml";
+        std::ofstream(file) << "<domain><name>win11</name><uuid>" << uuid_a << "</uuid><devices>\n"
+                            << "<hostdev mode='subsystem' type='pci'><source><address " << address
+                            << "/></source></hostdev></devices></domain>\n";
+        auto check = host.run({"check", file.string()});
+        BOOST_TEST(check.status != 0, missing);
+        BOOST_TEST(contains(check.err, "<hostdev> on line 2: <source><address> has no '" + std::string(missing) + "' attribute"),
+                   check.err);
+        BOOST_TEST(std::count(check.err.begin(), check.err.end(), '\n') == 1, check.err);
     }
 }
 

@@ -16,23 +16,6 @@ namespace {
 
 // A desktop: the iGPU drives the console; the discrete GPU + HDMI audio share group 14 behind a
 // root port that sits in its own group.
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
-        bridge("0000:00:01.0", 1);
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1").drm_node("0000:01:00.0", "renderD129");
-        audio("0000:01:00.1", "snd_hda_intel", 14).sound_card("0000:01:00.1", "card1", {"controlC1", "pcmC1D3p"});
-    }
-    bool home() const {
-        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
-               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty() &&
-               driver_of("0000:00:02.0") == "i915";
-    }
-    bool on_vfio() const {
-        return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
-    }
-};
-
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
 std::string one_per_line(const std::vector<std::string>& entries) {

@@ -34,11 +34,8 @@ elif [ -d "$hookpath" ]; then
 fi
 )sh";
 
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
-    }
+// The shared Desktop, with hooks/qemu and the scripts' layouts to place.
+struct PlacementDesktop : Desktop {
     fs::path hooks() const { return root() / "etc/libvirt/hooks"; }
     fs::path trace() const { return root() / "trace"; }
     // A script that appends its name and the operation to the trace.
@@ -73,7 +70,7 @@ const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 BOOST_AUTO_TEST_SUITE(hook_placement)
 
 BOOST_AUTO_TEST_CASE(beside_a_vfio_tools_dispatcher_only_vfio_hooks_own_scripts_run) {
-    Desktop host;
+    PlacementDesktop host;
     host.dispatcher_as_main_hook();
     host.this_program_as("qemu.d/vfio-hook");
     host.scripts_in_both_layouts();
@@ -86,7 +83,7 @@ BOOST_AUTO_TEST_CASE(beside_a_vfio_tools_dispatcher_only_vfio_hooks_own_scripts_
 }
 
 BOOST_AUTO_TEST_CASE(as_hooks_qemu_itself_vfio_hook_runs_both_layouts) {
-    Desktop host;
+    PlacementDesktop host;
     host.this_program_as("qemu");
     host.scripts_in_both_layouts();
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
@@ -96,7 +93,7 @@ BOOST_AUTO_TEST_CASE(as_hooks_qemu_itself_vfio_hook_runs_both_layouts) {
 }
 
 BOOST_AUTO_TEST_CASE(without_a_main_hook_the_drop_in_runs_both_layouts_as_nobody_else_does) {
-    Desktop host;
+    PlacementDesktop host;
     host.this_program_as("qemu.d/vfio-hook");
     host.scripts_in_both_layouts();
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
@@ -108,7 +105,7 @@ BOOST_AUTO_TEST_CASE(without_a_main_hook_the_drop_in_runs_both_layouts_as_nobody
 // under its qemu.d name (here reached through a link to the hooks directory, as argv[0]'s
 // resolved path), leaves the layout to hooks/qemu, which runs it.
 BOOST_AUTO_TEST_CASE(run_as_a_qemu_d_drop_in_vfio_hook_leaves_the_layout_to_hooks_qemu) {
-    Desktop host;
+    PlacementDesktop host;
     host.this_program_as("qemu");
     host.this_program_as("qemu.d/vfio-hook");
     host.scripts_in_both_layouts();
@@ -137,7 +134,7 @@ BOOST_AUTO_TEST_CASE(the_decision_for_every_slot_and_main_hook) {
 }
 
 BOOST_AUTO_TEST_CASE(status_says_which_program_runs_which_layout) {
-    Desktop beside;
+    PlacementDesktop beside;
     beside.dispatcher_as_main_hook();
     beside.this_program_as("qemu.d/vfio-hook");
     auto status = beside.run({"status"});
@@ -147,14 +144,14 @@ BOOST_AUTO_TEST_CASE(status_says_which_program_runs_which_layout) {
                status.out);
     BOOST_TEST(contains(beside.run({"status", "--json"}).out, "\"hook_scripts\":\"vfio-hook is /etc/libvirt/hooks/qemu.d/vfio-hook: it runs"));
 
-    Desktop alone;
+    PlacementDesktop alone;
     alone.this_program_as("qemu");
     status = alone.run({"status"});
     BOOST_TEST(contains(status.out, "hook scripts: vfio-hook is /etc/libvirt/hooks/qemu ("), status.out);
     BOOST_TEST(contains(status.out, "): it runs /etc/vfio-hook/hook.d/ and /etc/libvirt/hooks/qemu.d/VM/OPERATION/SUB-OP/\n"),
                status.out);
 
-    Desktop none;
+    PlacementDesktop none;
     BOOST_TEST(contains(none.run({"status"}).out, "hook scripts: vfio-hook is not installed as libvirt's hook"));
 }
 

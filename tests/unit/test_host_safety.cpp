@@ -27,21 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14).sound_card("0000:01:00.1", "card1", {"controlC1", "pcmC1D3p"});
-    }
-    bool home() const {
-        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
-               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty();
-    }
-    bool on_vfio() const {
-        return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
-    }
-};
-
 const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 
 std::string metadata(const std::string& settings) {
@@ -57,8 +42,6 @@ struct Chipset : FakeHost {
         device("0000:00:1f.5", 0x0c8000, "intel-spi", 9, 0x8086, 0xa324);
     }
 };
-
-bool is_root() { return ::geteuid() == 0; }
 
 }  // namespace
 

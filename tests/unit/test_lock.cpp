@@ -19,18 +19,8 @@ using namespace vfio_hook::testing;
 
 namespace {
 
-struct Pair : FakeHost {
-    Pair() {
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
-    }
-    bool home() const {
-        return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel" &&
-               override_of("0000:01:00.0").empty() && override_of("0000:01:00.1").empty();
-    }
-    bool on_vfio() const {
-        return driver_of("0000:01:00.0") == "vfio-pci" && driver_of("0000:01:00.1") == "vfio-pci";
-    }
+// The shared Desktop, with the lock to hold.
+struct Pair : Desktop {
     std::filesystem::path lock_file() const { return root() / "run/vfio-hook/lock"; }
     // The hook as libvirt calls it, waiting at most `lock_deadline_ms` for the lock.
     Run hook_with_lock_deadline(const std::string& operation, const std::string& sub,

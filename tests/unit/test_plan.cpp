@@ -3,12 +3,12 @@
 #include "test_printing.hpp"
 
 #include "core/plan.hpp"
+#include "fake_host.hpp"
 
 using namespace vfio_hook;
+using namespace vfio_hook::testing;
 
 namespace {
-
-PciAddress at(const char* text) { return *PciAddress::parse(text); }
 
 struct Scene {
     BusSnapshot bus;

@@ -22,11 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
-    }
+// The shared Desktop, with the user's scripts tracing what they see.
+struct ScriptDesktop : Desktop {
     fs::path trace() const { return root() / "trace"; }
     // A script that appends "NAME driver-of-the-GPU-now VFIO_HOOK_* args" to the trace file.
     void script(const std::string& directory, const std::string& name, const std::string& body = "") {
@@ -41,7 +38,6 @@ struct Desktop : FakeHost {
                             << body << "\n";
         fs::permissions(file, fs::perms(0755));
     }
-    bool home() const { return driver_of("0000:01:00.0") == "nvidia" && driver_of("0000:01:00.1") == "snd_hda_intel"; }
 };
 
 // Running, not a zombie waiting for an init that may be slow to reap it.
@@ -50,8 +46,6 @@ bool alive(int pid) {
     auto close = stat.rfind(") ");
     return close != std::string::npos && stat[close + 2] != 'Z';
 }
-
-bool is_root() { return ::geteuid() == 0; }
 
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> lines;
@@ -69,7 +63,7 @@ const std::string gpu_only = domain_xml("win11", uuid_a, {"0000:01:00.0"});
 BOOST_AUTO_TEST_SUITE(scripts)
 
 BOOST_AUTO_TEST_CASE(prepare_scripts_run_before_the_moves_and_release_scripts_after_the_devices_are_home) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/all/prepare/begin", "50-global");
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "20-second");
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-first");
@@ -99,7 +93,7 @@ BOOST_AUTO_TEST_CASE(prepare_scripts_run_before_the_moves_and_release_scripts_af
 }
 
 BOOST_AUTO_TEST_CASE(scripts_of_other_events_run_at_their_own_call_and_never_reach_stdout) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/migrate/begin", "10-talk", "echo '<domain>not for libvirt</domain>'");
     host.script("etc/vfio-hook/hook.d/vm/win11/started/begin", "10-pin");
     auto migrate = host.hook("win11", "migrate", "begin", gpu_only);
@@ -112,7 +106,7 @@ BOOST_AUTO_TEST_CASE(scripts_of_other_events_run_at_their_own_call_and_never_rea
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_prepare_script_stops_the_start_with_its_last_line_and_nothing_moves) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm",
                 "echo 'stopping gdm' >&2; echo 'gdm did not stop: card1 still open' >&2; exit 3");
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "20-never");
@@ -126,7 +120,7 @@ BOOST_AUTO_TEST_CASE(a_failing_prepare_script_stops_the_start_with_its_last_line
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_release_script_is_logged_and_the_devices_still_come_home) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/release/end", "10-broken", "exit 1");
     host.script("etc/vfio-hook/hook.d/vm/win11/release/end", "20-still-runs");
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", gpu_only).status == 0);
@@ -137,7 +131,7 @@ BOOST_AUTO_TEST_CASE(a_failing_release_script_is_logged_and_the_devices_still_co
 }
 
 BOOST_AUTO_TEST_CASE(a_script_that_hangs_is_killed_with_its_process_group_at_the_deadline) {
-    Desktop host;
+    ScriptDesktop host;
     fs::path child_pid = host.root() / "child.pid";
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-hangs",
                 "sleep 60 & echo $! > " + child_pid.string() + "; sleep 60");
@@ -156,7 +150,7 @@ BOOST_AUTO_TEST_CASE(a_script_that_hangs_is_killed_with_its_process_group_at_the
 }
 
 BOOST_AUTO_TEST_CASE(an_unsafe_script_or_directory_is_refused_by_name_and_not_run) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-world-writable");
     fs::path script = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin/10-world-writable";
     fs::permissions(script, fs::perms(0777));
@@ -197,7 +191,7 @@ BOOST_AUTO_TEST_CASE(the_plan_refuses_foreign_owners_and_skips_what_is_not_a_scr
 // script whose output is still in the pipe when it exits loses its last stderr line: the refusal
 // names the wrong reason (or none). Many short lines make the hook's reading slower than the exit.
 BOOST_AUTO_TEST_CASE(a_failing_script_is_refused_with_its_last_stderr_line_after_much_output) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm",
                 "seq 1 30000 >&2\n"
                 "echo 'gdm did not stop: card1 still open' >&2; exit 3");
@@ -210,7 +204,7 @@ BOOST_AUTO_TEST_CASE(a_failing_script_is_refused_with_its_last_stderr_line_after
 // skipped without a word, while script_directory_exists (stat) says it exists. A failing prepare
 // script (or the release script that restarts the display manager) silently never runs.
 BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped) {
-    Desktop host;
+    ScriptDesktop host;
     fs::path real = host.root() / "etc/vfio-hook/scripts/win11-prepare";
     host.script("etc/vfio-hook/scripts/win11-prepare", "10-must-run", "echo 'not ready' >&2; exit 1");
     fs::create_directories(host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare");
@@ -226,7 +220,7 @@ BOOST_AUTO_TEST_CASE(a_symlinked_event_directory_is_run_or_refused_never_skipped
 // later, after the scripts before it (a display manager's stop takes seconds). Whoever replaces
 // the file in between has the new one run as root. Here the script before it does the swap.
 BOOST_AUTO_TEST_CASE(a_script_swapped_after_its_check_is_refused_and_never_runs) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("opt/vfio", "stop-dm");
     fs::path target = host.root() / "opt/vfio/stop-dm";
     fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
@@ -247,7 +241,7 @@ BOOST_AUTO_TEST_CASE(a_script_swapped_after_its_check_is_refused_and_never_runs)
 // what runs: a name looked up again at exec may by then be another file. The seam swaps the file
 // after the last check, as a user racing the hook would.
 BOOST_AUTO_TEST_CASE(a_script_replaced_between_its_last_check_and_its_exec_is_not_what_runs) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("opt/vfio", "stop-dm");
     fs::path target = host.root() / "opt/vfio/stop-dm";
     fs::path begin = host.root() / "etc/vfio-hook/hook.d/vm/win11/prepare/begin";
@@ -270,7 +264,7 @@ BOOST_AUTO_TEST_CASE(a_script_replaced_between_its_last_check_and_its_exec_is_no
 // scripts.cpp find_scripts: a linked script is judged by its target's owner and mode only; the
 // directories on the way there are not looked at, so their owner may swap the file at will.
 BOOST_AUTO_TEST_CASE(a_script_linked_through_a_directory_an_ordinary_user_owns_is_refused_by_name) {
-    Desktop host;
+    ScriptDesktop host;
     fs::path alice = host.root() / "home/alice";
     host.script("home/alice/vfio", "stop-dm");
     host.script("opt/vfio", "stop-dm");
@@ -313,7 +307,7 @@ BOOST_AUTO_TEST_CASE(a_script_linked_through_a_directory_an_ordinary_user_owns_i
 // scripts.cpp find_scripts: the directories above a hook.d directory were checked from
 // etc/vfio-hook down: a group-writable /etc (or /) let its group swap etc/vfio-hook itself.
 BOOST_AUTO_TEST_CASE(every_directory_from_the_root_down_to_hook_d_is_checked) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm");
     fs::permissions(host.root() / "etc", fs::perms(0775));
     auto run = host.hook("win11", "prepare", "begin", gpu_only);
@@ -326,7 +320,7 @@ BOOST_AUTO_TEST_CASE(every_directory_from_the_root_down_to_hook_d_is_checked) {
 // hook.cpp run_user_scripts: one unsafe directory dropped the scripts of all the others, and
 // release threw the refusal away without a word: the display manager never came back.
 BOOST_AUTO_TEST_CASE(release_skips_an_unsafe_directory_by_name_and_still_runs_the_safe_ones) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/all/release/end", "90-restart-dm");
     host.script("etc/vfio-hook/hook.d/vm/win11/release/end", "10-unsafe");
     fs::path unsafe = host.root() / "etc/vfio-hook/hook.d/vm/win11/release/end";
@@ -354,7 +348,7 @@ BOOST_AUTO_TEST_CASE(release_skips_an_unsafe_directory_by_name_and_still_runs_th
 // scripts.cpp run_one: output without a newline piled up in memory and was searched again for a
 // newline at every read (quadratic: 64 MiB took 42 s, past the deadline), then logged whole.
 BOOST_AUTO_TEST_CASE(a_long_line_of_script_output_is_logged_cut_with_a_note) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-noisy",
                 "head -c 1048576 /dev/zero | tr '\\0' x; echo\n"
                 "head -c 200000 /dev/zero | tr '\\0' y >&2; exit 3");
@@ -369,7 +363,7 @@ BOOST_AUTO_TEST_CASE(a_long_line_of_script_output_is_logged_cut_with_a_note) {
 // such a MESSAGE as "[4.1K blob data]" (utf8_is_printable() fails), and libvirt's error carries a
 // broken character. The cut falls before the character.
 BOOST_AUTO_TEST_CASE(a_long_line_is_cut_between_utf8_characters) {
-    Desktop host;
+    ScriptDesktop host;
     // 4095 bytes of 'a', then "é" (C3 A9) straddling byte 4096.
     host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-noisy",
                 "{ head -c 4095 /dev/zero | tr '\\0' a; printf '\\303\\251 und weiter\\n'; } >&2; exit 3");
@@ -388,7 +382,7 @@ BOOST_AUTO_TEST_CASE(a_long_line_is_cut_between_utf8_characters) {
 // Refusing it refused every hook.d script a NixOS host installs the NixOS way, and with it every
 // start of the VM.
 BOOST_AUTO_TEST_CASE(a_script_reached_through_a_sticky_store_of_trusted_entries_runs) {
-    Desktop host;
+    ScriptDesktop host;
     host.script("nix/store/abc-etc/etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-stop-dm");
     fs::permissions(host.root() / "nix/store", fs::perms(01775));
     fs::create_directories(host.root() / "etc/static");
