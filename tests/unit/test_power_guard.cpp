@@ -182,3 +182,54 @@ BOOST_AUTO_TEST_CASE(a_device_on_a_vfio_variant_driver_counts_as_on_vfio) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(power_guard_crashes)
+
+// The crash-after-every-write tests with the guard's own writes among them (keep_awake at
+// prepare, the restore at release): whatever write the hook died after, `recover` leaves each
+// function's power/control as the host had it (auto for amdgpu and snd_hda_intel), not the `on`
+// that vfio-pci's unbind or the guard left.
+BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_of_prepare) {
+    int total = [] {
+        AmdCard host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+        return host.kernel().writes();
+    }();
+    BOOST_TEST_REQUIRE(total >= 8);
+    for (int k = 0; k <= total; ++k) {
+        AmdCard host;
+        host.kernel().crash_after(k);
+        try {
+            (void)host.hook("win11", "prepare", "begin", vm);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.out << recover.err);
+        BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
+        BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
+        BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_of_release) {
+    for (int k = 0; k <= 14; ++k) {
+        AmdCard host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+        host.kernel().crash_after(host.kernel().writes() + k);
+        try {
+            (void)host.hook("win11", "release", "end", vm);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.out << recover.err);
+        BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
+        BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
+        BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
