@@ -192,10 +192,14 @@ Problem roll_back(Host& host, DeviceMover& mover, const StateRecord& record, con
         }
         if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override)) {
             problems.merge(Problem("rollback: " + undo_failure.message()));
-            if (!undo_failure.device_home()) stranded.push_back(where);
-        } else if (auto problem = restore_power_settings(host.paths, host.kernel, &where)) {
-            problems.merge(Problem("rollback: " + problem.message()));  // issue 26
+            if (!undo_failure.device_home()) {
+                stranded.push_back(where);
+                continue;
+            }
         }
+        // Home (its old driver_override perhaps not): vfio-pci's unbind left `on` (issue 26).
+        if (auto problem = restore_power_settings(host.paths, host.kernel, &where))
+            problems.merge(Problem("rollback: " + problem.message()));
     }
     return problems;
 }

@@ -232,4 +232,20 @@ BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_
     }
 }
 
+// A start that fails after the audio function moved: the rollback brings it home, but its old
+// driver_override (driverctl's) cannot be written back. It is home on its driver all the same, so
+// its runtime power setting must be put back too, not left at the `on` vfio-pci's unbind leaves.
+BOOST_AUTO_TEST_CASE(a_rollback_that_cannot_write_the_override_back_still_restores_power_control) {
+    AmdCard host;
+    host.preset_override(hdmi, "snd_hda_intel");
+    host.kernel().fail_write("drivers/amdgpu/unbind", EIO, 1);
+    host.kernel().when_written("drivers/snd_hda_intel/bind",
+                               [&] { host.kernel().fail_write(std::string(hdmi) + "/driver_override", EIO, 1); });
+    auto prepare = host.hook("win11", "prepare", "begin", vm);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(host.driver_of(hdmi) == "snd_hda_intel", prepare.err);
+    BOOST_TEST(contains(prepare.err, "putting back driver_override snd_hda_intel failed"), prepare.err);
+    BOOST_TEST(host.power_control_of(hdmi) == "auto", prepare.err);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
