@@ -249,3 +249,21 @@ BOOST_AUTO_TEST_CASE(a_rollback_that_cannot_write_the_override_back_still_restor
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(stuck_devices)
+
+// A line about a device in another PCI domain whose address merely ends in ours (an NVMe drive
+// behind Intel VMD at 10000:01:00.0, the kernel printing the domain as %04x; the GPU at
+// 0000:01:00.0) is not about our GPU: the release must not blame the GPU for it.
+BOOST_AUTO_TEST_CASE(a_stuck_line_about_a_device_in_another_pci_domain_is_not_ours) {
+    AmdCard host;
+    host.kernel_log("Linux version 6.12.57 (boot)");
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+    host.kernel_log("nvme 10000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible");
+    host.kernel_log("vfio-pci 0000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible");
+    auto release = host.hook("win11", "release", "end", vm);
+    BOOST_TEST(!contains(release.err, "10000:01:00.0"), release.err);
+    BOOST_TEST(contains(release.err, "0000:01:00.0: kernel log: \"vfio-pci 0000:01:00.0: Unable to change"), release.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
