@@ -215,6 +215,8 @@ Problem move_to_vfio(Host& host, DeviceMover& mover, const PreparePlan& plan, co
         DeviceLogFields fields(move.address, move.from, std::string(vfio_pci));
         auto start = Clock::now();
         moved.push_back(&move);
+        // Issue 26: no D3cold from the bind on; vfio-pci's idle suspend is faster than keep_awake.
+        if (auto problem = power_guard ? forbid_d3cold(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
         if (auto failure = mover.to_vfio(move.address))
             return failure.merge(roll_back(host, mover, record, moved, failure.hung(), stranded));
         // Issue 26: the power guard keeps it out of D3cold until QEMU opens it.

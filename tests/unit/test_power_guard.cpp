@@ -209,6 +209,8 @@ BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_
         BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
         BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
         BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.d3cold_of(hdmi).starts_with("1"), "k=" << k);  // the guard's 0 undone
+        BOOST_TEST(host.d3cold_of(gpu).starts_with("0"), "k=" << k);
         BOOST_TEST(host.records().empty(), "k=" << k);
     }
 }
@@ -228,6 +230,8 @@ BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_
         BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
         BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
         BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.d3cold_of(hdmi).starts_with("1"), "k=" << k);  // the guard's 0 undone
+        BOOST_TEST(host.d3cold_of(gpu).starts_with("0"), "k=" << k);
         BOOST_TEST(host.records().empty(), "k=" << k);
     }
 }
@@ -264,6 +268,33 @@ BOOST_AUTO_TEST_CASE(a_stuck_line_about_a_device_in_another_pci_domain_is_not_ou
     auto release = host.hook("win11", "release", "end", vm);
     BOOST_TEST(!contains(release.err, "10000:01:00.0"), release.err);
     BOOST_TEST(contains(release.err, "0000:01:00.0: kernel log: \"vfio-pci 0000:01:00.0: Unable to change"), release.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(power_guard)
+
+// A card the platform lets sleep in D3cold and that never wakes from it (the RX 9000 reports).
+// vfio-pci's idle suspend runs the moment its bind returns, before any write after the bind can
+// land, so `power/control` = on afterwards comes too late: it is itself the wake that fails. The
+// guard must keep the device out of D3cold from before the bind (d3cold_allowed = 0), and put the
+// recorded value back with the host driver.
+BOOST_AUTO_TEST_CASE(a_gpu_that_never_wakes_from_d3cold_never_enters_it_on_vfio) {
+    FakeHost host;
+    host.gpu(gpu, "amdgpu", 14).power_control(gpu, "auto");
+    host.audio(hdmi, "snd_hda_intel", 14);
+    host.kernel().d3cold_platform[gpu] = false;
+    auto prepare = host.hook("win11", "prepare", "begin", vm);
+    BOOST_TEST(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.driver_of(gpu) == "vfio-pci");
+    BOOST_TEST(!contains(read(host.root() / "sys/bus/pci/devices" / gpu / "power_state"), "D3cold"));
+    BOOST_TEST(!contains(read(host.root() / "dev/kmsg"), "Unable to change power state"), read(host.root() / "dev/kmsg"));
+    BOOST_TEST(!contains(host.run({"status"}).out, "does not answer"));
+
+    auto release = host.hook("win11", "release", "end", vm);
+    BOOST_TEST(host.driver_of(gpu) == "amdgpu", release.err);
+    BOOST_TEST(contains(read(host.root() / "sys/bus/pci/devices" / gpu / "d3cold_allowed"), "1"));
+    BOOST_TEST(host.power_control_of(gpu) == "auto");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
