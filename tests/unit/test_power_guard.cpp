@@ -153,6 +153,20 @@ BOOST_AUTO_TEST_CASE(a_navi10_card_is_warned_about_until_vendor_reset_is_set_up)
     BOOST_TEST(!contains(host.run({"status"}).out, "reset bug"));
 }
 
+// IDs between those vendor-reset lists are not its: it does not take them, the kernel then has no
+// device_specific method to offer, and "set reset_method to device_specific" could never be done.
+BOOST_AUTO_TEST_CASE(an_id_inside_a_family_s_range_but_not_in_vendor_reset_s_table_gets_no_warning) {
+    for (std::uint16_t id : {0x6870, 0x7314, 0x67D1, 0x698A}) {
+        FakeHost host;
+        host.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, id);
+        auto check = host.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:03:00.0"}));
+        BOOST_TEST(!contains(check.out, "reset bug"), std::hex << id << ": " << check.out);
+    }
+    FakeHost listed;
+    listed.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, 0x686c);  // Radeon Instinct MI25 MxGPU
+    BOOST_TEST(contains(listed.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:03:00.0"})).out, "reset bug"));
+}
+
 BOOST_AUTO_TEST_CASE(a_card_vendor_reset_does_not_list_gets_no_warning) {
     FakeHost host;
     host.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, 0x744c);  // RX 7900 XTX (Navi 31)
