@@ -474,8 +474,12 @@ power_controls() { echo "$(cat "$SYS/$GPU/power/control") $(cat "$SYS/$AUD/power
 # vfio-pci bind, whose idle suspend would otherwise come first; "- -" where the kernel has none.
 d3colds() { echo "$(cat "$SYS/$GPU/d3cold_allowed" 2>/dev/null || echo -) $(cat "$SYS/$AUD/d3cold_allowed" 2>/dev/null || echo -)"; }
 sc_power_guard() {
-    local before during after unguarded d3_before d3_during d3_after
+    local before during after unguarded d3_before d3_during d3_after d3_kernel
     expect_unchanged before
+    # QEMU's bochs-display and ich9 HDA have no PM capability, so pci_pm_init() leaves their
+    # d3cold_allowed 0; set 1 (what a real GPU has) so the guard's 0 and the restore are seen.
+    d3_kernel=$(d3colds)
+    if [ "$d3_kernel" != "- -" ]; then echo 1 > "$SYS/$GPU/d3cold_allowed"; echo 1 > "$SYS/$AUD/d3cold_allowed"; fi
     before=$(power_controls)
     d3_before=$(d3colds)
     vstart e2e-gpu
@@ -505,6 +509,9 @@ sc_power_guard() {
     after=$(power_controls)
     echo "power-guard no: while the VM ran '$unguarded' (vfio-pci's own), after '$after'"
     [ "$after" = "$before" ] || fail "after the unguarded VM: '$after', expected '$before'"
+    if [ "$d3_kernel" != "- -" ]; then
+        echo "${d3_kernel% *}" > "$SYS/$GPU/d3cold_allowed"; echo "${d3_kernel#* }" > "$SYS/$AUD/d3cold_allowed"
+    fi
     no_records "after destroy" e2e-gpu
     pass
 }
