@@ -476,8 +476,8 @@ d3colds() { echo "$(cat "$SYS/$GPU/d3cold_allowed" 2>/dev/null || echo -) $(cat 
 sc_power_guard() {
     local before during after unguarded d3_before d3_during d3_after d3_kernel
     expect_unchanged before
-    # QEMU's bochs-display and ich9 HDA have no PM capability, so pci_pm_init() leaves their
-    # d3cold_allowed 0; set 1 (what a real GPU has) so the guard's 0 and the restore are seen.
+    # The guest's emulated display and audio functions have no PM capability, so pci_pm_init()
+    # leaves their d3cold_allowed 0 (measured); set 1 (a real GPU's) so the guard's 0 is seen.
     d3_kernel=$(d3colds)
     if [ "$d3_kernel" != "- -" ]; then echo 1 > "$SYS/$GPU/d3cold_allowed"; echo 1 > "$SYS/$AUD/d3cold_allowed"; fi
     before=$(power_controls)
