@@ -59,12 +59,15 @@ std::vector<KernelLogLine> parse_kmsg(std::string_view text) {
 
 namespace {
 
-// Every PCI address the message names ("0000:01:00.0"), in any case.
+// Every PCI address the message names ("0000:01:00.0"), in any case. The domain is read whole:
+// a VMD domain's "10000:01:00.0" (the kernel prints %04x, so 5 digits there) is not 0000:01:00.0.
 std::vector<PciAddress> addresses_in(std::string_view message) {
     std::vector<PciAddress> found;
     for (std::size_t i = 0; i + 12 <= message.size(); ++i) {
         if (message[i + 4] != ':' || message[i + 7] != ':' || message[i + 10] != '.') continue;
-        if (auto address = PciAddress::parse(message.substr(i, 12))) found.push_back(*address);
+        std::size_t start = i;
+        while (start > 0 && std::isxdigit(static_cast<unsigned char>(message[start - 1]))) --start;
+        if (auto address = PciAddress::parse(message.substr(start, i + 12 - start))) found.push_back(*address);
     }
     return found;
 }

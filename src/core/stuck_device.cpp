@@ -23,7 +23,8 @@ std::vector<std::string> stuck_device_lines(const std::vector<KernelLogLine>& li
     for (const auto& line : lines) {
         if (line.sequence <= after || line.sequence > until || !says_device_stuck(line.message)) continue;
         for (const auto& address : addresses) {
-            if (line.message.find(address.str()) == std::string::npos) continue;
+            // By the addresses the line names, not by substring: 10000:01:00.0 ends in ours.
+            if (!mentions_device(line, address, std::nullopt)) continue;
             found.push_back(address.str() + ": kernel log: \"" + line.message + "\"");
             break;
         }

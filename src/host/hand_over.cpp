@@ -192,10 +192,14 @@ Problem roll_back(Host& host, DeviceMover& mover, const StateRecord& record, con
         }
         if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override)) {
             problems.merge(Problem("rollback: " + undo_failure.message()));
-            if (!undo_failure.device_home()) stranded.push_back(where);
-        } else if (auto problem = restore_power_settings(host.paths, host.kernel, &where)) {
-            problems.merge(Problem("rollback: " + problem.message()));  // issue 26
+            if (!undo_failure.device_home()) {
+                stranded.push_back(where);
+                continue;
+            }
         }
+        // Home (its old driver_override perhaps not): vfio-pci's unbind left `on` (issue 26).
+        if (auto problem = restore_power_settings(host.paths, host.kernel, &where))
+            problems.merge(Problem("rollback: " + problem.message()));
     }
     return problems;
 }
@@ -211,6 +215,8 @@ Problem move_to_vfio(Host& host, DeviceMover& mover, const PreparePlan& plan, co
         DeviceLogFields fields(move.address, move.from, std::string(vfio_pci));
         auto start = Clock::now();
         moved.push_back(&move);
+        // Issue 26: no D3cold from the bind on; vfio-pci's idle suspend is faster than keep_awake.
+        if (auto problem = power_guard ? forbid_d3cold(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
         if (auto failure = mover.to_vfio(move.address))
             return failure.merge(roll_back(host, mover, record, moved, failure.hung(), stranded));
         // Issue 26: the power guard keeps it out of D3cold until QEMU opens it.

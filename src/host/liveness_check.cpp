@@ -49,7 +49,13 @@ Problem refuse_dead_device(const HostPaths& paths, KernelInterface& kernel, cons
     std::string methods = read_reset_methods(paths, address);
     bool reset_is_safe = reset_is_per_function(methods);
     auto reset_file = paths.pci_device(address) / "reset";
-    if (strict && reset_is_safe) {
+    // Only a device no host driver drives is reset here: on a VFIO driver (which resets on open
+    // and close itself) or on none. Under a live driver (a script put it back before release)
+    // pci_reset_function() would pull the device from under that driver.
+    auto current = current_driver(paths, address);
+    std::error_code error;
+    bool undriven = !current || *current == vfio_pci || std::filesystem::exists(paths.pci_device(address) / "vfio-dev", error);
+    if (strict && reset_is_safe && undriven) {
         WriteResult reset = kernel.write(reset_file, "1");
         Liveness after = reset.ok() ? read_liveness(paths, kernel, address) : liveness;
         if (reset.ok() && after.may_go_home(strict)) {

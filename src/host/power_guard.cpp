@@ -35,9 +35,20 @@ void record_power_settings(const HostPaths& paths, RecordedDevice& device) {
     device.d3cold_allowed = read_if_present(d3cold_file(paths, device.address));
 }
 
+Problem forbid_d3cold(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
+    auto file = d3cold_file(paths, address);
+    // Absent: a kernel without CONFIG_ACPI (no D3cold to forbid). 0 already: nothing to do.
+    if (read_if_present(file) != "1") return {};
+    WriteResult result = kernel.write(file, "0");
+    if (result.ok()) return {};
+    return address.str() + ": power guard: writing 0 to " + file.string() + ": " + result.describe() +
+           "; vfio-pci may let it sleep in D3cold until QEMU opens it";
+}
+
 Problem keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address) {
     auto file = control_file(paths, address);
-    // Absent: a kernel without runtime PM. Already on: vfio-pci was loaded with disable_idle_d3=1.
+    // Absent: a kernel without runtime PM. vfio-pci's bind calls pm_runtime_allow() even with
+    // disable_idle_d3=1 (it then only keeps its usage count), so `on` here means someone else.
     auto now = read_if_present(file);
     if (!now || *now == "on") return {};
     WriteResult result = kernel.write(file, "on");

@@ -20,6 +20,14 @@ namespace vfio_hook {
 // Reads `power/control` and `d3cold_allowed` into the record (absent files stay nullopt).
 void record_power_settings(const HostPaths& paths, RecordedDevice& device);
 
+// Before the vfio bind: `d3cold_allowed` = 0, where it exists and is 1. vfio-pci's idle suspend
+// runs the moment its bind returns (the bind's pm_runtime_put()), before any write after the
+// bind can land, so `power/control` = on alone would come too late: it would itself be the wake
+// from D3cold that such a GPU does not survive. With no_d3cold set (pci_d3cold_disable())
+// acpi_pci_choose_state() stops at D3hot, which every device leaves. vfio-pci never writes this
+// attribute. A problem when the write failed (a warning, as for keep_awake).
+Problem forbid_d3cold(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address);
+
 // After the vfio bind: `power/control` = on. A problem when the write failed (a warning: the
 // device is on vfio-pci all the same).
 Problem keep_awake(const HostPaths& paths, KernelInterface& kernel, const PciAddress& address);

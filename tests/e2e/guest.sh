@@ -470,29 +470,48 @@ sc_shutoff_reason() {
 # the guard sets on while the VM has it, and release puts back what was there; then one cycle
 # with `power-guard no` for vfio-pci's own value. Two VM cycles: ~20-40 s.
 power_controls() { echo "$(cat "$SYS/$GPU/power/control") $(cat "$SYS/$AUD/power/control")"; }
+# d3cold_allowed (CONFIG_PM + CONFIG_ACPI: Debian's kernels have it): the guard sets 0 before the
+# vfio-pci bind, whose idle suspend would otherwise come first; "- -" where the kernel has none.
+d3colds() { echo "$(cat "$SYS/$GPU/d3cold_allowed" 2>/dev/null || echo -) $(cat "$SYS/$AUD/d3cold_allowed" 2>/dev/null || echo -)"; }
 sc_power_guard() {
-    local before during after unguarded
+    local before during after unguarded d3_before d3_during d3_after d3_kernel
     expect_unchanged before
+    # The guest's emulated display and audio functions have no PM capability, so pci_pm_init()
+    # leaves their d3cold_allowed 0 (measured); set 1 (a real GPU's) so the guard's 0 is seen.
+    d3_kernel=$(d3colds)
+    if [ "$d3_kernel" != "- -" ]; then echo 1 > "$SYS/$GPU/d3cold_allowed"; echo 1 > "$SYS/$AUD/d3cold_allowed"; fi
     before=$(power_controls)
+    d3_before=$(d3colds)
     vstart e2e-gpu
     expect_vfio running
     during=$(power_controls)
+    d3_during=$(d3colds)
     vdestroy e2e-gpu
     wait_home "after destroy"
     after=$(power_controls)
+    d3_after=$(d3colds)
     echo "power/control of $GPU $AUD: before '$before', while the VM ran '$during', after '$after'"
+    echo "d3cold_allowed of $GPU $AUD: before '$d3_before', while the VM ran '$d3_during', after '$d3_after'"
     [ "$during" = "on on" ] || fail "while the VM ran: '$during', expected 'on on'"
     [ "$after" = "$before" ] || fail "after the VM: '$after', expected what was there before: '$before'"
+    if [ "$d3_before" != "- -" ]; then
+        [ "$d3_during" = "0 0" ] || fail "d3cold_allowed while the VM ran: '$d3_during', expected '0 0'"
+        [ "$d3_after" = "$d3_before" ] || fail "d3cold_allowed after the VM: '$d3_after', expected '$d3_before'"
+    fi
     # What vfio-pci itself leaves without the guard (auto since 5.19), and that it is put back too.
     vfio-hook set e2e-gpu power-guard no >/dev/null || fail "vfio-hook set e2e-gpu power-guard no failed"
     vstart e2e-gpu
     unguarded=$(power_controls)
+    [ "$(d3colds)" = "$d3_before" ] || fail "power-guard no changed d3cold_allowed: '$(d3colds)', was '$d3_before'"
     vdestroy e2e-gpu
     wait_home "after the unguarded VM"
     vfio-hook set e2e-gpu power-guard yes >/dev/null
     after=$(power_controls)
     echo "power-guard no: while the VM ran '$unguarded' (vfio-pci's own), after '$after'"
     [ "$after" = "$before" ] || fail "after the unguarded VM: '$after', expected '$before'"
+    if [ "$d3_kernel" != "- -" ]; then
+        echo "${d3_kernel% *}" > "$SYS/$GPU/d3cold_allowed"; echo "${d3_kernel#* }" > "$SYS/$AUD/d3cold_allowed"
+    fi
     no_records "after destroy" e2e-gpu
     pass
 }

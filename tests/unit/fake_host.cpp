@@ -242,7 +242,13 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
         return try_bind(value, driver) ? WriteResult::success() : failed(ENODEV);
     }
     if (!fs::exists(file.parent_path(), error)) return failed(ENOENT);
+    // control_store() with "on" calls pm_runtime_forbid(), and d3cold_allowed_store()
+    // pm_runtime_resume(): both wake a suspended device (fake_real_gpu.cpp).
+    bool resumes = (parts.size() == 4 && parts[0] == "devices" && parts[2] == "power" && parts[3] == "control" &&
+                    value == "on") ||
+                   (parts.size() == 3 && parts[0] == "devices" && parts[2] == "d3cold_allowed");
     write_file(file, value);
+    if (resumes) runtime_resume(parts[1]);
     return WriteResult::success();
 }
 

@@ -91,6 +91,13 @@ public:
     // once per VT: an errno per VT, 0 (mapped) for every VT not named. map_consoles reports the
     // first VT's errno, as RealKernel does; fbcon binds if any VT was mapped.
     std::map<unsigned, int> console_map_errors;
+    // Devices the platform lets sleep in D3cold (ACPI power resources), and whether each comes
+    // back from it: vfio-pci's idle suspend right after its bind takes such a device to D3cold
+    // while its `d3cold_allowed` is 1 (D3hot otherwise), and whatever resumes it (`power/control`
+    // = on, a `d3cold_allowed` write, vfio-pci's unbind) either wakes it to D0 or, for one that
+    // does not come back (the RX 9000 reports), leaves its config space reading all ones and logs
+    // pci_power_up()'s "Unable to change power state from D3cold to D0, device inaccessible".
+    std::map<std::string, bool> d3cold_platform;  // address → wakes from D3cold
 
 private:
     void set_fbcon(bool bound);
@@ -100,6 +107,7 @@ private:
     void driver_unbound(const std::string& address);
     // Runtime PM as vfio-pci drives it (fake_real_gpu.cpp): `power/control` auto at bind, on at unbind.
     void runtime_pm_follows(const std::string& address, const std::string& driver, bool bound);
+    void runtime_resume(const std::string& address);  // see d3cold_platform
     std::filesystem::path device_dir(const std::string& address) const;
     std::optional<std::string> driver_of(const std::string& address) const;
     bool try_bind(const std::string& address, const std::string& driver);

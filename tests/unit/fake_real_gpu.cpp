@@ -72,11 +72,35 @@ FakeHost& FakeHost::reset_methods(const std::string& address, const std::string&
 
 // vfio_pci_core_register_device() calls pm_runtime_allow() (5.19+); its unregister calls
 // pm_runtime_forbid(): `on` afterwards, whatever it was before.
+// With runtime PM allowed, the bind's pm_runtime_put() lets vfio-pci's idle suspend run at once
+// (pci_pm_runtime_suspend): D3cold where the platform has it and `d3cold_allowed` is 1
+// (acpi_pci_choose_state() stops at D3hot when pci_d3cold_disable() set no_d3cold), D3hot
+// otherwise. The unbind's pm_runtime_forbid() resumes it first.
 void FakeKernel::runtime_pm_follows(const std::string& address, const std::string& driver, bool bound) {
     fs::path control = device_dir(address) / "power/control";
     std::error_code error;
     if (driver != "vfio-pci" || !fs::exists(control, error)) return;
+    if (!bound) runtime_resume(address);
     std::ofstream(control, std::ios::trunc) << (bound ? "auto\n" : "on\n");
+    if (!bound) return;
+    std::string allowed = read(device_dir(address) / "d3cold_allowed");
+    bool d3cold = d3cold_platform.count(address) && allowed.starts_with("1");
+    std::ofstream(device_dir(address) / "power_state", std::ios::trunc) << (d3cold ? "D3cold\n" : "D3hot\n");
+}
+
+void FakeKernel::runtime_resume(const std::string& address) {
+    fs::path state = device_dir(address) / "power_state";
+    std::string now = read(state);
+    if (!now.starts_with("D3")) return;
+    auto platform = d3cold_platform.find(address);
+    if (now.starts_with("D3cold") && platform != d3cold_platform.end() && !platform->second) {
+        write_bytes(device_dir(address) / "config", std::string(256, '\xff'));
+        std::ofstream(root_ / "dev/kmsg", std::ios::app)
+            << "3," << ++log_sequence_ << ",3000,-;vfio-pci " << address
+            << ": Unable to change power state from D3cold to D0, device inaccessible\n";
+        return;
+    }
+    std::ofstream(state, std::ios::trunc) << "D0\n";
 }
 
 FakeHost& FakeHost::power_control(const std::string& address, const std::string& value) {

@@ -215,7 +215,7 @@ BOOST_AUTO_TEST_CASE(release_of_xml_that_does_not_parse_finds_the_record_by_the_
 
 BOOST_AUTO_TEST_CASE(a_device_recorded_by_a_crashed_start_is_refused_to_another_vm) {
     Desktop host;
-    host.kernel().crash_after(3);  // audio moved, the GPU not yet
+    host.kernel().crash_after(4);  // audio moved (d3cold_allowed, override, unbind, probe), the GPU not yet
     BOOST_CHECK_THROW(host.hook("win11", "prepare", "begin", gpu_only), SimulatedCrash);
     host.kernel().crash_after(-1);
     BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");
@@ -621,7 +621,7 @@ BOOST_AUTO_TEST_CASE(an_override_that_cannot_be_written_back_leaves_the_gpu_home
 
 BOOST_AUTO_TEST_CASE(recover_gives_back_what_a_crashed_bind_left_half_done) {
     Desktop host;
-    host.kernel().crash_after(2);  // audio: override written, unbound; then the crash
+    host.kernel().crash_after(3);  // audio: d3cold_allowed and override written, unbound; then the crash
     BOOST_CHECK_THROW(host.run({"bind", "0000:01:00.0"}), SimulatedCrash);
     host.kernel().crash_after(-1);
     BOOST_TEST_REQUIRE(!host.driver_of("0000:01:00.1").has_value());
@@ -636,7 +636,7 @@ BOOST_AUTO_TEST_CASE(recover_gives_back_what_a_crashed_bind_left_half_done) {
 // function is parked as the admin asked, the GPU goes home.
 BOOST_AUTO_TEST_CASE(recover_gives_back_the_unfinished_half_of_a_crashed_bind_and_leaves_the_parked_half) {
     Desktop host;
-    host.kernel().crash_after(4);  // audio: override, unbind, probe; GPU: override; then the crash
+    host.kernel().crash_after(4);  // audio: d3cold_allowed, override, unbind, probe; then the crash
     BOOST_CHECK_THROW(host.run({"bind", "0000:01:00.0"}), SimulatedCrash);
     host.kernel().crash_after(-1);
     BOOST_TEST_REQUIRE(host.driver_of("0000:01:00.1") == "vfio-pci");

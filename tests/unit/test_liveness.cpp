@@ -169,4 +169,20 @@ BOOST_AUTO_TEST_CASE(config_space_bytes_judged) {
     BOOST_TEST(!reset_is_per_function(""));
 }
 
+// The reset is a step for a device nobody drives: vfio-pci's (it resets on open and close
+// anyway) or none. A recorded device a script put back on its host driver before release (a
+// "stopped end" script of another tool) is driven by amdgpu: a `reset` written then runs under
+// a live driver (pci_reset_function() with amdgpu bound), which can hang the host's GPU stack.
+BOOST_AUTO_TEST_CASE(after_a_crash_a_dead_device_on_a_host_driver_is_not_reset_under_it) {
+    StartedVm host;
+    host.reset_methods(gpu, "flr");
+    std::filesystem::remove(host.root() / "sys/bus/pci/devices" / gpu / "driver");
+    std::filesystem::create_directory_symlink(host.root() / "sys/bus/pci/drivers/amdgpu",
+                                              host.root() / "sys/bus/pci/devices" / gpu / "driver");
+    host.stops_answering(gpu);
+    auto release = host.release("crashed");
+    BOOST_TEST(!host.wrote("/reset <-"), "reset written under amdgpu: " << release.err);
+    BOOST_TEST(host.driver_of(gpu) == "amdgpu", release.err);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

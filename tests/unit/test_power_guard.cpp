@@ -153,6 +153,20 @@ BOOST_AUTO_TEST_CASE(a_navi10_card_is_warned_about_until_vendor_reset_is_set_up)
     BOOST_TEST(!contains(host.run({"status"}).out, "reset bug"));
 }
 
+// IDs between those vendor-reset lists are not its: it does not take them, the kernel then has no
+// device_specific method to offer, and "set reset_method to device_specific" could never be done.
+BOOST_AUTO_TEST_CASE(an_id_inside_a_family_s_range_but_not_in_vendor_reset_s_table_gets_no_warning) {
+    for (std::uint16_t id : {0x6870, 0x7314, 0x67D1, 0x698A}) {
+        FakeHost host;
+        host.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, id);
+        auto check = host.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:03:00.0"}));
+        BOOST_TEST(!contains(check.out, "reset bug"), std::hex << id << ": " << check.out);
+    }
+    FakeHost listed;
+    listed.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, 0x686c);  // Radeon Instinct MI25 MxGPU
+    BOOST_TEST(contains(listed.run({"check", "-"}, domain_xml("win11", uuid_a, {"0000:03:00.0"})).out, "reset bug"));
+}
+
 BOOST_AUTO_TEST_CASE(a_card_vendor_reset_does_not_list_gets_no_warning) {
     FakeHost host;
     host.device("0000:03:00.0", 0x030000, "amdgpu", 14, 0x1002, 0x744c);  // RX 7900 XTX (Navi 31)
@@ -179,6 +193,122 @@ BOOST_AUTO_TEST_CASE(a_device_on_a_vfio_variant_driver_counts_as_on_vfio) {
     BOOST_TEST(host.kernel().writes() == 0);
     BOOST_TEST(host.hook("gh200", "release", "end", xml).status == 0);
     BOOST_TEST(host.driver_of("0009:01:00.0") == "nvgrace_gpu_vfio_pci");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(power_guard_crashes)
+
+// The crash-after-every-write tests with the guard's own writes among them (keep_awake at
+// prepare, the restore at release): whatever write the hook died after, `recover` leaves each
+// function's power/control as the host had it (auto for amdgpu and snd_hda_intel), not the `on`
+// that vfio-pci's unbind or the guard left.
+BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_of_prepare) {
+    int total = [] {
+        AmdCard host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+        return host.kernel().writes();
+    }();
+    BOOST_TEST_REQUIRE(total >= 8);
+    for (int k = 0; k <= total; ++k) {
+        AmdCard host;
+        host.kernel().crash_after(k);
+        try {
+            (void)host.hook("win11", "prepare", "begin", vm);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.out << recover.err);
+        BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
+        BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
+        BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.d3cold_of(hdmi).starts_with("1"), "k=" << k);  // the guard's 0 undone
+        BOOST_TEST(host.d3cold_of(gpu).starts_with("0"), "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(recover_puts_power_control_back_after_a_crash_at_any_write_of_release) {
+    for (int k = 0; k <= 14; ++k) {
+        AmdCard host;
+        BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+        host.kernel().crash_after(host.kernel().writes() + k);
+        try {
+            (void)host.hook("win11", "release", "end", vm);
+        } catch (const SimulatedCrash&) {
+        }
+        host.kernel().crash_after(-1);
+        auto recover = host.run({"recover"});
+        BOOST_TEST(recover.status == 0, "k=" << k << ": " << recover.out << recover.err);
+        BOOST_TEST(host.driver_of(gpu) == "amdgpu", "k=" << k);
+        BOOST_TEST(host.power_control_of(gpu) == "auto", "k=" << k);
+        BOOST_TEST(host.power_control_of(hdmi) == "auto", "k=" << k);
+        BOOST_TEST(host.d3cold_of(hdmi).starts_with("1"), "k=" << k);  // the guard's 0 undone
+        BOOST_TEST(host.d3cold_of(gpu).starts_with("0"), "k=" << k);
+        BOOST_TEST(host.records().empty(), "k=" << k);
+    }
+}
+
+// A start that fails after the audio function moved: the rollback brings it home, but its old
+// driver_override (driverctl's) cannot be written back. It is home on its driver all the same, so
+// its runtime power setting must be put back too, not left at the `on` vfio-pci's unbind leaves.
+BOOST_AUTO_TEST_CASE(a_rollback_that_cannot_write_the_override_back_still_restores_power_control) {
+    AmdCard host;
+    host.preset_override(hdmi, "snd_hda_intel");
+    host.kernel().fail_write("drivers/amdgpu/unbind", EIO, 1);
+    host.kernel().when_written("drivers/snd_hda_intel/bind",
+                               [&] { host.kernel().fail_write(std::string(hdmi) + "/driver_override", EIO, 1); });
+    auto prepare = host.hook("win11", "prepare", "begin", vm);
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(host.driver_of(hdmi) == "snd_hda_intel", prepare.err);
+    BOOST_TEST(contains(prepare.err, "putting back driver_override snd_hda_intel failed"), prepare.err);
+    BOOST_TEST(host.power_control_of(hdmi) == "auto", prepare.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(stuck_devices)
+
+// A line about a device in another PCI domain whose address merely ends in ours (an NVMe drive
+// behind Intel VMD at 10000:01:00.0, the kernel printing the domain as %04x; the GPU at
+// 0000:01:00.0) is not about our GPU: the release must not blame the GPU for it.
+BOOST_AUTO_TEST_CASE(a_stuck_line_about_a_device_in_another_pci_domain_is_not_ours) {
+    AmdCard host;
+    host.kernel_log("Linux version 6.12.57 (boot)");
+    BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", vm).status == 0);
+    host.kernel_log("nvme 10000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible");
+    host.kernel_log("vfio-pci 0000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible");
+    auto release = host.hook("win11", "release", "end", vm);
+    BOOST_TEST(!contains(release.err, "10000:01:00.0"), release.err);
+    BOOST_TEST(contains(release.err, "0000:01:00.0: kernel log: \"vfio-pci 0000:01:00.0: Unable to change"), release.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(power_guard)
+
+// A card the platform lets sleep in D3cold and that never wakes from it (the RX 9000 reports).
+// vfio-pci's idle suspend runs the moment its bind returns, before any write after the bind can
+// land, so `power/control` = on afterwards comes too late: it is itself the wake that fails. The
+// guard must keep the device out of D3cold from before the bind (d3cold_allowed = 0), and put the
+// recorded value back with the host driver.
+BOOST_AUTO_TEST_CASE(a_gpu_that_never_wakes_from_d3cold_never_enters_it_on_vfio) {
+    FakeHost host;
+    host.gpu(gpu, "amdgpu", 14).power_control(gpu, "auto");
+    host.audio(hdmi, "snd_hda_intel", 14);
+    host.kernel().d3cold_platform[gpu] = false;
+    auto prepare = host.hook("win11", "prepare", "begin", vm);
+    BOOST_TEST(prepare.status == 0, prepare.err);
+    BOOST_TEST(host.driver_of(gpu) == "vfio-pci");
+    BOOST_TEST(!contains(read(host.root() / "sys/bus/pci/devices" / gpu / "power_state"), "D3cold"));
+    BOOST_TEST(!contains(read(host.root() / "dev/kmsg"), "Unable to change power state"), read(host.root() / "dev/kmsg"));
+    BOOST_TEST(!contains(host.run({"status"}).out, "does not answer"));
+
+    auto release = host.hook("win11", "release", "end", vm);
+    BOOST_TEST(host.driver_of(gpu) == "amdgpu", release.err);
+    BOOST_TEST(contains(read(host.root() / "sys/bus/pci/devices" / gpu / "d3cold_allowed"), "1"));
+    BOOST_TEST(host.power_control_of(gpu) == "auto");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
