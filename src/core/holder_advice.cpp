@@ -48,6 +48,9 @@ std::optional<std::string> compositor_advice(const std::string& command, const P
     if (who == "niri")
         return "niri drives this GPU: add `debug { ignore-drm-device \"" + by_path_card(device) +
                "\"; }` to its config.kdl (niri 25.11 or later), then log out and in again";
+    // Xorg: not in shared/notes/real-gpus.md. xorg.conf(5): with AutoAddGPU off the server adds
+    // no GPU screens besides its own; whether its platform probe still keeps the card open is
+    // unverified (a BusID-pinned Device section is the other known way).
     if (who == "Xorg")
         return "Xorg drives this GPU as a secondary one: add a file to /etc/X11/xorg.conf.d/ with `Section "
                "\"ServerFlags\"` `Option \"AutoAddGPU\" \"off\"` `EndSection` (X then adds no GPU besides its "
