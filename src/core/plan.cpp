@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "core/holder_advice.hpp"
+
 namespace vfio_hook {
 namespace {
 
@@ -266,8 +268,7 @@ private:
                 refuse(device.address,
                        "is held open by pid " + std::to_string(holder->pid) + " (" +
                            holder->command + ") on " + node,
-                       "close that program (or stop the display manager/sound server using "
-                       "it), then start the VM again");
+                       holder_fix(*holder, device));
             }
         }
     }

@@ -3,6 +3,8 @@
 // vfio-pci and what forbids it; which devices a release gives back and which it must leave.
 
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/domain_xml.hpp"
@@ -11,14 +13,20 @@
 #include "core/refusal.hpp"
 #include "core/settings.hpp"
 #include "core/state_record.hpp"
+#include "core/systemd_unit.hpp"
 
 namespace vfio_hook {
 
 // A process with a device node open (/dev/dri/card1, /dev/snd/controlC0, /dev/vfio/6, ...).
 struct Holder {
+    Holder() = default;
+    Holder(int pid_, std::string command_, std::string node_, SystemdUnit unit_ = {})
+        : pid(pid_), command(std::move(command_)), node(std::move(node_)), unit(std::move(unit_)) {}
+
     int pid = 0;
     std::string command;
     std::string node;
+    SystemdUnit unit;  // what runs it, from /proc/PID/cgroup: the fix names it
 };
 
 struct Move {

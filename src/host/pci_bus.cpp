@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <system_error>
@@ -52,9 +53,33 @@ std::optional<PciAddress> i2c_adapter_owner(const fs::path& class_link) {
     return owner;
 }
 
+// NVIDIA's per-GPU node, /dev/nvidiaN by the "Device Minor" of /proc/driver/nvidia/gpus/ADDR/
+// information (not by order). Reading it enters the NVIDIA driver: only under the deadline, and
+// only when it exists. Not /dev/nvidiactl or /dev/nvidia-modeset: every NVIDIA GPU's users open
+// those, so Xorg on GPU 0 would block passing GPU 1.
+std::optional<std::string> nvidia_node(const HostPaths& paths, KernelInterface& kernel, PciDevice& device) {
+    auto info_file = paths.proc() / "driver/nvidia/gpus" / device.address.str() / "information";
+    if (::access(info_file.c_str(), F_OK) != 0) return std::nullopt;
+    auto read = kernel.read_blocking(info_file);
+    if (read.status == ReadResult::Status::timed_out)
+        device.unreadable.push_back(info_file.string() + " did not answer within " +
+                                    std::to_string(kernel.deadline().count()) + " ms");
+    const std::string& info = read.text;
+    auto minor = info.find("Device Minor:");
+    if (minor == std::string::npos) return std::nullopt;
+    unsigned number = 0;
+    auto start = info.find_first_of("0123456789", minor);
+    if (start == std::string::npos ||
+        std::from_chars(info.data() + start, info.data() + info.size(), number).ec != std::errc{})
+        return std::nullopt;
+    std::string node = "/dev/nvidia" + std::to_string(number);
+    device.node_numbers[node] = makedev(195, number);  // NVIDIA's fixed major
+    return node;
+}
+
 // The device nodes through which host programs hold this function: DRM cards and render nodes,
-// ALSA nodes of its sound cards, its i2c buses, and the NVIDIA nodes (by "Device Minor", not by
-// order).
+// ALSA nodes of its sound cards, its iommufd cdev, its i2c buses, its framebuffers and its
+// NVIDIA node.
 std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& kernel, PciDevice& device) {
     fs::path dir = paths.pci_device(device.address);
     std::vector<std::string> nodes;
@@ -84,29 +109,16 @@ std::vector<std::string> device_nodes(const HostPaths& paths, KernelInterface& k
         if (name.starts_with("i2c-") && i2c_adapter_owner(i2c_dev / name) == device.address)
             add("/dev/" + name, i2c_dev / name);
     }
-    // Reading it enters the NVIDIA driver: only under the deadline, and only when it exists.
-    auto info_file = paths.proc() / "driver/nvidia/gpus" / device.address.str() / "information";
-    std::string info;
-    if (::access(info_file.c_str(), F_OK) == 0) {
-        auto read = kernel.read_blocking(info_file);
-        if (read.status == ReadResult::Status::timed_out)
-            device.unreadable.push_back(info_file.string() + " did not answer within " +
-                                        std::to_string(kernel.deadline().count()) + " ms");
-        info = read.text;
+    // Its fbdev emulation's /dev/fbN (nvidia-drm since 570, amdgpu, i915, nouveau): the fb's
+    // parent `device` is the GPU itself (drm_fb_helper: info->device = the DRM device's dev).
+    // An open fb holds its driver module (rmmod), and a program drawing on it loses it silently.
+    const fs::path graphics = paths.root / "sys/class/graphics";
+    for (const auto& name : entries(graphics)) {
+        bool framebuffer = name.size() > 2 && name.starts_with("fb") && std::isdigit(static_cast<unsigned char>(name[2]));
+        auto parent = framebuffer ? link_name(graphics / name / "device") : std::nullopt;  // not fbcon
+        if (parent && PciAddress::parse(*parent) == device.address) add("/dev/" + name, graphics / name);
     }
-    auto minor = info.find("Device Minor:");
-    if (minor != std::string::npos) {
-        unsigned number = 0;
-        auto start = info.find_first_of("0123456789", minor);
-        if (start != std::string::npos &&
-            std::from_chars(info.data() + start, info.data() + info.size(), number).ec == std::errc{}) {
-            std::string node = "/dev/nvidia" + std::to_string(number);
-            nodes.push_back(node);
-            device.node_numbers[node] = makedev(195, number);  // NVIDIA's fixed major
-        }
-    }
-    // Not /dev/nvidiactl or /dev/nvidia-modeset: every NVIDIA GPU's users open those, so Xorg on
-    // GPU 0 would block passing GPU 1. The per-GPU nodes above decide.
+    if (auto node = nvidia_node(paths, kernel, device)) nodes.push_back(*node);
     return nodes;
 }
 

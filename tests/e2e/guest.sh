@@ -2267,16 +2267,39 @@ sc_standin_ddc_holder() {
     pass
 }
 
-# (b) nvidia-persistenced holds /dev/nvidia0 (it keeps every GPU initialised): refused, named.
+# A process put into a systemd service's cgroup, as systemd-run --unit=UNIT would: this guest
+# runs no systemd, so the cgroup is made by hand on a private cgroup2 mount; the kernel then
+# shows `0::/system.slice/UNIT` in /proc/PID/cgroup exactly as on a systemd host.
+E2E_CGROUP=/run/e2e-cgroup
+in_service_cgroup() { # PID UNIT
+    mkdir -p "$E2E_CGROUP"
+    mountpoint -q "$E2E_CGROUP" || mount -t cgroup2 none "$E2E_CGROUP" || fail "cannot mount cgroup2"
+    mkdir -p "$E2E_CGROUP/system.slice/$2"
+    echo "$1" >"$E2E_CGROUP/system.slice/$2/cgroup.procs" || fail "cannot move pid $1 into $2"
+    grep -qx "0::/system.slice/$2" "/proc/$1/cgroup" || fail "pid $1's cgroup is $(oneline "$(cat "/proc/$1/cgroup")")"
+    echo "pid $1 runs in $(cat "/proc/$1/cgroup")"
+}
+leave_service_cgroups() { # after its processes are gone
+    rmdir "$E2E_CGROUP"/system.slice/*.service "$E2E_CGROUP/system.slice" 2>/dev/null
+    umount "$E2E_CGROUP" 2>/dev/null
+    rmdir "$E2E_CGROUP" 2>/dev/null || :
+}
+
+# (b) nvidia-persistenced holds /dev/nvidia0 (it keeps every GPU initialised): refused, named,
+# with the systemd unit it runs in to stop (issue 26: a killed service comes back).
 sc_standin_persistenced() {
     standin_up
     hold "$NV_NODE" nvidia-persistenced
+    in_service_cgroup "$HOLDER" e2e-holder.service
     vstart_refused e2e-nv 60
     grep -qw "$HOLDER" <<<"$ERR" || soft_fail "the error does not name the holder pid $HOLDER"
     grep -q 'nvidia-persist' <<<"$ERR" || soft_fail "the error does not name nvidia-persistenced"
+    grep -qF '`systemctl stop e2e-holder.service`' <<<"$ERR" ||
+        soft_fail "the fix does not say \`systemctl stop e2e-holder.service\`"
     nv_expect "after the refusal" nvidia
     [ ! -e "$(nv_record)" ] || soft_fail "a record of e2e-nv is left after the refusal"
     unhold "$HOLDER"
+    leave_service_cgroups
     pass
 }
 

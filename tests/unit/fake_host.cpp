@@ -77,6 +77,7 @@ void FakeKernel::driver_bound(const std::string& address, const std::string& dri
     fs::path fb = root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer->second.first));
     fs::create_directories(fb);
     fs::create_directory_symlink(device_dir(address), fb / "device", error);
+    write_file(fb / "dev", "29:" + std::to_string(framebuffer->second.first) + "\n");  // FB_MAJOR
     if (fbcon_unregistered_) register_fbcon();
     if (fbcon_follows_framebuffers) set_fbcon(true);
 }
@@ -346,6 +347,18 @@ FakeHost& FakeHost::process(int pid, const std::string& command, const std::vect
     return *this;
 }
 
+FakeHost& FakeHost::cgroup(int pid, const std::string& text) {
+    write_file(root_ / "proc" / std::to_string(pid) / "cgroup", text);
+    return *this;
+}
+
+FakeHost& FakeHost::user(unsigned uid, const std::string& name) {
+    fs::create_directories(root_ / "etc");
+    std::ofstream(root_ / "etc/passwd", std::ios::app)
+        << name << ":x:" << uid << ":" << uid << "::/home/" << name << ":/bin/bash\n";
+    return *this;
+}
+
 FakeHost& FakeHost::kernel_log(const std::string& message, int priority) {
     std::ofstream(root_ / "dev/kmsg", std::ios::app)
         << priority << "," << ++log_sequence_ << ",1000,-;" << message << "\n";
@@ -402,17 +415,23 @@ FakeHost& FakeHost::process_in_root(int pid, const std::string& command, const s
     return process(pid, command, targets);
 }
 
-FakeHost& FakeHost::console_on(const std::string& address, unsigned framebuffer) {
+FakeHost& FakeHost::framebuffer(const std::string& address, unsigned framebuffer) {
     auto driver = driver_of(address);
     kernel_.framebuffers[address] = {framebuffer, driver.value_or("")};
     fs::path fb = root_ / "sys/class/graphics" / ("fb" + std::to_string(framebuffer));
     fs::create_directories(fb);
     fs::create_directory_symlink(root_ / "sys/bus/pci/devices" / address, fb / "device");
+    write_file(fb / "dev", "29:" + std::to_string(framebuffer) + "\n");  // FB_MAJOR 29, minor N
+    write_file(root_ / ("dev/fb" + std::to_string(framebuffer)), "");
+    return *this;
+}
+
+FakeHost& FakeHost::console_on(const std::string& address, unsigned framebuffer) {
+    this->framebuffer(address, framebuffer);
     write_file(root_ / "sys/class/vtconsole/vtcon0/name", "(S) dummy device\n");
     write_file(root_ / "sys/class/vtconsole/vtcon0/bind", "0\n");
     write_file(root_ / "sys/class/vtconsole/vtcon1/name", "(M) frame buffer device\n");
     write_file(root_ / "sys/class/vtconsole/vtcon1/bind", "1\n");
-    write_file(root_ / ("dev/fb" + std::to_string(framebuffer)), "");
     return *this;
 }
 

@@ -153,6 +153,9 @@ public:
     // Another (loaded) driver that claims the device and that a reprobe tries before the others.
     FakeHost& claimed_first_by(const std::string& address, const std::string& driver);
     FakeHost& process(int pid, const std::string& command, const std::vector<std::string>& open_nodes);
+    // /proc/PID/cgroup as the kernel shows it ("0::/system.slice/foo.service\n" on cgroup v2).
+    FakeHost& cgroup(int pid, const std::string& text);
+    FakeHost& user(unsigned uid, const std::string& name);  // a line of /etc/passwd
     FakeHost& kernel_log(const std::string& message, int priority = 3);
     FakeHost& no_iommu();
     // SR-IOV: virtfnN links from the PF to each VF (and sriov_numvfs), as the kernel makes them.
@@ -175,6 +178,10 @@ public:
     // The host's console on a GPU: its driver's framebuffer fbN registered now, fbcon bound on
     // vtcon1 (vtcon0 is the dummy console).
     FakeHost& console_on(const std::string& address, unsigned framebuffer);
+    // The GPU's driver's fbdev emulation registered framebuffer fbN (no console on it): the class
+    // device /sys/class/graphics/fbN with its `device` link to the GPU and `dev` 29:N, and
+    // /dev/fbN; it goes with the driver and comes back when that driver binds again.
+    FakeHost& framebuffer(const std::string& address, unsigned framebuffer);
     // A firmware framebuffer inside the GPU's BAR 0, driven by `kernel_driver` (efifb, efidrm,
     // vesafb, vesadrm, simplefb or simpledrm), with the platform device, platform driver and
     // /proc/iomem regions the kernel gives it (the table in fake_host.cpp quotes the source).
