@@ -16,6 +16,7 @@
 #include "host/reset_check.hpp"
 #include "host/pci_bus.hpp"
 #include "host/persisted.hpp"
+#include "host/visibility.hpp"
 
 namespace vfio_hook {
 namespace fs = std::filesystem;
@@ -141,6 +142,9 @@ void render_device_row(const PciDevice& device, const std::string& indent, std::
 
 void render_table(const HostReport& report, const std::string& script_layouts, const BootBindings& bindings,
                   std::ostream& out) {
+    if (!report.problems.empty() && report.problems.front().reason.starts_with("a partial view: ")) {
+        out << "partial view, needs root: " << report.problems.front().reason.substr(16) << "; " << run_as_root << "\n";
+    }
     out << "IOMMU:      " << (report.iommu_enabled ? "enabled, " + std::to_string(report.group_count) + " groups" : "OFF");
     std::string parameters;
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
@@ -187,6 +191,7 @@ void render_table(const HostReport& report, const std::string& script_layouts, c
 int run_status(Commands& commands, bool json) {
     Host& host = commands.host;
     auto& out = commands.out;
+    Visibility visibility = survey_visibility(host.paths);  // first: what a run without root misses
     BusSnapshot bus = read_whole_bus(host.paths, host.kernel);
     auto holders = find_holders(host.paths, nodes_of(host.paths, bus));
     auto records = RecordStore(host.paths).load_all();
@@ -204,6 +209,10 @@ int run_status(Commands& commands, bool json) {
     // Which program runs which script layout: vfio-hook beside VFIO-Tools' dispatcher runs only its own.
     std::string script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
     BootBindings bindings = read_boot_bindings(host.paths);
+    if (visibility.partial()) {
+        report.problems.insert(report.problems.begin(),
+                               Refusal{std::nullopt, "a partial view: " + visibility.summary(), run_as_root});
+    }
     if (json) {
         render_json(report, script_layouts, bindings, out);
     } else {
