@@ -44,6 +44,7 @@ struct Desktop : FakeHost {
         audio("0000:01:00.1", "snd_hda_intel", 14);
         process(1234, "Xorg", {"/dev/dri/card0"});
         fs::create_directories(root() / "run/vfio-hook/records");
+        install_hook(*this);
     }
     // The permissions the kernel and vfio-hook give the real ones: /proc/PID/fd is dr-x------ for
     // its owner, /run/vfio-hook 0700, and /dev/kmsg closed (dmesg_restrict answers EPERM there;
@@ -141,6 +142,7 @@ BOOST_AUTO_TEST_CASE(without_root_status_says_first_what_it_could_not_see_and_ne
     BOOST_TEST(json.status == 1);
     BOOST_TEST(contains(json.out, "\"ready\":false"), json.out);
     BOOST_TEST(contains(json.out, "\"fix\":\"run it with sudo, or as root\""), json.out);
+    BOOST_TEST(contains(json.out, "\"unseen\":[{\"what\":\"the open files of 1 process\",\"path\":\"/proc/PID/fd\",\"why\":\"Permission denied\"}"), json.out);
 }
 
 BOOST_AUTO_TEST_CASE(without_root_check_of_a_vm_says_first_what_it_could_not_see_and_never_ready) {
