@@ -2375,12 +2375,13 @@ sc_standin_probe_fails() {
 # not ready and says to run install.sh; as an ordinary user (uid 1000) it says first what it could
 # not see and never "ready", and a command that changes the host says "needs root" in one line.
 sc_status_chain() {
-    local out rc user=(setpriv --reuid=1000 --regid=1000 --clear-groups)
+    local out rc t0 user=(setpriv --reuid=1000 --regid=1000 --clear-groups)
     expect_unchanged before
     harness_hook_in_place || fail "the harness's hook is not in place: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
     rc=0
+    t0=$(now_ms)
     out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
-    echo "vfio-hook status as root: exit $rc"
+    echo "vfio-hook status as root: exit $rc ($(since "$t0") s)"
     grep -e '^hook:' -e '^libvirt:' -e '^last ' -e '^not ready' -e '^ready' -e '^  [a-z]' <<<"$out" | prefixed '  | '
     grep -qF "hook:       /etc/libvirt/hooks/qemu -> this vfio-hook " <<<"$out" ||
         soft_fail "status does not report the hook installed: $(oneline "$(grep '^hook:' <<<"$out")")"
@@ -2388,8 +2389,9 @@ sc_status_chain() {
         soft_fail "status does not report libvirt reachable: $(oneline "$(grep '^libvirt:' <<<"$out")")"
 
     rc=0
+    t0=$(now_ms)
     out=$(timeout 30 "${user[@]}" vfio-hook status 2>&1) || rc=$?
-    echo "vfio-hook status as uid 1000: exit $rc"
+    echo "vfio-hook status as uid 1000: exit $rc ($(since "$t0") s)"
     head -n 1 <<<"$out" | prefixed '  | '
     [ "$rc" = 1 ] || soft_fail "status as uid 1000 exited $rc, expected 1 (a partial view is never ready)"
     head -n 1 <<<"$out" | grep -q '^partial view, needs root: could not see .*; run it with sudo, or as root$' ||
@@ -2405,9 +2407,10 @@ sc_status_chain() {
 
     rm -f /etc/libvirt/hooks/qemu
     rc=0
+    t0=$(now_ms)
     out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
     harness_hook  # back before any verdict: the scenarios after this one need it
-    echo "vfio-hook status without the hook: exit $rc"
+    echo "vfio-hook status without the hook: exit $rc ($(since "$t0") s)"
     grep -e '^hook:' -e 'libvirt runs no vfio-hook' <<<"$out" | prefixed '  | '
     [ "$rc" = 1 ] || soft_fail "status without the hook exited $rc, expected 1 (not ready)"
     grep -qx "hook:       not installed" <<<"$out" || soft_fail "status does not say the hook is missing"
