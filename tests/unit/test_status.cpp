@@ -146,6 +146,22 @@ BOOST_AUTO_TEST_CASE(status_names_the_installed_hook_and_the_daemon_that_answers
     for (const auto& call : host.virsh_calls) BOOST_TEST((call[2] == "list" || call[2] == "dumpxml"), call[2]);
 }
 
+// qemu:///system's definitions are libvirt's own files: read there, one virsh (the list) in all
+// instead of one per VM; a file libvirt does not list is not a VM of it.
+BOOST_AUTO_TEST_CASE(status_reads_the_system_definitions_from_libvirts_files_and_asks_virsh_once) {
+    Desktop host;
+    install_hook(host);
+    fs::create_directories(host.root() / "etc/libvirt/qemu");
+    std::ofstream(host.root() / "etc/libvirt/qemu/win11.xml") << domain_xml("win11", uuid_a, {"0000:01:00.0"});
+    std::ofstream(host.root() / "etc/libvirt/qemu/stale.xml") << domain_xml("stale", uuid_b, {"0000:01:00.0"});
+    host.libvirt_active = std::set<std::string>{uuid_a};
+    auto status = host.run({"status"});
+    BOOST_TEST(status.status == 0, status.out);
+    BOOST_TEST(contains(status.out, "    named by VM(s): win11\n"), status.out);
+    BOOST_TEST(!contains(status.out, "stale"), status.out);
+    BOOST_TEST(host.virsh_calls.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(status_without_the_hook_is_not_ready_and_says_run_install_sh) {
     Desktop host;
     host.daemon_socket("libvirt-sock");
