@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
 #include "host/reset_check.hpp"
+#include "host/visibility.hpp"
 
 namespace vfio_hook {
 
@@ -13,6 +14,10 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
         commands.err << "vfio-hook check: " << source << ": " << domain.error() << "\n";
         return 2;
     }
+    // Without root the holders, the kernel log and the records may be closed to us: what this
+    // run could not see comes first, and "ready" never follows it.
+    Visibility visibility = domain->pci_devices.empty() ? Visibility{} : survey_visibility(commands.host.paths);
+    if (visibility.partial()) out << "partial view, needs root: " << visibility.summary() << "; " << run_as_root << "\n";
     out << "domain '" << domain->name << "' (uuid " << domain->uuid.str() << "): "
         << domain->pci_devices.size() << " host PCI device(s)\n";
     for (const auto& warning : domain->warnings) out << "  warning: " << warning << "\n";
@@ -46,6 +51,10 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
     std::erase(moving, nullptr);
     for (const auto& warning : reset_bug_warnings(host.paths, moving)) out << "  warning: " << warning << "\n";
     for (const auto& refusal : plan.refusals) out << "  refused: " << refusal.line() << "\n";
+    if (visibility.partial() && !plan.refused()) {
+        out << "not known to be ready: a partial view (" << run_as_root << " for the whole answer)\n";
+        return 1;
+    }
     out << (plan.refused() ? "would refuse to start\n" : "ready to start\n");
     return plan.refused() ? 1 : 0;
 }

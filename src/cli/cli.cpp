@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <optional>
 
 #include "cli/commands.hpp"
@@ -16,6 +17,7 @@
 #include "core/edit_distance.hpp"
 #include "host/hook_slots.hpp"
 #include "host/log.hpp"
+#include "host/visibility.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -619,9 +621,23 @@ int hook_command(const Given& given, const std::vector<std::string>& libvirt_wor
                                 environment);
 }
 
+// The commands that change the host (a dry run changes nothing): without root they would fail
+// late, on EACCES from the lock or virsh, or reach the wrong libvirt (qemu:///session).
+bool changes_host(const std::string& name, const Given& given) {
+    static const std::set<std::string> changing = {"bind", "restore", "recover", "persist", "unpersist",
+                                                    "persist-apply", "set", "assign", "unassign"};
+    return changing.count(name) > 0 && !given.dry_run;
+}
+
 // An admin command: its settings, logging and kernel, then the command's own run.
 int admin_command(const Command& command, const Given& given, CliEnvironment& environment) {
     HostPaths paths{given.root};
+    if (changes_host(command.name, given)) {
+        if (auto problem = needs_root(paths)) {
+            environment.err << "vfio-hook " << command.name << ": " << problem.message() << "\n";
+            return 1;
+        }
+    }
     auto settings = load_settings(config_of(paths, given), !given.config_path.empty(), given.overrides);
     if (!settings) {
         environment.err << "vfio-hook " << command.name << ": " << settings.error() << "\n";

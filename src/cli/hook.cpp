@@ -7,11 +7,13 @@
 // replacement domain XML. Nothing here calls libvirt: that deadlocks it.
 
 #include <chrono>
+#include <ctime>
 #include <optional>
 
 #include "cli/cli.hpp"
 #include "cli/commands.hpp"
 #include "core/domain_xml.hpp"
+#include "host/last_runs.hpp"
 #include "host/log.hpp"
 #include "host/scripts.hpp"
 
@@ -49,6 +51,15 @@ Problem run_user_scripts(Host& host, const HookCall& call, const std::string& uu
     if (can_refuse && problems) return problems;
     ScriptEvent event{call.domain, uuid, call.operation, call.sub_operation, call.extra, addresses};
     return problems.merge(run_scripts(plan.scripts, event, xml, host.settings.script_deadline, stop_at_first_failure));
+}
+
+// For `status`: how this VM's last prepare or release went (host/last_runs.hpp); the records
+// say nothing once a release has given everything back.
+void note_last_run(const Host& host, const std::string& uuid, const std::string& name, const char* operation,
+                   const char* result, Clock::time_point start) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    save_last_run(host.paths, {uuid, name, operation, result, static_cast<std::int64_t>(ms),
+                               static_cast<std::int64_t>(std::time(nullptr))});
 }
 
 std::vector<PciAddress> addresses_of(const Domain& domain) {
@@ -142,6 +153,8 @@ int release(Host& host, const HookCall& call, const std::string& xml) {
         for (const auto& line : report.kept) tell_user(spdlog::level::warn, "vfio-hook: " + line);
         for (const auto& line : report.problems) tell_user(spdlog::level::err, "vfio-hook: " + line);
         released.insert(released.end(), report.addresses.begin(), report.addresses.end());
+        note_last_run(host, owner, call.domain, "release",
+                      report.problems.empty() && report.kept.empty() ? "done" : "failed", start);
         log_with_fields(spdlog::level::info,
                         "release done: " + std::to_string(report.addresses.size()) + " device(s) home in " +
                             since(start) + " ms (libvirt's shutoff reason: " + call.extra + ")",
@@ -200,7 +213,11 @@ int run_hook(Host& host, const HookCall& call, const std::string& domain_xml) {
         return 1;
     }
     set_log_context({domain->name, domain->uuid.str(), call.operation});
-    return prepare(host, call, *domain, domain_xml);
+    auto start = Clock::now();
+    int status = prepare(host, call, *domain, domain_xml);
+    if (!domain->pci_devices.empty())
+        note_last_run(host, domain->uuid.str(), domain->name, "prepare", status == 0 ? "done" : "not started", start);
+    return status;
 }
 
 }  // namespace vfio_hook

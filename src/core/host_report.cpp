@@ -79,8 +79,10 @@ std::vector<std::string> iommu_parameters(std::string_view cmdline) {
     return found;
 }
 
-HostReport assess_host(const HostFacts& facts) {
-    HostReport report;
+namespace {
+
+// The IOMMU and the vfio-pci driver: without either no GPU can go anywhere.
+void assess_iommu_and_vfio(const HostFacts& facts, HostReport& report) {
     report.iommu_enabled = facts.bus.iommu_enabled;
     report.group_count = facts.bus.groups.size();
     report.iommu_parameters = iommu_parameters(facts.cmdline);
@@ -97,60 +99,89 @@ HostReport assess_host(const HostFacts& facts) {
         report.problems.push_back({std::nullopt, "the vfio-pci driver is neither loaded nor installed",
                                    "install the kernel's vfio modules (modprobe vfio-pci must work)"});
     }
-    for (const auto& [address, device] : facts.bus.devices) {
-        if (!device.is_display()) continue;
-        GpuReport gpu{device, {}, "", {}, {}, {}};
-        if (device.iommu_group) {
-            auto members = facts.bus.groups.find(*device.iommu_group);
-            if (members != facts.bus.groups.end()) {
-                for (const auto& member : members->second) {
-                    const PciDevice* companion = facts.bus.find(member);
-                    if (companion && member != address) gpu.companions.push_back(*companion);
-                }
-            }
-        }
-        for (const auto& record : facts.records) {
-            if (record.find(address)) gpu.owner = record.owner_label();
-        }
-        std::vector<const PciDevice*> group{&gpu.gpu};
-        for (const auto& companion : gpu.companions) group.push_back(&companion);
-        for (const auto& holder : facts.holders) {
-            for (const PciDevice* function : group) {
-                const auto& nodes = function->device_nodes;
-                if (std::find(nodes.begin(), nodes.end(), holder.node) != nodes.end()) gpu.holders.push_back(holder);
-            }
-        }
-        if (gpu.owner.empty() && facts.bus.iommu_enabled) {
-            // The very checks a prepare would make, for a VM that asks for this GPU alone.
-            Domain probe{"a VM", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
-                         {{address, false, "hostdev"}}, {}, {}};
-            const std::string owner = "status";
-            std::vector<KernelLogLine> no_log;  // log lines are reported on their own below
-            gpu.blockers = plan_prepare({probe, owner, facts.bus, facts.holders, facts.records, no_log,
-                                         facts.settings}).refusals;
-        }
-        std::vector<const PciDevice*> functions{&gpu.gpu};
-        for (const auto& companion : gpu.companions) functions.push_back(&companion);
-        for (const PciDevice* function : functions) {
-            for (const auto& line : problems_about(facts.kernel_log, function->address, function->driver)) {
-                gpu.log_problems.push_back(function->address.str() + ": " + line.message);
-                report.problems.push_back(
-                    {function->address, "kernel log: \"" + line.message + "\"",
-                     "the driver may fail to take the device back after a VM; check its firmware "
-                     "package and `dmesg | grep " + function->address.str() + "`"});
-            }
-        }
-        report.gpus.push_back(std::move(gpu));
+}
+
+// The rest of the GPU's IOMMU group: it goes to a VM with the GPU.
+std::vector<PciDevice> companions_of(const HostFacts& facts, const PciDevice& gpu) {
+    std::vector<PciDevice> companions;
+    if (!gpu.iommu_group) return companions;
+    auto members = facts.bus.groups.find(*gpu.iommu_group);
+    if (members == facts.bus.groups.end()) return companions;
+    for (const auto& member : members->second) {
+        const PciDevice* companion = facts.bus.find(member);
+        if (companion && member != gpu.address) companions.push_back(*companion);
     }
+    return companions;
+}
+
+std::vector<const PciDevice*> functions_of(const GpuReport& gpu) {
+    std::vector<const PciDevice*> functions{&gpu.gpu};
+    for (const auto& companion : gpu.companions) functions.push_back(&companion);
+    return functions;
+}
+
+// The host processes with any of the group's nodes open.
+std::vector<Holder> holders_of(const HostFacts& facts, const GpuReport& gpu) {
+    std::vector<Holder> holders;
+    for (const auto& holder : facts.holders) {
+        for (const PciDevice* function : functions_of(gpu)) {
+            const auto& nodes = function->device_nodes;
+            if (std::find(nodes.begin(), nodes.end(), holder.node) != nodes.end()) holders.push_back(holder);
+        }
+    }
+    return holders;
+}
+
+// The very checks a prepare would make, for a VM that asks for this GPU alone.
+std::vector<Refusal> blockers_of(const HostFacts& facts, const PciAddress& address) {
+    Domain probe{"a VM", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
+                 {{address, false, "hostdev"}}, {}, {}};
+    const std::string owner = "status";
+    std::vector<KernelLogLine> no_log;  // log lines are reported on their own
+    return plan_prepare({probe, owner, facts.bus, facts.holders, facts.records, no_log, facts.settings}).refusals;
+}
+
+// What the kernel logged about the group's functions: each a problem, the driver may not take
+// the device back after a VM.
+void note_log_problems(const HostFacts& facts, GpuReport& gpu, HostReport& report) {
+    for (const PciDevice* function : functions_of(gpu)) {
+        for (const auto& line : problems_about(facts.kernel_log, function->address, function->driver)) {
+            gpu.log_problems.push_back(function->address.str() + ": " + line.message);
+            report.problems.push_back(
+                {function->address, "kernel log: \"" + line.message + "\"",
+                 "the driver may fail to take the device back after a VM; check its firmware "
+                 "package and `dmesg | grep " + function->address.str() + "`"});
+        }
+    }
+}
+
+GpuReport assess_gpu(const HostFacts& facts, const PciDevice& device, HostReport& report) {
+    GpuReport gpu{.gpu = device, .companions = companions_of(facts, device)};
+    for (const auto& record : facts.records) {
+        if (record.find(device.address)) gpu.owner = record.owner_label();
+    }
+    gpu.holders = holders_of(facts, gpu);
+    if (gpu.owner.empty() && facts.bus.iommu_enabled) gpu.blockers = blockers_of(facts, device.address);
+    note_log_problems(facts, gpu, report);
+    return gpu;
+}
+
+// Not ready when no GPU could go to a VM now (nor has gone to one).
+constexpr const char* no_usable_gpu = "no GPU could be given to a VM now";
+
+void require_a_usable_gpu(const HostFacts& facts, HostReport& report) {
     bool any_usable = std::any_of(report.gpus.begin(), report.gpus.end(), [](const GpuReport& gpu) {
         return gpu.could_be_taken() || !gpu.owner.empty();
     });
-    if (facts.bus.iommu_enabled && !any_usable) {
-        report.problems.push_back(
-            {std::nullopt,
-             report.gpus.empty() ? "no GPU found" : "no GPU could be given to a VM now (see each GPU's reasons above)",
-             "free one of them as its reasons say, or add a second GPU for the VMs"});
-    }
+    if (!facts.bus.iommu_enabled || any_usable) return;
+    report.problems.push_back(
+        {std::nullopt,
+         report.gpus.empty() ? "no GPU found" : std::string(no_usable_gpu) + " (see each GPU's reasons above)",
+         "free one of them as its reasons say, or add a second GPU for the VMs"});
+}
+
+// What the records say was given away: consoles still given, and devices not back where they were.
+void assess_records(const HostFacts& facts, HostReport& report) {
     for (const auto& record : facts.records) {
         for (const auto& step : record.console) {
             if (record.find(step.gpu)) {
@@ -174,7 +205,56 @@ HostReport assess_host(const HostFacts& facts) {
             }
         }
     }
+}
+
+}  // namespace
+
+HostReport assess_host(const HostFacts& facts) {
+    HostReport report;
+    assess_iommu_and_vfio(facts, report);
+    for (const auto& [address, device] : facts.bus.devices) {
+        if (device.is_display()) report.gpus.push_back(assess_gpu(facts, device, report));
+    }
+    require_a_usable_gpu(facts, report);
+    assess_records(facts, report);
     return report;
+}
+
+std::vector<VmVerdict> judge_vms(const HostFacts& facts, const std::vector<Domain>& vms,
+                                 const std::set<std::string>& with_prepare_scripts) {
+    std::vector<VmVerdict> verdicts;
+    for (const auto& vm : vms) {
+        VmVerdict verdict{vm.name, vm.uuid.str(), {}, {}, with_prepare_scripts.count(vm.name) > 0, false};
+        for (const auto& device : vm.pci_devices) {
+            const PciDevice* found = facts.bus.find(device.address);
+            if (found && found->is_display()) verdict.gpus.push_back(device.address);
+        }
+        if (verdict.gpus.empty()) continue;
+        std::vector<KernelLogLine> no_log;  // log lines are the host's problems, reported once
+        verdict.refusals = plan_prepare({vm, vm.uuid.str(), facts.bus, facts.holders, facts.records, no_log,
+                                         facts.settings}).refusals;
+        verdict.only_holders = std::all_of(verdict.refusals.begin(), verdict.refusals.end(), [](const Refusal& refusal) {
+            return refusal.reason.starts_with("is held open by pid ");
+        });
+        verdicts.push_back(std::move(verdict));
+    }
+    return verdicts;
+}
+
+void apply_vm_verdicts(HostReport& report, const std::vector<VmVerdict>& verdicts) {
+    for (auto& gpu : report.gpus) {
+        for (const auto& verdict : verdicts) {
+            if (std::find(verdict.gpus.begin(), verdict.gpus.end(), gpu.gpu.address) != verdict.gpus.end())
+                gpu.vms.push_back(verdict.name);
+        }
+    }
+    bool some_vm_could_start = std::any_of(verdicts.begin(), verdicts.end(), [](const VmVerdict& verdict) {
+        return verdict.could_start();
+    });
+    if (!some_vm_could_start) return;
+    std::erase_if(report.problems, [](const Refusal& problem) {
+        return problem.reason.starts_with(no_usable_gpu);
+    });
 }
 
 }  // namespace vfio_hook

@@ -38,6 +38,7 @@ struct GpuReport {
     std::string owner;                  // who has it per the records ("" when nobody)
     std::vector<std::string> log_problems;
     std::vector<Holder> holders;        // host processes with its (or its companions') nodes open
+    std::vector<std::string> vms;       // the VMs whose definitions name it (when libvirt answered)
     // What a VM asking for it now would be refused for (prepare's own checks); empty: it could
     // take it now. Not judged while a VM has it.
     std::vector<Refusal> blockers;
@@ -71,5 +72,24 @@ struct HostFacts {
 };
 
 HostReport assess_host(const HostFacts& facts);
+
+// A VM that libvirt defines with a GPU: could it start now? On a single-GPU host this, not "add a
+// second GPU", is the answer: the VM takes the host's only GPU, and its hook.d prepare scripts
+// (stop the display manager) run before the checks, so holders are theirs to clear.
+struct VmVerdict {
+    std::string name;
+    std::string uuid;
+    std::vector<PciAddress> gpus;   // the GPUs (display functions) its definition names
+    std::vector<Refusal> refusals;  // what its prepare would refuse now, scripts not yet run
+    bool prepare_scripts = false;   // it has hook.d prepare scripts, which run before the checks
+    bool only_holders = false;      // every refusal is a host process holding a node
+    bool could_start() const { return refusals.empty() || (prepare_scripts && only_holders); }
+};
+
+// `with_prepare_scripts`: the names of the VMs that have hook.d prepare scripts.
+std::vector<VmVerdict> judge_vms(const HostFacts& facts, const std::vector<Domain>& vms,
+                                 const std::set<std::string>& with_prepare_scripts);
+// Names each GPU's VMs, and lets a VM that could start answer "no GPU could be given to a VM now".
+void apply_vm_verdicts(HostReport& report, const std::vector<VmVerdict>& verdicts);
 
 }  // namespace vfio_hook

@@ -1,5 +1,6 @@
 #include "host/record_store.hpp"
 #include "core/problem.hpp"
+#include "host/visibility.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -156,6 +157,9 @@ Expected<HookLock> HookLock::acquire(const HostPaths& paths, std::chrono::millis
     fs::create_directories(paths.state_dir(), ignored);
     ::chmod(paths.state_dir().c_str(), 0700);
     int fd = ::open(paths.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // Not root: the state directory is root's (0700), and EACCES from its lock says nothing.
+    if (fd < 0 && ::geteuid() != 0 && (errno == EACCES || errno == EPERM))
+        return Error{std::string("needs root (") + run_as_root + ")"};
     if (fd < 0) return Error{errno_text("cannot open the lock", paths.lock_file())};
     auto until = std::chrono::steady_clock::now() + deadline;
     auto pause = std::chrono::milliseconds(1);

@@ -53,6 +53,7 @@ standin-probe-fails 90
 shutoff-reason 120
 power-guard 120
 persist 240
+status-chain 60
 firmware-in-status 45
 "
 
@@ -2408,6 +2409,55 @@ sc_standin_probe_fails() {
         grep -q 'e2e-nv' <<<"$out" || soft_fail "status does not show $NV's record"
     echo N >"$NV_PARAMS/pmu_firmware_missing"
     nv_recover "firmware back"
+    pass
+}
+
+# ---------------------------------------------------------------- status sees the chain (issue 24)
+# `status` as root names the hook libvirt runs and the daemon that answers; without the hook it is
+# not ready and says to run install.sh; as an ordinary user (uid 1000) it says first what it could
+# not see and never "ready", and a command that changes the host says "needs root" in one line.
+sc_status_chain() {
+    local out rc t0 user=(setpriv --reuid=1000 --regid=1000 --clear-groups)
+    expect_unchanged before
+    harness_hook_in_place || fail "the harness's hook is not in place: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    rc=0
+    t0=$(now_ms)
+    out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
+    echo "vfio-hook status as root: exit $rc ($(since "$t0") s)"
+    grep -e '^hook:' -e '^libvirt:' -e '^last ' -e '^not ready' -e '^ready' -e '^  [a-z]' <<<"$out" | prefixed '  | '
+    grep -qF "hook:       /etc/libvirt/hooks/qemu -> this vfio-hook " <<<"$out" ||
+        soft_fail "status does not report the hook installed: $(oneline "$(grep '^hook:' <<<"$out")")"
+    grep -qE '^libvirt:    (libvirtd|virtqemud) answers, [0-9]+ VM\(s\) defined$' <<<"$out" ||
+        soft_fail "status does not report libvirt reachable: $(oneline "$(grep '^libvirt:' <<<"$out")")"
+
+    rc=0
+    t0=$(now_ms)
+    out=$(timeout 30 "${user[@]}" vfio-hook status 2>&1) || rc=$?
+    echo "vfio-hook status as uid 1000: exit $rc ($(since "$t0") s)"
+    head -n 1 <<<"$out" | prefixed '  | '
+    [ "$rc" = 1 ] || soft_fail "status as uid 1000 exited $rc, expected 1 (a partial view is never ready)"
+    head -n 1 <<<"$out" | grep -q '^partial view, needs root: could not see .*; run it with sudo, or as root$' ||
+        soft_fail "status as uid 1000 does not say first what it could not see: $(oneline "$(head -n 1 <<<"$out")")"
+    ! grep -qx 'ready' <<<"$out" || soft_fail "status as uid 1000 says ready"
+    rc=0
+    out=$(timeout 30 "${user[@]}" vfio-hook bind "$GPU" 2>&1) || rc=$?
+    echo "vfio-hook bind as uid 1000: exit $rc: $out"
+    if [ "$rc" != 1 ] || [ "$out" != "vfio-hook bind: needs root (run it with sudo, or as root)" ]; then
+        soft_fail "bind as uid 1000 does not say it needs root: exit $rc: $(oneline "$out")"
+    fi
+    expect_unchanged "after bind as uid 1000"
+
+    rm -f /etc/libvirt/hooks/qemu
+    rc=0
+    t0=$(now_ms)
+    out=$(timeout 30 vfio-hook status 2>&1) || rc=$?
+    harness_hook  # back before any verdict: the scenarios after this one need it
+    echo "vfio-hook status without the hook: exit $rc ($(since "$t0") s)"
+    grep -e '^hook:' -e 'libvirt runs no vfio-hook' <<<"$out" | prefixed '  | '
+    [ "$rc" = 1 ] || soft_fail "status without the hook exited $rc, expected 1 (not ready)"
+    grep -qx "hook:       not installed" <<<"$out" || soft_fail "status does not say the hook is missing"
+    grep -qF "libvirt runs no vfio-hook: neither /etc/libvirt/hooks/qemu nor /etc/libvirt/hooks/qemu.d/vfio-hook is one; run install.sh as root" <<<"$out" ||
+        soft_fail "status does not give the missing hook's fix"
     pass
 }
 

@@ -265,4 +265,11 @@ std::string domain_xml(const std::string& name, const std::string& uuid,
 inline constexpr const char* uuid_a = "4dea22b3-1d52-d8f3-2516-782e98ab3fa0";
 inline constexpr const char* uuid_b = "9b1c5c1e-0c1a-4f5e-9a7e-2f0b6f1a7c11";
 
+// libvirt's hook as install.sh leaves it: /etc/libvirt/hooks/qemu, a link to this very program
+// (the test binary is /proc/self/exe, which is what `status` compares against).
+inline void install_hook(const FakeHost& host) {
+    std::filesystem::create_directories(host.root() / "etc/libvirt/hooks");
+    std::filesystem::create_symlink(std::filesystem::read_symlink("/proc/self/exe"), host.root() / "etc/libvirt/hooks/qemu");
+}
+
 }  // namespace vfio_hook::testing
