@@ -21,11 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // The desktop: the iGPU drives the host, the NVIDIA card and its audio are free.
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
+struct StatusDesktop : Desktop {
+    StatusDesktop() {
         process(1234, "Xorg", {"/dev/dri/card0"});
     }
     // libvirt defines one VM per XML, answers `list --all --uuid` and `dumpxml` of each.
@@ -130,7 +127,7 @@ private:
 BOOST_AUTO_TEST_SUITE(status_chain)
 
 BOOST_AUTO_TEST_CASE(status_names_the_installed_hook_and_the_daemon_that_answers) {
-    Desktop host;
+    StatusDesktop host;
     install_hook(host);
     host.daemon_socket("virtqemud-sock");
     host.define({{uuid_a, domain_xml("win11", uuid_a, {"0000:01:00.0"})}});
@@ -149,7 +146,7 @@ BOOST_AUTO_TEST_CASE(status_names_the_installed_hook_and_the_daemon_that_answers
 // qemu:///system's definitions are libvirt's own files: read there, one virsh (the list) in all
 // instead of one per VM; a file libvirt does not list is not a VM of it.
 BOOST_AUTO_TEST_CASE(status_reads_the_system_definitions_from_libvirts_files_and_asks_virsh_once) {
-    Desktop host;
+    StatusDesktop host;
     install_hook(host);
     fs::create_directories(host.root() / "etc/libvirt/qemu");
     std::ofstream(host.root() / "etc/libvirt/qemu/win11.xml") << domain_xml("win11", uuid_a, {"0000:01:00.0"});
@@ -163,7 +160,7 @@ BOOST_AUTO_TEST_CASE(status_reads_the_system_definitions_from_libvirts_files_and
 }
 
 BOOST_AUTO_TEST_CASE(status_without_the_hook_is_not_ready_and_says_run_install_sh) {
-    Desktop host;
+    StatusDesktop host;
     host.daemon_socket("libvirt-sock");
     auto status = host.run({"status"});
     BOOST_TEST(status.status == 1, status.out);
@@ -184,7 +181,7 @@ BOOST_AUTO_TEST_CASE(status_without_the_hook_is_not_ready_and_says_run_install_s
 }
 
 BOOST_AUTO_TEST_CASE(status_says_when_libvirt_does_not_answer_and_goes_on) {
-    Desktop host;
+    StatusDesktop host;
     install_hook(host);
     host.libvirt_active = vfio_hook::Error{"virsh failed: error: failed to connect to the hypervisor"};
     auto status = host.run({"status"});
@@ -224,7 +221,7 @@ BOOST_AUTO_TEST_CASE(a_single_gpu_host_gets_a_verdict_per_vm) {
 }
 
 BOOST_AUTO_TEST_CASE(status_shows_each_vms_last_prepare_and_release_with_result_and_duration) {
-    Desktop host;
+    StatusDesktop host;
     install_hook(host);
     std::string xml = domain_xml("win11", uuid_a, {"0000:01:00.0"});
     BOOST_TEST_REQUIRE(host.hook("win11", "prepare", "begin", xml).status == 0);
@@ -244,7 +241,7 @@ BOOST_AUTO_TEST_CASE(status_shows_each_vms_last_prepare_and_release_with_result_
 // The keys of `status --json` (schema 1), exactly: a key that goes or changes meaning raises the
 // schema (and this list); each is documented in the man page. null, never "", for no value.
 BOOST_AUTO_TEST_CASE(status_json_has_exactly_the_documented_keys_of_schema_1) {
-    Desktop host;
+    StatusDesktop host;
     install_hook(host);
     host.reset_methods("0000:01:00.0", "flr bus");
     host.define({{uuid_a, domain_xml("win11", uuid_a, {"0000:01:00.0"})}});

@@ -33,15 +33,10 @@ namespace {
 
 constexpr uid_t nobody = 65534;
 
-bool is_root() { return ::geteuid() == 0; }
-
 // A desktop as the issue met it: the iGPU drives the console, the NVIDIA card is free of host
 // processes, and Xorg (root's) holds only the iGPU. Root sees a host ready to give the card away.
-struct Desktop : FakeHost {
-    Desktop() {
-        gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0").drm_node("0000:00:02.0", "card0");
-        gpu("0000:01:00.0", "nvidia", 14).drm_node("0000:01:00.0", "card1");
-        audio("0000:01:00.1", "snd_hda_intel", 14);
+struct VisibilityDesktop : Desktop {
+    VisibilityDesktop() {
         process(1234, "Xorg", {"/dev/dri/card0"});
         fs::create_directories(root() / "run/vfio-hook/records");
         install_hook(*this);
@@ -111,7 +106,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 BOOST_AUTO_TEST_SUITE(visibility)
 
 BOOST_AUTO_TEST_CASE(root_sees_the_whole_desktop_and_status_and_check_say_ready) {
-    Desktop host;
+    VisibilityDesktop host;
     host.close_as_the_kernel_does();
     auto status = host.run({"status"});
     BOOST_TEST(status.status == 0, status.out);
@@ -127,7 +122,7 @@ BOOST_AUTO_TEST_CASE(without_root_status_says_first_what_it_could_not_see_and_ne
         BOOST_TEST_MESSAGE("needs root to drop to nobody; skipped");
         return;
     }
-    Desktop host;
+    VisibilityDesktop host;
     host.close_as_the_kernel_does();
     auto status = as_nobody(host, {"status"});
     BOOST_TEST(status.status == 1, status.out << status.err);
@@ -150,7 +145,7 @@ BOOST_AUTO_TEST_CASE(without_root_check_of_a_vm_says_first_what_it_could_not_see
         BOOST_TEST_MESSAGE("needs root to drop to nobody; skipped");
         return;
     }
-    Desktop host;
+    VisibilityDesktop host;
     host.close_as_the_kernel_does();
     auto check = as_nobody(host, {"check", "-"}, domain_xml("win11", uuid_a, {"0000:01:00.0"}));
     BOOST_TEST(check.status == 1, check.out << check.err);
@@ -169,7 +164,7 @@ BOOST_AUTO_TEST_CASE(without_root_every_command_that_changes_the_host_says_needs
         BOOST_TEST_MESSAGE("needs root to drop to nobody; skipped");
         return;
     }
-    Desktop host;
+    VisibilityDesktop host;
     host.close_as_the_kernel_does();
     const std::vector<std::vector<std::string>> commands = {
         {"bind", "01:00.0"},    {"restore", "01:00.0"},
@@ -202,7 +197,7 @@ BOOST_AUTO_TEST_CASE(the_binary_run_by_an_unprivileged_uid_says_partial_view_and
         BOOST_TEST_MESSAGE("needs root and setpriv; skipped");
         return;
     }
-    Desktop host;
+    VisibilityDesktop host;
     host.close_as_the_kernel_does();
     fs::path scratch = host.root() / "scratch";
     fs::create_directories(scratch);
