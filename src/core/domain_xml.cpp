@@ -1,5 +1,6 @@
 #include "core/domain_xml.hpp"
 #include "core/problem.hpp"
+#include "core/pci_device.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
@@ -94,8 +95,13 @@ std::optional<Expected<HostPciDevice>> parse_device_element(xmlNodePtr node) {
     if (address_type && *address_type != "pci") return std::nullopt;  // e.g. a USB hostdev
     auto parsed = parse_source_address(address, where);
     if (!parsed) return Expected<HostPciDevice>(Error{parsed.error()});
+    // Issue 26: <driver model='…'/> names the VFIO variant driver; it becomes a sysfs path part.
+    xmlNodePtr driver = child_element(node, "driver");
+    auto model = driver ? attribute(driver, "model") : std::nullopt;
+    if (model && !is_kernel_driver_name(*model))
+        return Expected<HostPciDevice>(Error{where + ": <driver model='" + model->substr(0, 64) + "'> is not a driver name"});
     return Expected<HostPciDevice>(
-        HostPciDevice{*parsed, attribute(node, "managed").value_or("no") == "yes", element});
+        HostPciDevice{*parsed, attribute(node, "managed").value_or("no") == "yes", element, model});
 }
 
 std::optional<bool> parse_yes_no(const std::string& text) {
@@ -207,7 +213,7 @@ private:
     Problem visit_metadata(const std::string& name) {
         std::string ns = to_string(xmlTextReaderConstNamespaceUri(reader_.get()));
         bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
-                            name == "power-guard";
+                            name == "power-guard" || name == "rebar";
         if (ns == metadata_namespace && setting_name) {
             warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
                                 "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
@@ -303,7 +309,17 @@ Problem apply_domain_setting(DomainSettings& settings, std::string_view key, std
         settings.power_guard = parse_yes_no(std::string(value));
         return settings.power_guard ? Problem::none() : Problem("expected yes or no");
     }
-    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard)";
+    if (key == "rebar") {  // issue 26
+        if (value == "no") {
+            settings.rebar.reset();
+            return {};
+        }
+        auto rebar = parse_rebar_setting(value);
+        if (!rebar) return rebar.error() + ", or no";
+        settings.rebar = *rebar;
+        return {};
+    }
+    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard, rebar)";
 }
 
 std::string serialize_settings(const DomainSettings& settings) {
@@ -317,6 +333,7 @@ std::string serialize_settings(const DomainSettings& settings) {
         xml += "<allow-host-critical>" + address.str() + "</allow-host-critical>";
     if (settings.power_guard)
         xml += std::string("<power-guard>") + (*settings.power_guard ? "yes" : "no") + "</power-guard>";
+    if (settings.rebar) xml += "<rebar>" + settings.rebar->str() + "</rebar>";
     return xml + "</vfio-hook>";
 }
 

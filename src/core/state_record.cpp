@@ -40,6 +40,46 @@ std::string unescape(std::string_view text) {
     return out;
 }
 
+// "bar0=8": BAR 0 was 2^8 MB (256 MB) before the VM (issue 26).
+std::optional<BarSize> parse_bar_size(std::string_view field) {
+    auto equals = field.find('=');
+    if (!field.starts_with("bar") || equals == std::string_view::npos) return std::nullopt;
+    unsigned bar = 0, bit = 0;
+    auto [bar_end, bar_ec] = std::from_chars(field.data() + 3, field.data() + equals, bar);
+    auto [bit_end, bit_ec] = std::from_chars(field.data() + equals + 1, field.data() + field.size(), bit);
+    if (bar_ec != std::errc{} || bar_end != field.data() + equals || bar > 5) return std::nullopt;
+    if (bit_ec != std::errc{} || bit_end != field.data() + field.size() || bit > 63) return std::nullopt;
+    return BarSize{bar, bit};
+}
+
+// One optional field of a device line into `device`; the error text when it is not one.
+std::optional<std::string> apply_device_field(RecordedDevice& device, const std::string& extra) {
+    // Issue 26's power guard; a record without them (an older version's) restores nothing.
+    if (extra == "power=on" || extra == "power=auto") {
+        device.power_control = extra.substr(6);
+        return std::nullopt;
+    }
+    if (extra == "d3cold=0" || extra == "d3cold=1") {
+        device.d3cold_allowed = extra.substr(7);
+        return std::nullopt;
+    }
+    // Issue 26: the VFIO variant driver, the BAR sizes before the VM.
+    if (extra.starts_with("vfio=")) {
+        if (!is_kernel_driver_name(extra.substr(5))) return "invalid driver name '" + extra.substr(5) + "'";
+        device.vfio_driver = extra.substr(5);
+        return std::nullopt;
+    }
+    if (auto size = parse_bar_size(extra)) {
+        device.bar_sizes.push_back(*size);
+        return std::nullopt;
+    }
+    if (!extra.starts_with("override=")) return "unknown device field '" + extra + "'";
+    std::string name = extra.substr(9);
+    if (!is_kernel_driver_name(name)) return "invalid driver name '" + name + "'";
+    device.original_override = name;
+    return std::nullopt;
+}
+
 }  // namespace
 
 bool is_valid_owner(std::string_view owner) {
@@ -72,7 +112,11 @@ std::string serialize_record(const StateRecord& record) {
                 (device.group ? std::to_string(*device.group) : std::string("-")) +
                 (device.original_override ? " override=" + *device.original_override : std::string()) +
                 (device.power_control ? " power=" + *device.power_control : std::string()) +
-                (device.d3cold_allowed ? " d3cold=" + *device.d3cold_allowed : std::string()) + "\n";
+                (device.d3cold_allowed ? " d3cold=" + *device.d3cold_allowed : std::string()) +
+                (device.vfio_driver ? " vfio=" + *device.vfio_driver : std::string());
+        for (const auto& size : device.bar_sizes)
+            text += " bar" + std::to_string(size.bar) + "=" + std::to_string(size.bit);
+        text += "\n";
     }
     if (record.kernel_log_mark) text += "kernel-log-mark " + std::to_string(record.kernel_log_mark) + "\n";
     for (const auto& step : record.console) {
@@ -128,19 +172,7 @@ Expected<StateRecord> parse_record(std::string_view text, const std::string& sou
             }
             std::string extra;
             while (words >> extra) {
-                // Issue 26's power guard; a record without them (an older version's) restores nothing.
-                if (extra == "power=on" || extra == "power=auto") {
-                    device.power_control = extra.substr(6);
-                    continue;
-                }
-                if (extra == "d3cold=0" || extra == "d3cold=1") {
-                    device.d3cold_allowed = extra.substr(7);
-                    continue;
-                }
-                if (!extra.starts_with("override=")) return fail("unknown device field '" + extra + "'");
-                std::string name = extra.substr(9);
-                if (!is_kernel_driver_name(name)) return fail("invalid driver name '" + name + "'");
-                device.original_override = name;
+                if (auto problem = apply_device_field(device, extra)) return fail(*problem);
             }
             record.devices.push_back(device);
         } else if (key == "console") {
