@@ -471,7 +471,7 @@ sc_shutoff_reason() {
 # with `power-guard no` for vfio-pci's own value. Two VM cycles: ~20-40 s.
 power_controls() { echo "$(cat "$SYS/$GPU/power/control") $(cat "$SYS/$AUD/power/control")"; }
 sc_power_guard() {
-    local before during after unguarded
+    local before during after unguarded out mark lines
     expect_unchanged before
     before=$(power_controls)
     vstart e2e-gpu
@@ -485,11 +485,24 @@ sc_power_guard() {
     [ "$after" = "$before" ] || fail "after the VM: '$after', expected what was there before: '$before'"
     # What vfio-pci itself leaves without the guard (auto since 5.19), and that it is put back too.
     vfio-hook set e2e-gpu power-guard no >/dev/null || fail "vfio-hook set e2e-gpu power-guard no failed"
+    # Issue 26, points 5 and 6, in the same VM cycle: `rebar largest` on devices without a
+    # resizable BAR (QEMU's bochs-display and ich9-intel-hda have none) is one warning and the VM
+    # starts; a hostdev naming <driver model='vfio-pci'/> (libvirt 10+ keeps it, 9.0 drops it) moves as before.
+    vfio-hook set e2e-gpu rebar largest >/dev/null || fail "vfio-hook set e2e-gpu rebar largest failed"
+    timeout 30 virsh dumpxml --inactive e2e-gpu | sed "s|<source>|<driver name='vfio' model='vfio-pci'/><source>|" >/tmp/e2e-gpu-model.xml
+    out=$(timeout 30 virsh define /tmp/e2e-gpu-model.xml 2>&1) || fail "virsh define with <driver model='vfio-pci'/>: $(oneline "$out")"
+    mark=$(log_mark)
     vstart e2e-gpu
     unguarded=$(power_controls)
+    echo "resizable BARs: $(ls "$SYS/$GPU" "$SYS/$AUD" | grep -c '_resize$'); driver model in the live XML: $(timeout 30 virsh dumpxml e2e-gpu | grep -o "<driver name='vfio'[^>]*>" | head -n 1)"
+    expect_vfio "with rebar largest and <driver model='vfio-pci'/>"
     vdestroy e2e-gpu
     wait_home "after the unguarded VM"
-    vfio-hook set e2e-gpu power-guard yes >/dev/null
+    lines=$(hook_log_since "$mark")
+    prefixed '  | ' <<<"$(grep -a 'rebar' <<<"$lines")"
+    [ "$(grep -ac 'warning: rebar largest: no device of this VM has a resizable BAR' <<<"$lines")" = 1 ] ||
+        fail "rebar largest: expected one warning that no device has a resizable BAR"
+    timeout 30 virsh define "$DOMS/gpu-only.xml" >/dev/null 2>&1 || fail "cannot define gpu-only.xml again"
     after=$(power_controls)
     echo "power-guard no: while the VM ran '$unguarded' (vfio-pci's own), after '$after'"
     [ "$after" = "$before" ] || fail "after the unguarded VM: '$after', expected '$before'"
