@@ -173,8 +173,10 @@ std::optional<std::string> driver_model_of(const Domain& domain, const PciAddres
 
 // Issue 26: the VFIO driver each device this start moves gets, loaded, noted in the record when
 // it is a variant (release and a rollback then find it there). One that modules.alias chose but
-// will not load falls back to vfio-pci, with a warning; one the domain names must load.
+// will not load falls back to vfio-pci, with a warning; one the domain names must load. A device
+// parked by hand (`bind`, `persist`) goes to vfio-pci: that is what recover and restore know it by.
 Problem note_vfio_drivers(Host& host, const Domain& domain, StateRecord& record, const PreparePlan& plan) {
+    if (record.owner == manual_owner) return {};
     std::optional<std::string> aliases;  // read once, and only when something moves
     for (const auto& move : plan.moves) {
         if (move.already_on_vfio) continue;

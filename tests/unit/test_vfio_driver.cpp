@@ -125,6 +125,17 @@ BOOST_AUTO_TEST_CASE(a_failed_give_back_leaves_it_on_its_variant) {
     BOOST_TEST(host.driver_of(gh200) == "nvgrace-gpu-vfio-pci");
 }
 
+// `vfio-hook bind` parks a device on vfio-pci, whatever modules.alias says: recover and restore
+// know a parked device by that driver.
+BOOST_AUTO_TEST_CASE(a_device_parked_by_hand_goes_to_vfio_pci) {
+    GraceHopper host;
+    auto bind = host.run({"bind", gh200});
+    BOOST_TEST_REQUIRE(bind.status == 0, bind.err);
+    BOOST_TEST(host.driver_of(gh200) == "vfio-pci");
+    BOOST_TEST(contains(host.run({"recover"}).out, "parked: 0009:01:00.0 stays on vfio-pci"));
+    BOOST_TEST(host.driver_of(gh200) == "vfio-pci");
+}
+
 BOOST_AUTO_TEST_CASE(without_modules_alias_it_is_vfio_pci) {
     GraceHopper host;
     fs::remove_all(host.root() / "lib/modules");
