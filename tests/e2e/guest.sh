@@ -51,7 +51,7 @@ standin-shared-nodes 75
 standin-remove-race 150
 standin-probe-fails 90
 shutoff-reason 120
-power-guard 120
+power-guard 180
 persist 240
 firmware-in-status 45
 "
@@ -468,7 +468,7 @@ sc_shutoff_reason() {
 
 # Issue 26: the power guard on the real device: vfio-pci's bind turns power/control auto (5.19+),
 # the guard sets on while the VM has it, and release puts back what was there; then one cycle
-# with `power-guard no` for vfio-pci's own value. Two VM cycles: ~20-40 s.
+# with `power-guard no` for vfio-pci's own value. Two VM cycles: ~20-40 s (120 s under load).
 power_controls() { echo "$(cat "$SYS/$GPU/power/control") $(cat "$SYS/$AUD/power/control")"; }
 sc_power_guard() {
     local before during after unguarded out mark lines
