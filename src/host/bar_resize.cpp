@@ -39,23 +39,28 @@ std::string describe(const PciAddress& address, const BarResize& resize) {
            rebar_size_text(resize.to);
 }
 
+std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address) {
+    std::vector<ResizableBar> bars;
+    for (unsigned bar = 0; bar < bar_count; ++bar) {
+        if (auto bitmap = supported_sizes(paths, address, bar)) bars.push_back({bar, *bitmap, current_bit(paths, address, bar)});
+    }
+    return bars;
+}
+
 RebarPlan plan_bar_resizes(const HostPaths& paths, const PciAddress& address, const RebarSetting& setting) {
     RebarPlan plan;
-    for (unsigned bar = 0; bar < bar_count; ++bar) {
-        auto bitmap = supported_sizes(paths, address, bar);
-        if (!bitmap) continue;
+    for (const auto& bar : read_resizable_bars(paths, address)) {
         plan.resizable = true;
-        std::string where = address.str() + ": rebar " + setting.str() + ": BAR " + std::to_string(bar);
-        auto now = current_bit(paths, address, bar);
-        auto target = rebar_target(setting, *bitmap);
+        std::string where = address.str() + ": rebar " + setting.str() + ": BAR " + std::to_string(bar.bar);
+        auto target = rebar_target(setting, bar.supported);
         if (!target) {
-            plan.warnings.push_back(where + " takes " + sizes_text(*bitmap) + ", not " + setting.str() +
+            plan.warnings.push_back(where + " takes " + sizes_text(bar.supported) + ", not " + setting.str() +
                                     "; left as it is (choose a size it takes, or smallest/largest)");
-        } else if (!now) {
+        } else if (!bar.current) {
             plan.warnings.push_back(where + ": its current size cannot be read from " +
                                     (paths.pci_device(address) / "resource").string() + "; left as it is");
-        } else if (*now != *target) {
-            plan.resizes.push_back({bar, *now, *target});
+        } else if (*bar.current != *target) {
+            plan.resizes.push_back({bar.bar, *bar.current, *target});
         }
     }
     return plan;

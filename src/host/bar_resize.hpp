@@ -6,6 +6,8 @@
 // A resize is an improvement, never a condition: one that fails (EBUSY, ENOSPC, a BAR that does
 // not take the size) is a warning, and the device moves all the same.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,17 @@
 #include "host/kernel_interface.hpp"
 
 namespace vfio_hook {
+
+// One resizable BAR as sysfs shows it.
+struct ResizableBar {
+    unsigned bar = 0;
+    std::uint64_t supported = 0;        // resourceN_resize's bitmap: bit n = 2^n MB
+    std::optional<unsigned> current;    // its size now as a bit, from `resource`; nullopt: unreadable
+};
+
+// Each BAR of the device with a `resourceN_resize` file (none: no ReBAR capability, or a kernel
+// before 6.1). For `status` as well as the plan below.
+std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address);
 
 struct BarResize {
     unsigned bar = 0;
