@@ -2595,7 +2595,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
-    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"* | *" power-guard"*) : >"$COMMAND_LOG_WANTED" ;; esac
     [ "$(cat "$SYS/$VGA/driver_override" 2>/dev/null)" != e2e-none ] || : >"$FWFB_MODE"
     SETUP_ERROR=
     if ! setup; then
