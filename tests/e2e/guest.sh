@@ -494,7 +494,7 @@ sc_power_guard() {
     mark=$(log_mark)
     vstart e2e-gpu
     unguarded=$(power_controls)
-    echo "resizable BARs: $(ls "$SYS/$GPU" "$SYS/$AUD" | grep -c '_resize$'); driver model in the live XML: $(timeout 30 virsh dumpxml e2e-gpu | grep -o "<driver name='vfio'[^>]*>" | head -n 1)"
+    echo "resizable BARs: $(find "$SYS/$GPU/" "$SYS/$AUD/" -maxdepth 1 -name 'resource*_resize' | wc -l); driver model in the live XML: $(timeout 30 virsh dumpxml e2e-gpu | grep -o "<driver name='vfio'[^>]*>" | head -n 1)"
     expect_vfio "with rebar largest and <driver model='vfio-pci'/>"
     vdestroy e2e-gpu
     wait_home "after the unguarded VM"
