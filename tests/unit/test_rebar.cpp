@@ -87,6 +87,18 @@ BOOST_AUTO_TEST_CASE(a_resize_that_fails_is_a_warning_and_the_device_moves_and_c
     BOOST_TEST(host.records().empty());
 }
 
+// vfio-pci will not take it: the rollback puts the recorded size back before amdgpu binds again.
+BOOST_AUTO_TEST_CASE(a_failed_start_puts_the_size_back_with_the_device) {
+    ReBarCard host;
+    host.kernel().refuse_probe("vfio-pci");
+    auto prepare = host.hook("win11", "prepare", "begin", domain_xml("win11", uuid_a, {card}, false, metadata("smallest")));
+    BOOST_TEST(prepare.status == 1);
+    BOOST_TEST(host.driver_of(card) == "amdgpu", prepare.err);
+    BOOST_TEST(host.bar_bit(card, 0) == 15u);
+    BOOST_TEST(host.written_at("resource0_resize <- 15") < host.written_at("drivers/amdgpu/bind"));
+    BOOST_TEST(host.records().empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_size_the_bar_cannot_take_is_a_warning_naming_the_sizes_it_takes) {
     ReBarCard host;
     std::string vm = domain_xml("win11", uuid_a, {card}, false, metadata("64G"));
