@@ -489,7 +489,8 @@ sc_power_guard() {
     # resizable BAR (QEMU's bochs-display and ich9-intel-hda have none) is one warning and the VM
     # starts; a hostdev naming <driver model='vfio-pci'/> (libvirt 10+ keeps it, 9.0 drops it) moves as before.
     vfio-hook set e2e-gpu rebar largest >/dev/null || fail "vfio-hook set e2e-gpu rebar largest failed"
-    timeout 30 virsh dumpxml --inactive e2e-gpu | sed "s|<source>|<driver name='vfio' model='vfio-pci'/><source>|" >/tmp/e2e-gpu-model.xml
+    timeout 30 virsh dumpxml --inactive e2e-gpu >/tmp/e2e-gpu-before-model.xml
+    sed "s|<source>|<driver name='vfio' model='vfio-pci'/><source>|" /tmp/e2e-gpu-before-model.xml >/tmp/e2e-gpu-model.xml
     out=$(timeout 30 virsh define /tmp/e2e-gpu-model.xml 2>&1) || fail "virsh define with <driver model='vfio-pci'/>: $(oneline "$out")"
     mark=$(log_mark)
     vstart e2e-gpu
@@ -502,7 +503,8 @@ sc_power_guard() {
     prefixed '  | ' <<<"$(grep -a 'rebar' <<<"$lines")"
     [ "$(grep -ac 'warning: rebar largest: no device of this VM has a resizable BAR' <<<"$lines")" = 1 ] ||
         fail "rebar largest: expected one warning that no device has a resizable BAR"
-    timeout 30 virsh define "$DOMS/gpu-only.xml" >/dev/null 2>&1 || fail "cannot define gpu-only.xml again"
+    out=$(timeout 30 virsh define /tmp/e2e-gpu-before-model.xml 2>&1) || fail "cannot define e2e-gpu as before: $(oneline "$out")"
+    vfio-hook set e2e-gpu rebar no >/dev/null
     after=$(power_controls)
     echo "power-guard no: while the VM ran '$unguarded' (vfio-pci's own), after '$after'"
     [ "$after" = "$before" ] || fail "after the unguarded VM: '$after', expected '$before'"
