@@ -45,6 +45,7 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
     for (const auto& address : plan.left_alone) {
         out << "  keep  " << address.str() << ": no driver, in another slot; left alone (it keeps the group viable)\n";
     }
+    for (const auto& line : prepare_details(host, *domain, plan)) out << "  " << line << "\n";  // issue 26: variants, ReBAR
     for (const auto& warning : plan.warnings) out << "  warning: " << warning.line() << "\n";
     std::vector<const PciDevice*> moving;  // issue 26: the AMD reset bug
     for (const auto& move : plan.moves) moving.push_back(view.bus.find(move.address));

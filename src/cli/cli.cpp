@@ -341,10 +341,10 @@ void setup_restore(CLI::App& command, Given& given) {
 
 void setup_set(CLI::App& command, Given& given) {
     domain_option(command, given);
-    command.add_option("key", given.key, "allow-boot-vga, firmware-errors, allow-host-critical or power-guard")
+    command.add_option("key", given.key, "allow-boot-vga, firmware-errors, allow-host-critical, power-guard or rebar")
         ->required()
         ->type_name("KEY");
-    command.add_option("value", given.value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it)")
+    command.add_option("value", given.value, "the value (for allow-host-critical: ADDRESS, or -ADDRESS to drop it; for rebar: smallest, largest, a size such as 8G, or no)")
         ->required()
         ->type_name("VALUE");
 }

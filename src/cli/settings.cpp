@@ -33,6 +33,7 @@ void print_settings(std::ostream& out, const DomainSettings& settings) {
                                                : "(config file)")
         << "\n";
     out << "power-guard = " << (settings.power_guard ? (*settings.power_guard ? "yes" : "no") : "yes (default)") << "\n";
+    out << "rebar = " << (settings.rebar ? settings.rebar->str() : "no (BAR sizes left as they are)") << "\n";
     for (const auto& address : settings.allowed_host_critical)
         out << "allow-host-critical = " << address.str() << "\n";
 }

@@ -1,6 +1,7 @@
 #include "core/domain_xml.hpp"
 #include "core/problem.hpp"
 #include "core/xml_document.hpp"
+#include "core/pci_device.hpp"
 
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
@@ -25,8 +26,15 @@ std::optional<Expected<HostPciDevice>> parse_device_element(xmlNodePtr node) {
     auto address = xml::host_pci_address(node);
     if (!address) return std::nullopt;
     if (!*address) return Expected<HostPciDevice>(Error{address->error()});
+    // Issue 26: <driver model='…'/> names the VFIO variant driver; it becomes a sysfs path part.
+    xmlNodePtr driver = xml::child(node, "driver");
+    auto model = driver ? attribute(driver, "model") : std::nullopt;
+    if (model && !is_kernel_driver_name(*model)) {
+        return Expected<HostPciDevice>(Error{"<" + text(node->name) + "> on line " + std::to_string(xmlGetLineNo(node)) +
+                                             ": <driver model='" + model->substr(0, 64) + "'> is not a driver name"});
+    }
     return Expected<HostPciDevice>(
-        HostPciDevice{address->value(), attribute(node, "managed").value_or("no") == "yes", text(node->name)});
+        HostPciDevice{address->value(), attribute(node, "managed").value_or("no") == "yes", text(node->name), model});
 }
 
 std::optional<bool> parse_yes_no(const std::string& text) {
@@ -110,7 +118,7 @@ private:
     Problem visit_metadata(const std::string& name) {
         std::string ns = text(xmlTextReaderConstNamespaceUri(reader_.get()));
         bool setting_name = name == "allow-boot-vga" || name == "firmware-errors" || name == "allow-host-critical" ||
-                            name == "power-guard";
+                            name == "power-guard" || name == "rebar";
         if (ns == metadata_namespace && setting_name) {
             warnings_.push_back("<metadata> holds <" + name + "> without its wrapper: it is ignored; "
                                 "put it inside <vh:vfio-hook xmlns:vh=\"" + std::string(metadata_namespace) + "\">");
@@ -203,7 +211,17 @@ Problem apply_domain_setting(DomainSettings& settings, std::string_view key, std
         settings.power_guard = parse_yes_no(std::string(value));
         return settings.power_guard ? Problem::none() : Problem("expected yes or no");
     }
-    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard)";
+    if (key == "rebar") {  // issue 26
+        if (value == "no") {
+            settings.rebar.reset();
+            return {};
+        }
+        auto rebar = parse_rebar_setting(value);
+        if (!rebar) return rebar.error() + ", or no";
+        settings.rebar = *rebar;
+        return {};
+    }
+    return "unknown setting (known: allow-boot-vga, firmware-errors, allow-host-critical, power-guard, rebar)";
 }
 
 std::string serialize_settings(const DomainSettings& settings) {
@@ -217,6 +235,7 @@ std::string serialize_settings(const DomainSettings& settings) {
         xml += "<allow-host-critical>" + address.str() + "</allow-host-critical>";
     if (settings.power_guard)
         xml += std::string("<power-guard>") + (*settings.power_guard ? "yes" : "no") + "</power-guard>";
+    if (settings.rebar) xml += "<rebar>" + settings.rebar->str() + "</rebar>";
     return xml + "</vfio-hook>";
 }
 

@@ -13,6 +13,7 @@
 #include "core/pci_address.hpp"
 #include "core/problem.hpp"
 #include "core/xml_document.hpp"
+#include "core/rebar.hpp"
 
 namespace vfio_hook {
 
@@ -23,6 +24,8 @@ struct HostPciDevice {
     PciAddress address;
     bool managed = false;       // libvirt detaches/reattaches managed='yes' devices itself
     std::string element;        // "hostdev" or "interface", for messages
+    // <driver model='…'/> inside it: the VFIO (variant) driver libvirt is told to use (issue 26).
+    std::optional<std::string> driver_model = std::nullopt;
 };
 
 struct DomainSettings {
@@ -33,6 +36,9 @@ struct DomainSettings {
     std::set<PciAddress> allowed_host_critical;
     // <power-guard>no</power-guard>: leave `power/control` as vfio-pci sets it (host/power_guard.hpp).
     std::optional<bool> power_guard;
+    // <rebar>smallest|largest|SIZE</rebar>: the size its resizable BARs get while it has them
+    // (core/rebar.hpp); nullopt leaves them as they are.
+    std::optional<RebarSetting> rebar;
 };
 
 struct Domain {
@@ -48,7 +54,8 @@ struct Domain {
 inline constexpr std::size_t max_domain_xml_bytes = xml::max_bytes;
 
 // One per-VM setting by its name (allow-boot-vga yes|no, firmware-errors warn|refuse,
-// allow-host-critical ADDRESS or -ADDRESS, power-guard yes|no); the error names what was expected.
+// allow-host-critical ADDRESS or -ADDRESS, power-guard yes|no,
+// rebar smallest|largest|SIZE|no); the error names what was expected.
 Problem apply_domain_setting(DomainSettings& settings, std::string_view key,
                              std::string_view value);
 // The wrapper element `virsh metadata --set` takes (libvirt puts it in our namespace).

@@ -41,8 +41,21 @@ std::string unescape(std::string_view text) {
     return out;
 }
 
-// "device ADDRESS DRIVER|- GROUP|- [override=NAME] [power=on|auto] [d3cold=0|1]", after the key.
-// Issue 26's power fields: a record without them (an older version's) restores nothing.
+// "bar0=8": BAR 0 was 2^8 MB (256 MB) before the VM (issue 26).
+std::optional<BarSize> parse_bar_size(std::string_view field) {
+    auto equals = field.find('=');
+    if (!field.starts_with("bar") || equals == std::string_view::npos) return std::nullopt;
+    unsigned bar = 0, bit = 0;
+    auto [bar_end, bar_ec] = std::from_chars(field.data() + 3, field.data() + equals, bar);
+    auto [bit_end, bit_ec] = std::from_chars(field.data() + equals + 1, field.data() + field.size(), bit);
+    if (bar_ec != std::errc{} || bar_end != field.data() + equals || bar > 5) return std::nullopt;
+    if (bit_ec != std::errc{} || bit_end != field.data() + field.size() || bit > 63) return std::nullopt;
+    return BarSize{bar, bit};
+}
+
+// "device ADDRESS DRIVER|- GROUP|- [override=NAME] [power=on|auto] [d3cold=0|1] [vfio=NAME]
+// [barN=BIT]...", after the key. Issue 26's fields: a record without them (an older version's)
+// restores nothing and gives back from vfio-pci.
 Problem parse_device_field(RecordedDevice& device, const std::string& field) {
     if (field == "power=on" || field == "power=auto") {
         device.power_control = field.substr(6);
@@ -50,6 +63,15 @@ Problem parse_device_field(RecordedDevice& device, const std::string& field) {
     }
     if (field == "d3cold=0" || field == "d3cold=1") {
         device.d3cold_allowed = field.substr(7);
+        return {};
+    }
+    if (field.starts_with("vfio=")) {
+        if (!is_kernel_driver_name(field.substr(5))) return "invalid driver name '" + field.substr(5) + "'";
+        device.vfio_driver = field.substr(5);
+        return {};
+    }
+    if (auto size = parse_bar_size(field)) {
+        device.bar_sizes.push_back(*size);
         return {};
     }
     if (!field.starts_with("override=")) return "unknown device field '" + field + "'";
@@ -130,7 +152,11 @@ std::string serialize_record(const StateRecord& record) {
                 (device.group ? std::to_string(*device.group) : std::string("-")) +
                 (device.original_override ? " override=" + *device.original_override : std::string()) +
                 (device.power_control ? " power=" + *device.power_control : std::string()) +
-                (device.d3cold_allowed ? " d3cold=" + *device.d3cold_allowed : std::string()) + "\n";
+                (device.d3cold_allowed ? " d3cold=" + *device.d3cold_allowed : std::string()) +
+                (device.vfio_driver ? " vfio=" + *device.vfio_driver : std::string());
+        for (const auto& size : device.bar_sizes)
+            text += " bar" + std::to_string(size.bar) + "=" + std::to_string(size.bit);
+        text += "\n";
     }
     if (record.kernel_log_mark) text += "kernel-log-mark " + std::to_string(record.kernel_log_mark) + "\n";
     for (const auto& step : record.console) {

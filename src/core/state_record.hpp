@@ -16,6 +16,13 @@ namespace vfio_hook {
 // Owner of the devices moved by `vfio-hook bind` rather than by a domain.
 inline constexpr std::string_view manual_owner = "manual";
 
+// One BAR's size: `bit` as the kernel's resourceN_resize bitmap counts (2^bit MB).
+struct BarSize {
+    unsigned bar = 0;
+    unsigned bit = 0;
+    bool operator==(const BarSize&) const = default;
+};
+
 struct RecordedDevice {
     PciAddress address;
     std::optional<DriverName> original_driver;  // nullopt: it had none and stays driverless
@@ -28,6 +35,14 @@ struct RecordedDevice {
     // the record was written before the power guard existed.
     std::optional<std::string> power_control = std::nullopt;
     std::optional<std::string> d3cold_allowed = std::nullopt;
+    // The VFIO driver it was bound to when not vfio-pci: a variant (issue 26, point 6), so that a
+    // failed give-back puts it back there. nullopt: vfio-pci.
+    std::optional<DriverName> vfio_driver = std::nullopt;
+    // Each resizable BAR the VM's `rebar` setting resized, with its size before (issue 26, point
+    // 5): written back while it has no driver, before its host driver binds again.
+    std::vector<BarSize> bar_sizes = {};
+
+    DriverName vfio_driver_name() const { return vfio_driver.value_or(std::string(vfio_pci)); }
 };
 
 // A piece of the host's console taken away with a GPU (single-GPU setups), to be put back after

@@ -56,9 +56,12 @@ WriteResult DeviceMover::probe_write(const std::filesystem::path& file, const Pc
     return kernel_.write_within(file, address.str(), bind_deadline_);
 }
 
-Problem DeviceMover::to_vfio(const PciAddress& address) {
-    const std::string vfio(vfio_pci);
-    if (auto error = write(address, "setting driver_override to vfio-pci",
+void DeviceMover::between_drivers(const PciAddress& address, const WhileUnbound& while_unbound) {
+    if (while_unbound && !current_driver(paths_, address)) while_unbound();
+}
+
+Problem DeviceMover::to_vfio(const PciAddress& address, const DriverName& vfio, const WhileUnbound& while_unbound) {
+    if (auto error = write(address, "setting driver_override to " + vfio,
                            paths_.pci_device(address) / "driver_override", vfio))
         return error;
     auto driver = current_driver(paths_, address);
@@ -68,10 +71,11 @@ Problem DeviceMover::to_vfio(const PciAddress& address) {
                                paths_.pci_driver(*driver) / "unbind", address.str()))
             return error;
     }
+    between_drivers(address, while_unbound);
     if (auto error = write(address, "drivers_probe", paths_.drivers_probe(), address.str()))
         return error;
     if (!wait_for_driver(address, vfio)) {
-        return Problem{address.str() + ": did not bind to vfio-pci (driver now: " +
+        return Problem{address.str() + ": did not bind to " + vfio + " (driver now: " +
                        current_driver(paths_, address).value_or("none") + ")"};
     }
     return {};
@@ -91,8 +95,8 @@ Expected<std::optional<DriverName>> DeviceMover::read_override(const PciAddress&
 }
 
 Problem DeviceMover::send_home(const PciAddress& address, const std::optional<DriverName>& driver,
-                               const std::optional<DriverName>& override) {
-    if (auto error = bind_to(address, driver)) return error;
+                               const std::optional<DriverName>& override, const WhileUnbound& while_unbound) {
+    if (auto error = bind_to(address, driver, while_unbound)) return error;
     if (!override) return {};
     auto failure = write(address, "putting back driver_override " + *override,
                          paths_.pci_device(address) / "driver_override", *override);
@@ -100,11 +104,13 @@ Problem DeviceMover::send_home(const PciAddress& address, const std::optional<Dr
     return Problem{failure.message(), ProblemKind::device_home};
 }
 
-Problem DeviceMover::bind_to(const PciAddress& address, const std::optional<DriverName>& driver) {
+Problem DeviceMover::bind_to(const PciAddress& address, const std::optional<DriverName>& driver,
+                             const WhileUnbound& while_unbound) {
     if (driver && !is_kernel_driver_name(*driver))
         return Problem{address.str() + ": refusing to bind to '" + *driver +
                        "': not a kernel driver name"};
     if (auto error = leave_current_driver(address, driver)) return error;
+    between_drivers(address, while_unbound);
     if (!driver || current_driver(paths_, address) == driver) return {};  // it had no driver before: it stays driverless
     // Bind to the recorded driver by name: a reprobe could pick another driver (a dynamic
     // vfio-pci ID added by driverctl, say). Fall back to the reprobe if the name no longer binds.

@@ -4,6 +4,7 @@
 // driver_override survives unbind and beats dynamic IDs; drivers_probe reports success even when
 // nothing bound, so the driver link is what tells.
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -16,6 +17,10 @@
 
 namespace vfio_hook {
 
+// What to do in the moment a device has no driver, between the unbind and the next bind (issue
+// 26: resizing its BARs, which the kernel allows only then).
+using WhileUnbound = std::function<void()>;
+
 class DeviceMover {
 public:
     DeviceMover(const HostPaths& paths, KernelInterface& kernel, const Settings& settings)
@@ -24,11 +29,14 @@ public:
 
     // Each returns the problem (one line naming the device, the step and the file; its kind says
     // whether a write hung or only the old driver_override is not back), or none.
-    Problem to_vfio(const PciAddress& address);
+    // `driver`: vfio-pci or a VFIO variant driver (core/vfio_driver.hpp), already loaded.
+    Problem to_vfio(const PciAddress& address, const DriverName& driver = std::string(vfio_pci),
+                    const WhileUnbound& while_unbound = {});
     // Back to `driver` by name (falling back to a reprobe); nullopt driver: left driverless.
     // `override`: a driver_override the device had before us, written back once it is home.
     Problem send_home(const PciAddress& address, const std::optional<DriverName>& driver,
-                      const std::optional<DriverName>& override = std::nullopt);
+                      const std::optional<DriverName>& override = std::nullopt,
+                      const WhileUnbound& while_unbound = {});
     // The device's driver_override as it is now (nullopt: none). The read takes the device lock,
     // so it runs under the deadline; an error when it did not answer.
     Expected<std::optional<DriverName>> read_override(const PciAddress& address);
@@ -37,7 +45,10 @@ public:
 
 private:
     // The first half of send_home: off vfio-pci and onto `driver` (its override not yet back).
-    Problem bind_to(const PciAddress& address, const std::optional<DriverName>& driver);
+    Problem bind_to(const PciAddress& address, const std::optional<DriverName>& driver,
+                    const WhileUnbound& while_unbound);
+    // Runs `while_unbound`, if any, when the device has no driver now.
+    void between_drivers(const PciAddress& address, const WhileUnbound& while_unbound);
     // Clears driver_override and unbinds whatever driver has the device, unless it is `keep`.
     Problem leave_current_driver(const PciAddress& address,
                                  const std::optional<DriverName>& keep);

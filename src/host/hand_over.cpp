@@ -11,8 +11,10 @@
 #include "host/liveness_check.hpp"
 #include "host/log.hpp"
 #include "host/modules.hpp"
+#include "host/bar_resize.hpp"
 #include "host/power_guard.hpp"
 #include "host/pci_bus.hpp"
+#include "host/vfio_variant.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -161,6 +163,90 @@ void note_power_settings(Host& host, StateRecord& record, const StateRecord* ear
     }
 }
 
+// The hostdev's <driver model='…'/> for a device the domain names; nullopt for a group companion.
+std::optional<std::string> driver_model_of(const Domain& domain, const PciAddress& address) {
+    for (const auto& device : domain.pci_devices) {
+        if (device.address == address) return device.driver_model;
+    }
+    return std::nullopt;
+}
+
+// Issue 26: the VFIO driver each device this start moves gets, loaded, noted in the record when
+// it is a variant (release and a rollback then find it there). One that modules.alias chose but
+// will not load falls back to vfio-pci, with a warning; one the domain names must load. A device
+// parked by hand (`bind`, `persist`) goes to vfio-pci: that is what recover and restore know it by.
+Problem note_vfio_drivers(Host& host, const Domain& domain, StateRecord& record, const PreparePlan& plan) {
+    if (record.owner == manual_owner) return {};
+    std::optional<std::string> aliases;  // read once, and only when something moves
+    for (const auto& move : plan.moves) {
+        if (move.already_on_vfio) continue;
+        if (!aliases) aliases = read_modules_alias(host.paths);
+        auto choice = vfio_driver_for(host.paths, move.address, driver_model_of(domain, move.address), *aliases);
+        if (choice.is_vfio_pci()) continue;
+        auto driver = load_vfio_driver(host.paths, host.kernel, choice);
+        if (!driver && choice.source == VfioDriverChoice::Source::domain) return move.address.str() + ": " + driver.error();
+        if (!driver) {
+            tell_user(spdlog::level::warn, "vfio-hook: warning: " + move.address.str() + ": " + driver.error() + "; using vfio-pci");
+            continue;
+        }
+        for (auto& device : record.devices) {
+            if (device.address == move.address) device.vfio_driver = *driver;
+        }
+    }
+    return {};
+}
+
+// Issue 26: with the VM's `rebar` setting, the BAR sizes each device this start moves gets (the
+// VM's), their sizes now noted in the record for release to put back. Each problem is a warning.
+std::map<PciAddress, std::vector<BarSize>> note_bar_sizes(Host& host, const Domain& domain, StateRecord& record,
+                                                         const StateRecord* earlier, const PreparePlan& plan) {
+    std::map<PciAddress, std::vector<BarSize>> sizes;
+    if (!domain.settings.rebar) return sizes;
+    bool any_resizable = false;
+    for (auto& device : record.devices) {
+        if (!first_moved_here(device, earlier, plan)) continue;
+        auto bars = plan_bar_resizes(host.paths, device.address, *domain.settings.rebar);
+        any_resizable |= bars.resizable;
+        for (const auto& line : bars.warnings) tell_user(spdlog::level::warn, "vfio-hook: warning: " + line);
+        for (const auto& resize : bars.resizes) {
+            device.bar_sizes.push_back({resize.bar, resize.from});
+            sizes[device.address].push_back({resize.bar, resize.to});
+        }
+    }
+    if (!any_resizable)
+        tell_user(spdlog::level::warn, "vfio-hook: warning: rebar " + domain.settings.rebar->str() +
+                                           ": no device of this VM has a resizable BAR (no resourceN_resize: no ReBAR "
+                                           "capability, or a kernel before 6.1); nothing resized");
+    return sizes;
+}
+
+// What each device gets on its way to VFIO besides the move (issue 26).
+struct OnTheWay {
+    bool power_guard = true;                               // kept awake on vfio-pci (host/power_guard.hpp)
+    std::map<PciAddress, std::vector<BarSize>> bar_sizes;  // the VM's BAR sizes, set while it has no driver
+};
+
+// The resize of one device's BARs, for the moment it has no driver: a failure is a warning.
+WhileUnbound resize_while_unbound(Host& host, const PciAddress& address, const std::vector<BarSize>& sizes) {
+    if (sizes.empty()) return {};
+    return [&host, address, sizes] {
+        if (auto problem = resize_bars(host.paths, host.kernel, address, sizes)) {
+            tell_user(spdlog::level::warn, "vfio-hook: warning: " + problem.message() + "; the device moves all the same");
+            return;
+        }
+        for (const auto& size : sizes)
+            logger().info("{}: BAR {} resized to {}", address.str(), size.bar, rebar_size_text(size.bit));
+    };
+}
+
+// Puts back the recorded BAR sizes of a device while it has no driver; a failure joins `problems`.
+WhileUnbound restore_while_unbound(Host& host, const RecordedDevice& device, std::vector<std::string>& problems) {
+    if (device.bar_sizes.empty()) return {};
+    return [&host, &device, &problems] {
+        if (auto problem = restore_bar_sizes(host.paths, host.kernel, device)) problems.push_back(problem.message());
+    };
+}
+
 std::vector<ConsoleStep> console_steps_of(Host& host, const std::vector<PciAddress>& gpus) {
     std::vector<ConsoleStep> steps;
     for (const auto& gpu : gpus) {
@@ -184,13 +270,15 @@ Problem take_console(Host& host, const std::vector<ConsoleStep>& steps, std::vec
 Problem roll_back(Host& host, DeviceMover& mover, const StateRecord& record, const std::vector<const Move*>& moved,
                   bool hung, std::vector<RecordedDevice>& stranded) {
     Problem problems;
+    std::vector<std::string> bar_problems;  // issue 26: sizes that would not go back (warnings)
     for (auto it = moved.rbegin(); it != moved.rend(); ++it) {
         const RecordedDevice& where = *record.find((*it)->address);
         if (hung && *it == moved.back()) {
             stranded.push_back(where);
             continue;
         }
-        if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override)) {
+        if (auto undo_failure = mover.send_home(where.address, where.original_driver, where.original_override,
+                                                restore_while_unbound(host, where, bar_problems))) {
             problems.merge(Problem("rollback: " + undo_failure.message()));
             if (!undo_failure.device_home()) {
                 stranded.push_back(where);
@@ -201,29 +289,33 @@ Problem roll_back(Host& host, DeviceMover& mover, const StateRecord& record, con
         if (auto problem = restore_power_settings(host.paths, host.kernel, &where))
             problems.merge(Problem("rollback: " + problem.message()));
     }
+    for (const auto& line : bar_problems) problems.merge(Problem("rollback: " + line));
     return problems;
 }
 
 // Moves each device of the plan to vfio-pci, logging how long each took. All or nothing: on a
 // failure puts back everything this run moved, and returns the failure with the rollback's lines.
-// `power_guard`: keep each one awake on vfio-pci (host/power_guard.hpp).
+// Each goes to the VFIO driver its record names, gets `extras` on the way (issue 26).
 Problem move_to_vfio(Host& host, DeviceMover& mover, const PreparePlan& plan, const StateRecord& record,
-                     bool power_guard, std::vector<RecordedDevice>& stranded) {
+                     const OnTheWay& extras, std::vector<RecordedDevice>& stranded) {
     std::vector<const Move*> moved;
     for (const auto& move : plan.moves) {
         if (move.already_on_vfio) continue;
-        DeviceLogFields fields(move.address, move.from, std::string(vfio_pci));
+        DriverName vfio = record.find(move.address)->vfio_driver_name();
+        DeviceLogFields fields(move.address, move.from, vfio);
         auto start = Clock::now();
         moved.push_back(&move);
         // Issue 26: no D3cold from the bind on; vfio-pci's idle suspend is faster than keep_awake.
-        if (auto problem = power_guard ? forbid_d3cold(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
-        if (auto failure = mover.to_vfio(move.address))
+        if (auto problem = extras.power_guard ? forbid_d3cold(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
+        auto sizes = extras.bar_sizes.find(move.address);
+        auto resize = resize_while_unbound(host, move.address, sizes == extras.bar_sizes.end() ? std::vector<BarSize>{} : sizes->second);
+        if (auto failure = mover.to_vfio(move.address, vfio, resize))
             return failure.merge(roll_back(host, mover, record, moved, failure.hung(), stranded));
         // Issue 26: the power guard keeps it out of D3cold until QEMU opens it.
-        if (auto problem = power_guard ? keep_awake(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
+        if (auto problem = extras.power_guard ? keep_awake(host.paths, host.kernel, move.address) : Problem::none()) logger().warn("{}", problem.message());
         long took = elapsed_ms(start);
         log_with_fields(spdlog::level::info,
-                        move.address.str() + ": " + move.from.value_or("no driver") + " → vfio-pci in " +
+                        move.address.str() + ": " + move.from.value_or("no driver") + " → " + vfio + " in " +
                             std::to_string(took) + " ms",
                         {{"DURATION_MS", std::to_string(took)}});
     }
@@ -245,6 +337,10 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     if (auto problem = note_overrides(mover, record, earlier, plan)) return problem;
     // Issue 26: their runtime power settings, which the power guard puts back at release.
     note_power_settings(host, record, earlier, plan);
+    // Issue 26: the VFIO driver each gets (a variant where the domain or modules.alias says so), loaded.
+    if (auto problem = note_vfio_drivers(host, domain, record, plan)) return problem.add_line("nothing was moved");
+    // Issue 26: the BAR sizes the VM's `rebar` setting asks for; the sizes now, recorded for release.
+    OnTheWay extras{domain.settings.power_guard.value_or(true), note_bar_sizes(host, domain, record, earlier, plan)};
     // Single GPU: the host's console, taken only now that every check has passed, so a refused
     // start never touches it (fbcon, once unbound, cannot simply be bound again).
     auto console = console_steps_of(host, plan.takes_console);
@@ -263,7 +359,7 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     }
     // The devices, all or nothing; what would not come back stays recorded.
     std::vector<RecordedDevice> stranded;
-    auto failure = move_to_vfio(host, mover, plan, record, domain.settings.power_guard.value_or(true), stranded);
+    auto failure = move_to_vfio(host, mover, plan, record, extras, stranded);
     if (!failure) return {};
     for (const auto& device : stranded) {
         if (!rest.find(device.address)) rest.devices.push_back(device);
@@ -272,6 +368,26 @@ Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& o
     failure.merge(settled.console);
     if (!settled.something_left) failure.add_line("every device was put back where it was");
     return failure.merge(record_line(settled, store, owner));
+}
+
+std::vector<std::string> prepare_details(Host& host, const Domain& domain, const PreparePlan& plan) {
+    std::vector<std::string> lines;
+    std::optional<std::string> aliases;
+    bool any_resizable = false;
+    for (const auto& move : plan.moves) {
+        if (move.already_on_vfio) continue;
+        if (!aliases) aliases = read_modules_alias(host.paths);
+        auto choice = vfio_driver_for(host.paths, move.address, driver_model_of(domain, move.address), *aliases);
+        if (!choice.is_vfio_pci()) lines.push_back("vfio  " + move.address.str() + ": " + choice.module + " (" + choice.why() + ")");
+        if (!domain.settings.rebar) continue;
+        auto bars = plan_bar_resizes(host.paths, move.address, *domain.settings.rebar);
+        any_resizable |= bars.resizable;
+        for (const auto& resize : bars.resizes) lines.push_back("rebar " + describe(move.address, resize));
+        for (const auto& warning : bars.warnings) lines.push_back("warning: " + warning);
+    }
+    if (domain.settings.rebar && !any_resizable)
+        lines.push_back("warning: rebar " + domain.settings.rebar->str() + ": no device of this VM has a resizable BAR; nothing would be resized");
+    return lines;
 }
 
 std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan) {
@@ -305,16 +421,19 @@ ReleasePlan plan_release_with(Host& host, const StateRecord& selected, bool forc
     return plan_release(selected, bus, find_holders(host.paths, nodes), force);
 }
 
-// Gives one device back, logging how long it took. A device that did not come home goes back to
-// vfio-pci, a known and safe state, and stays in `still_ours`.
-void give_back(DeviceMover& mover, const Restore& restore, ReleaseReport& report, std::set<PciAddress>& still_ours) {
-    DeviceLogFields fields(restore.address, std::string(vfio_pci), restore.to);
+// Gives one device back, logging how long it took; the BAR sizes `recorded` before the VM go back
+// while it has no driver (issue 26). A device that did not come home goes back to its VFIO
+// driver, a known and safe state, and stays in `still_ours`.
+void give_back(Host& host, DeviceMover& mover, const Restore& restore, const RecordedDevice& recorded,
+               ReleaseReport& report, std::set<PciAddress>& still_ours) {
+    DeviceLogFields fields(restore.address, recorded.vfio_driver_name(), restore.to);
     auto start = Clock::now();
-    auto failure = mover.send_home(restore.address, restore.to, restore.override_to_restore);
+    auto failure = mover.send_home(restore.address, restore.to, restore.override_to_restore,
+                                   restore_while_unbound(host, recorded, report.problems));
     if (!failure) {
         long took = elapsed_ms(start);
         log_with_fields(spdlog::level::info,
-                        restore.address.str() + ": vfio-pci → " + restore.to.value_or("no driver") + " in " +
+                        restore.address.str() + ": " + recorded.vfio_driver_name() + " → " + restore.to.value_or("no driver") + " in " +
                             std::to_string(took) + " ms",
                         {{"DURATION_MS", std::to_string(took)}});
         report.addresses.push_back(restore.address);
@@ -330,7 +449,7 @@ void give_back(DeviceMover& mover, const Restore& restore, ReleaseReport& report
     still_ours.insert(restore.address);
     std::string line = failure.message();
     // Unless a write is stuck, when any further write would block as well.
-    if (!failure.hung() && !mover.to_vfio(restore.address)) line += "; left on vfio-pci";
+    if (!failure.hung() && !mover.to_vfio(restore.address, recorded.vfio_driver_name())) line += "; left on " + recorded.vfio_driver_name();
     line += "; still recorded, retry with `vfio-hook recover`";
     report.problems.push_back(line);
 }
@@ -426,7 +545,7 @@ ReleaseReport release_owner(Host& host, const std::string& owner,
     for (const auto& restore : plan.restores) {
         // Issue 26: a device that does not answer stays on vfio-pci (strict after a crash).
         if (keep_if_not_answering(host, restore, needs_proof_of_life(reason), report, still_ours)) continue;
-        give_back(mover, restore, report, still_ours);
+        give_back(host, mover, restore, *record.find(restore.address), report, still_ours);
     }
     // Issue 26: their runtime power settings as they were before the VM.
     put_back_power_settings(host, record, report);

@@ -40,6 +40,11 @@ PreparePlan plan_with(const Host& host, const Domain& domain, const std::string&
 // a line for each thing that followed (rollback, console, record).
 Problem carry_out_prepare(Host& host, const Domain& domain, const std::string& owner, const PreparePlan& plan);
 
+// What the moves would get besides the move, for `check` (issue 26): each VFIO variant driver
+// ("vfio  0009:01:00.0: nvgrace_gpu_vfio_pci (modules.alias)"), each BAR resize
+// ("rebar 0000:03:00.0 BAR 0: 16 GB -> 256 MB") and its warnings ("warning: …"). Changes nothing.
+std::vector<std::string> prepare_details(Host& host, const Domain& domain, const PreparePlan& plan);
+
 // Kernel log lines since the prepare looked that say one of its devices is stuck (issue 26).
 std::vector<std::string> stuck_since_prepare(Host& host, const PreparePlan& plan);
 

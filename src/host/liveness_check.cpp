@@ -84,7 +84,7 @@ std::vector<Refusal> recorded_devices_not_answering(const HostPaths& paths, Kern
     std::vector<Refusal> dead;
     for (const auto& record : records) {
         for (const auto& device : record.devices) {
-            if (current_driver(paths, device.address) != std::string(vfio_pci)) continue;
+            if (current_driver(paths, device.address) != device.vfio_driver_name()) continue;  // a variant too
             Liveness liveness = read_liveness(paths, kernel, device.address);
             if (liveness.state != Liveness::State::gone) continue;
             std::string methods = read_reset_methods(paths, device.address);

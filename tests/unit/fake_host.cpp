@@ -55,6 +55,7 @@ bool FakeKernel::try_bind(const std::string& address, const std::string& driver)
     fs::create_directory_symlink(root_ / "sys/bus/pci/drivers" / driver, device_dir(address) / "driver");
     driver_bound(address, driver);
     runtime_pm_follows(address, driver, true);
+    vfio_device_follows(address, driver, true);
     return true;
 }
 
@@ -140,7 +141,9 @@ void FakeKernel::refuse_probe(const std::string& driver, const std::string& log_
 
 bool FakeKernel::load_module(const std::string& name) {
     if (!module_loads_) return false;
-    fs::create_directories(root_ / "sys/bus/pci/drivers" / name);
+    loaded_modules.push_back(name);
+    auto driver = module_drivers.find(name);
+    fs::create_directories(root_ / "sys/bus/pci/drivers" / (driver == module_drivers.end() ? name : driver->second));
     return true;
 }
 
@@ -200,6 +203,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
         fs::create_directory_symlink(root_ / "sys/bus/platform/drivers" / console_parts[3], device / "driver");
         return WriteResult::success();
     }
+    if (WriteResult resized; resize_write(file, value, resized)) return resized;
     fs::path relative = file.lexically_relative(root_ / "sys/bus/pci");
     auto parts = std::vector<std::string>(relative.begin(), relative.end());
 
@@ -230,6 +234,7 @@ WriteResult FakeKernel::write_within(const fs::path& file, std::string_view raw_
             fs::remove(device_dir(value) / "driver");
             driver_unbound(value);
             runtime_pm_follows(value, driver, false);
+            vfio_device_follows(value, driver, false);
             return WriteResult::success();
         }
         if (driver_of(value)) return failed(EBUSY);
@@ -299,6 +304,10 @@ FakeHost& FakeHost::device(const std::string& address, std::uint32_t class_code,
     write_file(dir / "reset_method", "flr bus\n");
     write_file(dir / "power/control", "on\n");
     write_file(dir / "d3cold_allowed", "1\n");
+    char modalias[96];  // drivers/pci/pci-sysfs.c modalias_show
+    std::snprintf(modalias, sizeof modalias, "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n", vendor, device_id,
+                  vendor, 0x1234u, (class_code >> 16) & 0xff, (class_code >> 8) & 0xff, class_code & 0xff);
+    write_file(dir / "modalias", modalias);
     if (group) {
         fs::path group_dir = root_ / "sys/kernel/iommu_groups" / std::to_string(*group);
         fs::create_directories(group_dir / "devices");

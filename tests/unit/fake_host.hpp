@@ -87,6 +87,13 @@ public:
     // disappears) and registers again, at the lowest free vtconN, with the next framebuffer.
     bool fbcon_unregisters_without_framebuffers = false;
     std::vector<std::string> console_maps;  // "fb0" per map_consoles call
+    // The drivers built on vfio_pci_core (vfio-pci and its variants): bound, the device has
+    // vfio-dev/vfioN (drivers/vfio/vfio_main.c). FakeHost::vfio_variant adds one.
+    std::set<std::string> vfio_drivers{"vfio-pci"};
+    // A module whose driver directory is named otherwise (nvgrace_gpu_vfio_pci → its driver);
+    // `load_module` makes the directory of any other name as it is.
+    std::map<std::string, std::string> module_drivers;
+    std::vector<std::string> loaded_modules;  // every load_module call's name
     // What FBIOPUT_CON2FBMAP answers for one VT (1..63), as RealKernel::map_consoles sends it
     // once per VT: an errno per VT, 0 (mapped) for every VT not named. map_consoles reports the
     // first VT's errno, as RealKernel does; fbcon binds if any VT was mapped.
@@ -108,6 +115,11 @@ private:
     // Runtime PM as vfio-pci drives it (fake_real_gpu.cpp): `power/control` auto at bind, on at unbind.
     void runtime_pm_follows(const std::string& address, const std::string& driver, bool bound);
     void runtime_resume(const std::string& address);  // see d3cold_platform
+    // A vfio_pci_core driver's `vfio-dev/vfioN` under the device while bound (fake_real_gpu.cpp).
+    void vfio_device_follows(const std::string& address, const std::string& driver, bool bound);
+    // `resourceN_resize` (fake_real_gpu.cpp): EBUSY while bound, EINVAL for a size not in the
+    // bitmap, else the BAR's `resource` line takes the size. True when `file` is one.
+    bool resize_write(const std::filesystem::path& file, const std::string& value, WriteResult& result);
     std::filesystem::path device_dir(const std::string& address) const;
     std::optional<std::string> driver_of(const std::string& address) const;
     bool try_bind(const std::string& address, const std::string& driver);
@@ -207,6 +219,15 @@ public:
     // driver that enables runtime PM (amdgpu, nouveau) leaves `auto`.
     FakeHost& power_control(const std::string& address, const std::string& value);
     std::string power_control_of(const std::string& address) const;
+    // A resizable BAR: `resourceN_resize` with `bitmap` (bit n = 2^n MB supported) and BAR N's
+    // line in `resource` at 2^current_bit MB (issue 26, point 5).
+    FakeHost& resizable_bar(const std::string& address, unsigned bar, std::uint64_t bitmap, unsigned current_bit);
+    unsigned bar_bit(const std::string& address, unsigned bar) const;  // BAR N's size as a bit, from `resource`
+    // /lib/modules/$(uname -r)/modules.alias holding `lines` (issue 26, point 6).
+    FakeHost& modules_alias(const std::string& lines);
+    // A VFIO variant driver: its module `module` loadable (not loaded), its driver directory
+    // named `driver` once loaded, built on vfio_pci_core (vfio-dev/ while bound).
+    FakeHost& vfio_variant(const std::string& module, const std::string& driver);
 
     const std::filesystem::path& root() const { return root_; }
     HostPaths paths() const { return HostPaths{root_}; }

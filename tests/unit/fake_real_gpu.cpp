@@ -2,6 +2,9 @@
 // sources are in shared/notes/real-gpus.md): a live config space that can stop answering, a PM
 // status register, reset methods.
 
+#include <sys/utsname.h>
+
+#include <cerrno>
 #include <fstream>
 
 #include "fake_host.hpp"
@@ -113,6 +116,114 @@ std::string FakeHost::power_control_of(const std::string& address) const {
     std::string value;
     file >> value;
     return value;
+}
+
+// vfio_pci_core_register_device() → vfio_register_group_dev(): the device gets
+// `vfio-dev/vfioN` (drivers/vfio/vfio_main.c, 6.1+) for any vfio_pci_core driver; gone at unbind.
+void FakeKernel::vfio_device_follows(const std::string& address, const std::string& driver, bool bound) {
+    if (!vfio_drivers.count(driver)) return;
+    std::error_code error;
+    if (!bound) {
+        fs::remove_all(device_dir(address) / "vfio-dev", error);
+        return;
+    }
+    static unsigned next = 0;
+    fs::create_directories(device_dir(address) / "vfio-dev" / ("vfio" + std::to_string(next++)));
+}
+
+namespace {
+
+// `resource`: one "0x%016llx 0x%016llx 0x%016llx" line per resource (pci-sysfs.c resource_show);
+// 13 lines for the 6 BARs, the ROM and the bridge windows. BAR N at 0xc0000000 + N * 64 GB.
+std::string resource_text(const std::map<unsigned, unsigned>& bits) {
+    std::string text;
+    for (unsigned line = 0; line < 13; ++line) {
+        std::uint64_t start = 0, end = 0, flags = 0;
+        if (auto bar = bits.find(line); bar != bits.end()) {
+            start = 0xc0000000ULL + (std::uint64_t(line) << 36);
+            end = start + (1ULL << (20 + bar->second)) - 1;
+            flags = 0x14220c;  // memory, 64-bit, prefetchable
+        }
+        char row[64];
+        std::snprintf(row, sizeof row, "0x%016llx 0x%016llx 0x%016llx\n", static_cast<unsigned long long>(start),
+                      static_cast<unsigned long long>(end), static_cast<unsigned long long>(flags));
+        text += row;
+    }
+    return text;
+}
+
+std::map<unsigned, unsigned> resource_bits(const fs::path& resource) {
+    std::ifstream file(resource);
+    std::map<unsigned, unsigned> bits;
+    std::string start, end, flags;
+    for (unsigned line = 0; file >> start >> end >> flags; ++line) {
+        auto size = std::stoull(end, nullptr, 16) - std::stoull(start, nullptr, 16) + 1;
+        if (std::stoull(end, nullptr, 16) == 0) continue;
+        unsigned bit = 0;
+        for (auto megabytes = size >> 20; megabytes > 1; megabytes >>= 1) ++bit;
+        bits[line] = bit;
+    }
+    return bits;
+}
+
+}  // namespace
+
+// pci-sysfs.c __resource_resize_store: kstrtoul(buf, 0) or EINVAL; EBUSY while a driver is bound
+// (or VFs exist); pci_resize_resource() refuses a size the capability does not list (EINVAL).
+bool FakeKernel::resize_write(const fs::path& file, const std::string& value, WriteResult& result) {
+    std::string name = file.filename().string();
+    if (!name.starts_with("resource") || !name.ends_with("_resize") || name.size() != 16) return false;
+    std::string address = file.parent_path().filename().string();
+    unsigned bar = static_cast<unsigned>(name[8] - '0');
+    std::ifstream bitmap_file(file);
+    std::string bitmap_text;
+    bitmap_file >> bitmap_text;
+    auto bitmap = std::stoull(bitmap_text, nullptr, 16);
+    char* end = nullptr;
+    unsigned long bit = std::strtoul(value.c_str(), &end, 0);
+    if (value.empty() || *end != '\0' || bit > 63) {
+        result = {WriteResult::Status::failed, EINVAL};
+    } else if (driver_of(address)) {
+        result = {WriteResult::Status::failed, EBUSY};
+    } else if (!(bitmap & (1ULL << bit))) {
+        result = {WriteResult::Status::failed, EINVAL};
+    } else {
+        auto bits = resource_bits(device_dir(address) / "resource");
+        bits[bar] = static_cast<unsigned>(bit);
+        std::ofstream(device_dir(address) / "resource", std::ios::trunc) << resource_text(bits);
+        result = WriteResult::success();
+    }
+    return true;
+}
+
+FakeHost& FakeHost::resizable_bar(const std::string& address, unsigned bar, std::uint64_t bitmap, unsigned current_bit) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%016llx\n", static_cast<unsigned long long>(bitmap));
+    std::ofstream(device_file(root_, address, "resource" + std::to_string(bar) + "_resize"), std::ios::trunc) << text;
+    auto bits = resource_bits(device_file(root_, address, "resource"));
+    bits[bar] = current_bit;
+    std::ofstream(device_file(root_, address, "resource"), std::ios::trunc) << resource_text(bits);
+    return *this;
+}
+
+unsigned FakeHost::bar_bit(const std::string& address, unsigned bar) const {
+    auto bits = resource_bits(device_file(root_, address, "resource"));
+    return bits.count(bar) ? bits.at(bar) : 0;
+}
+
+FakeHost& FakeHost::modules_alias(const std::string& lines) {
+    struct utsname names {};
+    ::uname(&names);
+    fs::path file = root_ / "lib/modules" / names.release / "modules.alias";
+    fs::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::trunc) << lines;
+    return *this;
+}
+
+FakeHost& FakeHost::vfio_variant(const std::string& module, const std::string& driver) {
+    kernel_.module_drivers[module] = driver;
+    kernel_.vfio_drivers.insert(driver);
+    return *this;
 }
 
 }  // namespace vfio_hook::testing

@@ -177,6 +177,7 @@ BOOST_AUTO_TEST_CASE(after_a_crash_a_dead_device_on_a_host_driver_is_not_reset_u
     StartedVm host;
     host.reset_methods(gpu, "flr");
     std::filesystem::remove(host.root() / "sys/bus/pci/devices" / gpu / "driver");
+    std::filesystem::remove_all(host.root() / "sys/bus/pci/devices" / gpu / "vfio-dev");  // gone with vfio-pci's unbind
     std::filesystem::create_directory_symlink(host.root() / "sys/bus/pci/drivers/amdgpu",
                                               host.root() / "sys/bus/pci/devices" / gpu / "driver");
     host.stops_answering(gpu);
