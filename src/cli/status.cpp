@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "cli/json.hpp"
 #include "core/host_report.hpp"
+#include "host/bar_resize.hpp"
 #include "host/holders.hpp"
 #include "host/hook_slots.hpp"
 #include "host/kernel_log_reader.hpp"
@@ -90,6 +91,7 @@ struct StatusView {
     std::vector<LastRun> last_runs;
     std::string script_layouts;
     BootBindings bindings;
+    std::map<std::string, std::vector<ResizableBar>> resizable_bars;  // by address; issue 26's rebar
 };
 
 // ------------------------------------------------------------------------------------------ JSON
@@ -111,30 +113,68 @@ std::string json_refusal(const Refusal& refusal) {
            ",\"problem\":" + json_string(refusal.reason) + ",\"fix\":" + json_or_null(refusal.fix) + "}";
 }
 
-std::string json_device_fields(const PciDevice& device) {
-    return "\"address\":" + json_string(device.address.str()) + ",\"kind\":" + json_string(device.kind()) +
-           ",\"vendor_device\":" + json_string(device.vendor_device()) +
-           ",\"driver\":" + (device.driver ? json_string(*device.driver) : "null") +
-           ",\"iommu_group\":" + (device.iommu_group ? std::to_string(*device.iommu_group) : "null") +
-           ",\"boot_vga\":" + json_bool(device.boot_vga) +
-           ",\"console\":" + json_array(device.console.empty() ? std::vector<std::string>{}
-                                                               : std::vector<std::string>{device.console}, quoted) +
-           ",\"power_state\":" + json_or_null(device.power_state) +
-           ",\"reset_methods\":" + json_array(words_of(device.reset_methods), quoted);
+std::string json_resizable_bar(const ResizableBar& bar) {
+    std::vector<std::string> sizes;
+    for (unsigned bit = 0; bit < 64; ++bit) {
+        if (bar.supported >> bit & 1) sizes.push_back(std::to_string(std::uint64_t{1} << bit));
+    }
+    return "{\"bar\":" + std::to_string(bar.bar) + ",\"size_mb\":" +
+           (bar.current ? std::to_string(std::uint64_t{1} << *bar.current) : std::string("null")) +
+           ",\"sizes_mb\":" + json_array(sizes, [](const std::string& size) { return size; }) + "}";
 }
 
-std::string json_device(const PciDevice& device) { return "{" + json_device_fields(device) + "}"; }
+std::string json_unit_kind(SystemdUnit::Kind kind) {
+    switch (kind) {
+        case SystemdUnit::Kind::system_service: return "\"system_service\"";
+        case SystemdUnit::Kind::user_service: return "\"user_service\"";
+        case SystemdUnit::Kind::session: return "\"session\"";
+        case SystemdUnit::Kind::none: break;
+    }
+    return "null";
+}
 
-std::string json_gpu(const GpuReport& gpu) {
-    return "{" + json_device_fields(gpu.gpu) + ",\"companions\":" + json_array(gpu.companions, json_device) +
-           ",\"vm\":" + json_or_null(gpu.owner) + ",\"vms\":" + json_array(gpu.vms, quoted) +
-           ",\"could_be_taken\":" + json_bool(gpu.could_be_taken()) +
-           ",\"held_by\":" + json_array(gpu.holders, [](const Holder& holder) {
-               return "{\"pid\":" + std::to_string(holder.pid) + ",\"command\":" + json_string(holder.command) +
-                      ",\"node\":" + json_string(holder.node) + "}";
-           }) +
-           ",\"blockers\":" + json_array(gpu.blockers, json_refusal) +
-           ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted) + "}";
+std::string json_holder(const Holder& holder) {
+    bool unit = holder.unit.kind != SystemdUnit::Kind::none;
+    return "{\"pid\":" + std::to_string(holder.pid) + ",\"command\":" + json_string(holder.command) +
+           ",\"node\":" + json_string(holder.node) + ",\"unit\":" + (unit ? json_or_null(holder.unit.name) : "null") +
+           ",\"unit_kind\":" + json_unit_kind(holder.unit.kind) + "}";
+}
+
+// Every device, GPU or companion, in one shape.
+struct JsonDevice {
+    const StatusView& view;
+    std::string operator()(const PciDevice& device) const {
+        std::string out = "{";
+        out += fields(device);
+        return out + "}";
+    }
+    std::string fields(const PciDevice& device) const {
+        auto bars = view.resizable_bars.find(device.address.str());
+        return "\"address\":" + json_string(device.address.str()) + ",\"kind\":" + json_string(device.kind()) +
+               ",\"vendor_device\":" + json_string(device.vendor_device()) +
+               ",\"driver\":" + (device.driver ? json_string(*device.driver) : "null") +
+               ",\"vfio_device\":" + json_bool(device.vfio_device) +
+               ",\"iommu_group\":" + (device.iommu_group ? std::to_string(*device.iommu_group) : "null") +
+               ",\"boot_vga\":" + json_bool(device.boot_vga) +
+               ",\"console\":" + json_array(device.console.empty() ? std::vector<std::string>{}
+                                                                   : std::vector<std::string>{device.console}, quoted) +
+               ",\"power_state\":" + json_or_null(device.power_state) +
+               ",\"reset_methods\":" + json_array(words_of(device.reset_methods), quoted) +
+               ",\"resizable_bars\":" + (bars == view.resizable_bars.end() ? "[]" : json_array(bars->second, json_resizable_bar));
+    }
+};
+
+std::string json_gpu(const StatusView& view, const GpuReport& gpu) {
+    JsonDevice device{view};
+    std::string out = "{";
+    out += device.fields(gpu.gpu);
+    out += ",\"companions\":" + json_array(gpu.companions, device);
+    out += ",\"vm\":" + json_or_null(gpu.owner) + ",\"vms\":" + json_array(gpu.vms, quoted);
+    out += ",\"could_be_taken\":" + json_bool(gpu.could_be_taken());
+    out += ",\"held_by\":" + json_array(gpu.holders, json_holder);
+    out += ",\"blockers\":" + json_array(gpu.blockers, json_refusal);
+    out += ",\"kernel_log_problems\":" + json_array(gpu.log_problems, quoted);
+    return out + "}";
 }
 
 std::string json_last_run(const LastRun& run) {
@@ -179,7 +219,7 @@ void render_json(const StatusView& view, std::ostream& out) {
         << ",\"driverctl_overrides\":" << json_array(view.bindings.driverctl, [](const auto& entry) {
                return "{\"address\":" + json_string(entry.first) + ",\"driver\":" + json_string(entry.second) + "}";
            })
-        << ",\"gpus\":" << json_array(report.gpus, json_gpu)
+        << ",\"gpus\":" << json_array(report.gpus, [&](const GpuReport& gpu) { return json_gpu(view, gpu); })
         << ",\"consoles_given\":" << json_array(report.consoles_given, quoted)
         << ",\"warnings\":" << json_array(report.warnings, quoted)
         << ",\"problems\":" << json_array(report.problems, json_refusal) << "}\n";
@@ -364,6 +404,11 @@ int run_status(Commands& commands, bool json) {
     // Which program runs which script layout: vfio-hook beside VFIO-Tools' dispatcher runs only its own.
     view.script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
     view.bindings = read_boot_bindings(host.paths);
+    for (const auto& gpu : view.report.gpus) {
+        view.resizable_bars[gpu.gpu.address.str()] = read_resizable_bars(host.paths, gpu.gpu.address);
+        for (const auto& companion : gpu.companions)
+            view.resizable_bars[companion.address.str()] = read_resizable_bars(host.paths, companion.address);
+    }
     add_chain_problems(view);
     if (json) {
         render_json(view, commands.out);

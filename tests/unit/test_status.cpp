@@ -250,8 +250,8 @@ BOOST_AUTO_TEST_CASE(status_json_has_exactly_the_documented_keys_of_schema_1) {
     host.process(4321, "obs", {"/dev/dri/card0"});
     auto run = host.run({"status", "--json"});
     JsonKeys json(run.out);
-    const std::set<std::string> device = {"address", "kind", "vendor_device", "driver", "iommu_group", "boot_vga",
-                                          "console", "power_state", "reset_methods"};
+    const std::set<std::string> device = {"address", "kind", "vendor_device", "driver", "vfio_device", "iommu_group",
+                                          "boot_vga", "console", "power_state", "reset_methods", "resizable_bars"};
     std::set<std::string> expected = {
         "schema", "ready", "unseen", "iommu", "iommu.enabled", "iommu.groups", "iommu.kernel_parameters",
         "vfio_pci_loaded", "hook", "hook.installed", "hook.path", "hook.version", "hook.other_copy",
@@ -261,7 +261,8 @@ BOOST_AUTO_TEST_CASE(status_json_has_exactly_the_documented_keys_of_schema_1) {
         "last_runs[].name", "last_runs[].operation", "last_runs[].result", "last_runs[].duration_ms",
         "last_runs[].finished", "blacklisted", "vfio_pci_ids", "persisted", "driverctl_overrides", "gpus",
         "gpus[].companions", "gpus[].vm", "gpus[].vms", "gpus[].could_be_taken", "gpus[].held_by",
-        "gpus[].held_by[].pid", "gpus[].held_by[].command", "gpus[].held_by[].node", "gpus[].blockers",
+        "gpus[].held_by[].pid", "gpus[].held_by[].command", "gpus[].held_by[].node", "gpus[].held_by[].unit",
+        "gpus[].held_by[].unit_kind", "gpus[].blockers",
         "gpus[].blockers[].address", "gpus[].blockers[].problem", "gpus[].blockers[].fix",
         "gpus[].kernel_log_problems", "consoles_given", "warnings", "problems", "problems[].address",
         "problems[].problem", "problems[].fix"};
@@ -289,6 +290,25 @@ BOOST_AUTO_TEST_CASE(status_json_has_exactly_the_documented_keys_of_schema_1) {
         std::string last = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
         BOOST_TEST(contains(documented, "*" + last + "*"), key << " is not in the man page's STATUS JSON");
     }
+}
+
+// Issue 26's fields: a GPU's resizable BARs, whether a VFIO driver owns it, and the systemd
+// unit behind each holder, so a script can say `systemctl stop` without parsing the fix.
+BOOST_AUTO_TEST_CASE(status_json_carries_resizable_bars_vfio_ownership_and_the_holders_unit) {
+    StatusDesktop host;
+    install_hook(host);
+    host.resizable_bar("0000:01:00.0", 0, 0x3f00, 8);  // 256 MB now; 256 MB .. 8 GB
+    host.process(777, "nvidia-persistenced", {"/dev/dri/card1"});
+    host.cgroup(777, "0::/system.slice/nvidia-persistenced.service\n");
+    auto run = host.run({"status", "--json"});
+    BOOST_TEST(contains(run.out, "\"resizable_bars\":[{\"bar\":0,\"size_mb\":256,\"sizes_mb\":[256,512,1024,2048,4096,8192]}]"),
+               run.out);
+    BOOST_TEST(contains(run.out, "\"vfio_device\":false"), run.out);
+    BOOST_TEST(contains(run.out, "\"pid\":777,\"command\":\"nvidia-persistenced\",\"node\":\"/dev/dri/card1\","
+                                 "\"unit\":\"nvidia-persistenced.service\",\"unit_kind\":\"system_service\""),
+               run.out);
+    BOOST_TEST(contains(run.out, "\"pid\":1234,\"command\":\"Xorg\",\"node\":\"/dev/dri/card0\",\"unit\":null,\"unit_kind\":null"),
+               run.out);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
