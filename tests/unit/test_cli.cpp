@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(status_is_not_ready_when_the_only_gpu_is_the_held_boot_disp
     BOOST_TEST(contains(status.out, "no GPU could be given to a VM now"), status.out);
     auto json = host.run({"status", "--json"});
     BOOST_TEST(contains(json.out, "\"could_be_taken\":false"), json.out);
-    BOOST_TEST(contains(json.out, "\"held_by\":[{\"pid\":1234,\"command\":\"Xorg\",\"node\":\"/dev/dri/card0\"}]"), json.out);
+    BOOST_TEST(contains(json.out, "\"held_by\":[{\"pid\":1234,\"command\":\"Xorg\",\"node\":\"/dev/dri/card0\",\"unit\":null,\"unit_kind\":null}]"), json.out);
 }
 
 BOOST_AUTO_TEST_CASE(status_is_ready_when_a_second_gpu_could_be_taken) {
