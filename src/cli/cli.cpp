@@ -16,6 +16,7 @@
 #include "core/edit_distance.hpp"
 #include "host/hook_slots.hpp"
 #include "host/log.hpp"
+#include "host/pci_names.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -301,7 +302,7 @@ int check_command(Commands& commands, const Given& given, CliEnvironment& enviro
         environment.err << "vfio-hook check: " << xml.error() << "\n";
         return 2;
     }
-    return run_check(commands, *xml, source);
+    return run_check(commands, *xml, source, given.json);
 }
 
 CLI::Option* address_option(CLI::App& command, Given& given, const char* meaning) {
@@ -329,6 +330,7 @@ void setup_check(CLI::App& command, Given& given) {
     command.add_option("file", given.file, "domain XML file (- for stdin)")->type_name("FILE");
     command.add_option("--domain", given.check_domain, "read the VM's definition from libvirt (virsh dumpxml)")
         ->type_name("NAME");
+    command.add_flag("--json", given.json, "machine-readable output (keys in vfio-hook(8))");
 }
 
 void setup_restore(CLI::App& command, Given& given) {
@@ -628,6 +630,7 @@ int admin_command(const Command& command, const Given& given, CliEnvironment& en
         return 2;
     }
     setup_logging(paths, {false, log_level(*settings)});
+    use_pci_names_under(paths);
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
     Commands commands{host, environment.out, environment.err, environment.virsh, given.uri};

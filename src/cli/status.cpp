@@ -131,7 +131,7 @@ std::string list_or_none(const std::set<std::string>& items) {
 }
 
 void render_device_row(const PciDevice& device, const std::string& indent, std::ostream& out) {
-    out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]"
+    out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]" << name_column(device)
         << "  driver " << device.driver.value_or("none")
         << (device.boot_vga ? "  boot_vga" : "")
         << (device.console.empty() ? "" : "  console: " + device.console)
