@@ -236,7 +236,8 @@ void render_json(const CheckReport& report, std::ostream& out) {
 
 }  // namespace
 
-int run_check(Commands& commands, const std::string& domain_xml, const std::string& source, bool json) {
+int run_check(Commands& commands, const std::string& domain_xml, const std::string& source, bool json,
+              const std::string& config_problem) {
     auto parsed = parse_domain_xml_for_dry_run(domain_xml);
     if (!parsed) {
         commands.err << "vfio-hook check: " << source << ": " << parsed.error() << "\n";
@@ -245,6 +246,14 @@ int run_check(Commands& commands, const std::string& domain_xml, const std::stri
     Host& host = commands.host;
     CheckReport report{parsed->domain, parsed->uuid_given, {}, {}, {}, {}, parsed->domain.warnings, {}, {}};
     const Domain& domain = report.domain;
+    // As the hook does (cli.cpp): a config it cannot read refuses only a VM with host devices.
+    if (!config_problem.empty() && !domain.pci_devices.empty()) {
+        report.refusals.push_back({std::nullopt, config_problem,
+                                   "fix the config file: the hook refuses to start a VM with host PCI devices "
+                                   "until it reads"});
+    } else if (!config_problem.empty()) {
+        report.warnings.push_back(config_problem + "; a VM without host PCI devices starts all the same");
+    }
     // 1. The hook.d prepare scripts, which run before anything else (listed, never run).
     find_prepare_scripts(host, report);
     if (!domain.pci_devices.empty()) {

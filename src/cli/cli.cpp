@@ -27,6 +27,14 @@ std::filesystem::path default_config(const HostPaths& paths) {
     return paths.root / "etc/vfio-hook/vfio-hook.conf";
 }
 
+// What the command line says, over `settings`.
+Expected<Settings> with_overrides(Settings settings, const std::map<std::string, std::string>& overrides) {
+    for (const auto& [key, value] : overrides) {
+        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
+    }
+    return settings;
+}
+
 // Defaults, then the config file (if there is one), then what the command line says.
 Expected<Settings> load_settings(const std::filesystem::path& config, bool config_required,
                                  const std::map<std::string, std::string>& overrides) {
@@ -39,10 +47,7 @@ Expected<Settings> load_settings(const std::filesystem::path& config, bool confi
         if (!parsed) return Error{parsed.error()};
         settings = *parsed;
     }
-    for (const auto& [key, value] : overrides) {
-        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
-    }
-    return settings;
+    return with_overrides(settings, overrides);
 }
 
 spdlog::level::level_enum log_level(const Settings& settings) {
@@ -266,6 +271,9 @@ struct Given {
     std::string domain, key, value;      // set, get, assign, unassign
     bool force = false, headless = false, dry_run = false, restore_display = false;
     std::string help_topic;  // for the help text: help_request() reads the topic before CLI11
+    // check: why the config file was not used (the defaults were), for the refusal the hook
+    // would give a VM with host devices; "" when it was fine.
+    std::string config_problem;
 };
 
 // The addresses the command was given, or its usage error (exit 2).
@@ -302,7 +310,7 @@ int check_command(Commands& commands, const Given& given, CliEnvironment& enviro
         environment.err << "vfio-hook check: " << xml.error() << "\n";
         return 2;
     }
-    return run_check(commands, *xml, source, given.json);
+    return run_check(commands, *xml, source, given.json, given.config_problem);
 }
 
 CLI::Option* address_option(CLI::App& command, Given& given, const char* meaning) {
@@ -621,10 +629,28 @@ int hook_command(const Given& given, const std::vector<std::string>& libvirt_wor
                                 environment);
 }
 
+// The commands that look and change nothing a VM start depends on, or that must work whatever
+// the config says: like the hook's release, they go on with the defaults when the config file
+// does not parse (and say so). check then reports what the hook would: a start it refuses only
+// for a VM with host devices.
+bool falls_back_to_defaults(std::string_view command) {
+    return command == "status" || command == "recover" || command == "check";
+}
+
 // An admin command: its settings, logging and kernel, then the command's own run.
 int admin_command(const Command& command, const Given& given, CliEnvironment& environment) {
     HostPaths paths{given.root};
     auto settings = load_settings(config_of(paths, given), !given.config_path.empty(), given.overrides);
+    Given with_defaults = given;
+    if (!settings && falls_back_to_defaults(command.name)) {
+        // The command line's options still count: only the file is left out.
+        auto defaults = with_overrides(Settings{}, given.overrides);
+        if (defaults) {
+            environment.err << "vfio-hook " << command.name << ": " << settings.error() << "; using the defaults\n";
+            with_defaults.config_problem = settings.error();
+            settings = defaults;
+        }
+    }
     if (!settings) {
         environment.err << "vfio-hook " << command.name << ": " << settings.error() << "\n";
         return 2;
@@ -634,7 +660,7 @@ int admin_command(const Command& command, const Given& given, CliEnvironment& en
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
     Commands commands{host, environment.out, environment.err, environment.virsh, given.uri};
-    return command.run(commands, given, environment);
+    return command.run(commands, with_defaults, environment);
 }
 
 }  // namespace

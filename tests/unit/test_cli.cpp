@@ -61,13 +61,38 @@ BOOST_AUTO_TEST_CASE(a_config_typo_never_blocks_a_vm_without_host_devices) {
     BOOST_TEST_REQUIRE(host.run({"restore", "0000:01:00.0"}).status == 0);
 }
 
+// Issue 24: status, recover and check go on with the defaults, as the hook's release does, and
+// say so; check refuses only what the hook would refuse: a VM with host devices.
+BOOST_AUTO_TEST_CASE(a_bad_config_never_blocks_status_recover_or_a_plain_vm_check) {
+    Desktop host;
+    fs::create_directories(host.root() / "etc/vfio-hook");
+    std::ofstream(host.root() / "etc/vfio-hook/vfio-hook.conf") << "write-deadline-ms = soon\n";
+    for (const char* command : {"status", "recover"}) {
+        auto run = host.run({command});
+        BOOST_TEST(run.status != 2, command << ": " << run.err);
+        BOOST_TEST(contains(run.err, "vfio-hook " + std::string(command) + ": "), run.err);
+        BOOST_TEST(contains(run.err, "vfio-hook.conf:1"), run.err);
+        BOOST_TEST(contains(run.err, "; using the defaults"), run.err);
+    }
+    auto plain = host.run({"check", "-"}, domain_xml("plain", uuid_b, {}));
+    BOOST_TEST(plain.status == 0, plain.out + plain.err);
+    BOOST_TEST(contains(plain.out, "a VM without host PCI devices starts all the same"), plain.out);
+    auto gpu = host.run({"check", "-"}, gpu_only);
+    BOOST_TEST(gpu.status == 1, gpu.out + gpu.err);
+    BOOST_TEST(contains(gpu.out, "refused: /"), gpu.out);
+    BOOST_TEST(contains(gpu.out, "vfio-hook.conf:1"), gpu.out);
+    // The commands that change the host stay strict.
+    BOOST_TEST(host.run({"bind", "0000:01:00.0"}).status == 2);
+}
+
 // 2.
 BOOST_AUTO_TEST_CASE(a_directory_where_a_file_belongs_is_one_line_and_exit_2) {
     Desktop host;
     auto check = host.run({"check", host.root().string()});
     BOOST_TEST(check.status == 2);
     BOOST_TEST(contains(check.err, "vfio-hook check: cannot read " + host.root().string() + ": Is a directory"), check.err);
-    auto config = host.run({"--config", host.root().string(), "status"});
+    // (bind: status, recover and check go on with the defaults, a_bad_config_never_blocks_…)
+    auto config = host.run({"--config", host.root().string(), "bind", "0000:01:00.0"});
     BOOST_TEST(config.status == 2);
     BOOST_TEST(contains(config.err, "Is a directory"), config.err);
     every_line_is_ours(check.err + config.err);
