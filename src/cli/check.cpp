@@ -11,6 +11,7 @@
 #include "core/script_clears.hpp"
 #include "host/console.hpp"
 #include "host/hook_slots.hpp"
+#include "host/log.hpp"
 #include "host/pci_names.hpp"
 #include "host/reset_check.hpp"
 #include "host/scripts.hpp"
@@ -72,6 +73,8 @@ void find_prepare_scripts(Host& host, CheckReport& report) {
     auto add = [&](const std::string& path, const std::string& run_by) {
         auto text = read_user_file(path, max_script_bytes);
         auto file_name = std::filesystem::path(path).filename().string();
+        logger().debug("check: prepare script {} (run by {}); its text {}", path, run_by,
+                       text ? "read" : "not readable (" + text.error() + "): judged by its name");
         report.scripts.push_back({shown_path(host.paths, path), run_by,
                                   what_script_clears(file_name, text ? *text : std::string())});
     };

@@ -308,7 +308,9 @@ int check_command(Commands& commands, const Given& given, CliEnvironment& enviro
     }
     if (!xml) {
         environment.err << "vfio-hook check: " << xml.error() << "\n";
-        return 2;
+        // No libvirt is a failure of the host, as for every command that asks it; a file that
+        // cannot be read, or a VM libvirt does not know, is bad input.
+        return libvirt_unreachable(xml.error()) ? 1 : 2;
     }
     return run_check(commands, *xml, source, given.json, given.config_problem);
 }

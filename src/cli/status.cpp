@@ -145,7 +145,7 @@ void render_table(const HostReport& report, const std::string& script_layouts, c
     std::string parameters;
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
     out << (parameters.empty() ? "  (no IOMMU kernel parameters)" : "  (kernel:" + parameters + ")") << "\n";
-    out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : "not loaded (vfio-hook loads it on demand)") << "\n";
+    out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : report.vfio_pci_loadable ? "not loaded (vfio-hook loads it on demand)" : "not loaded, and not installed") << "\n";
     out << "hook scripts: " << script_layouts << "\n";
     out << "blacklisted GPU drivers: " << list_or_none(report.holds.blacklisted)
         << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";

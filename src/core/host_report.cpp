@@ -85,13 +85,13 @@ HostReport assess_host(const HostFacts& facts) {
     report.group_count = facts.bus.groups.size();
     report.iommu_parameters = iommu_parameters(facts.cmdline);
     report.vfio_pci_present = facts.vfio_pci_present;
+    report.vfio_pci_loadable = facts.vfio_pci_loadable;
     report.holds = facts.holds;
     std::erase_if(report.holds.blacklisted, [](const std::string& name) { return !gpu_modules().count(name); });
     if (!facts.bus.iommu_enabled) {
         report.problems.push_back(
             {std::nullopt, "the IOMMU is off: /sys/kernel/iommu_groups is empty",
-             "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
-             "amd_iommu=on (AMD), plus iommu=pt"});
+             std::string(iommu_fix)});
     }
     if (!facts.vfio_pci_present && !facts.vfio_pci_loadable) {
         report.problems.push_back({std::nullopt, "the vfio-pci driver is neither loaded nor installed",
@@ -121,8 +121,9 @@ HostReport assess_host(const HostFacts& facts) {
             }
         }
         if (gpu.owner.empty() && facts.bus.iommu_enabled) {
-            // The very checks a prepare would make, for a VM that asks for this GPU alone.
-            Domain probe{"a VM", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
+            // The very checks a prepare would make, for a VM that asks for this GPU alone (no name:
+            // the fixes say `VM`).
+            Domain probe{"", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
                          {{address, false, "hostdev"}}, {}, {}};
             const std::string owner = "status";
             std::vector<KernelLogLine> no_log;  // log lines are reported on their own below

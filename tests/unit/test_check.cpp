@@ -155,10 +155,73 @@ BOOST_AUTO_TEST_CASE(check_json_keeps_its_documented_keys) {
         "3:from", "3:group", "3:requested", "3:already_on_vfio", "3:reset_methods", "1:kept", "1:console_steps",
         "3:gpu", "3:step", "1:warnings", "1:refusals", "3:problem", "3:fix"};
     BOOST_TEST(first_of_each == expected, run.out);
+    // Each key is documented in the man page (check --json).
+    std::ifstream stream(std::string(VFIO_HOOK_SOURCE_DIR) + "/man/vfio-hook.8.scd");
+    std::string man(std::istreambuf_iterator<char>(stream), {});
+    for (const auto& key : expected) {
+        auto name = key.substr(key.find(':') + 1);
+        BOOST_TEST(contains(man, "*" + name + "*"), "the man page does not document check --json's key " << name);
+    }
     BOOST_TEST(contains(run.out, "{\"schema\":1,"), run.out);
     BOOST_TEST(contains(run.out, "\"ready\":false"), run.out);
     BOOST_TEST(contains(run.out, "\"stops\":[\"display-manager\"]"), run.out);
     BOOST_TEST(contains(run.out, "\"from\":\"nvidia\""), run.out);
     BOOST_TEST(!contains(run.out, "\"\""), run.out);  // null, never an empty string
 }
+// Issue 24, point 5: each fix can be run as printed.
+BOOST_AUTO_TEST_CASE(every_fix_names_the_real_vm_and_a_command_that_runs) {
+    FakeHost host;
+    host.gpu("0000:00:02.0", "i915", 2).boot_vga("0000:00:02.0");
+    host.gpu("0000:01:00.0", "nvidia", 14);
+    host.device("0000:02:00.0", 0x020000, "e1000e", 14, 0x8086, 0x10d3);  // another slot, same group
+    auto run = host.run({"check", "-"}, domain_xml("win 11", uuid_a, {"0000:01:00.0", "0000:00:02.0"}));
+    BOOST_TEST(run.status == 1, run.out + run.err);
+    BOOST_TEST(contains(run.out, "add it to the VM: `vfio-hook assign 'win 11' 0000:02:00.0`"), run.out);
+    BOOST_TEST(contains(run.out, "`vfio-hook set 'win 11' allow-boot-vga yes`"), run.out);
+    // status asks for no VM in particular: the word to replace is VM, never 'a VM'.
+    auto status = host.run({"status"});
+    BOOST_TEST(contains(status.out, "`vfio-hook set VM allow-boot-vga yes`"), status.out);
+    BOOST_TEST(!contains(status.out, "'a VM'"), status.out);
+    // bind has no VM: its own option, never 'manual bind'.
+    auto bind = host.run({"bind", "0000:00:02.0"});
+    BOOST_TEST(bind.status == 1);
+    BOOST_TEST(contains(bind.err, "`vfio-hook --allow-boot-vga bind 0000:00:02.0`"), bind.err);
+    BOOST_TEST(!contains(bind.err, "manual bind"), bind.err);
+}
+
+BOOST_AUTO_TEST_CASE(the_iommu_fix_gives_the_boot_loader_steps_and_no_amd_iommu_on) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14).no_iommu();
+    for (const auto& run : {host.run({"check", "-"}, gpu_only), host.run({"status"})}) {
+        BOOST_TEST(run.status == 1, run.out + run.err);
+        for (const char* step : {"intel_iommu=on", "/etc/default/grub", "`update-grub`", "/etc/kernel/cmdline",
+                                 "`kernel-install add $(uname -r) /boot/vmlinuz-$(uname -r)`", "AMD needs no parameter"})
+            BOOST_TEST(contains(run.out, step), step << " missing: " << run.out);
+        BOOST_TEST(!contains(run.out, "amd_iommu=on"), run.out);
+    }
+}
+
+// Issue 24, point 5: devices by name, as lspci shows them.
+BOOST_AUTO_TEST_CASE(devices_are_named_from_pci_ids_or_the_nvidia_model_line) {
+    FakeHost host;
+    host.gpu("0000:01:00.0", "nvidia", 14);
+    host.audio("0000:01:00.1", "snd_hda_intel", 14);
+    fs::create_directories(host.root() / "usr/share/hwdata");
+    std::ofstream(host.root() / "usr/share/hwdata/pci.ids")
+        << "# pci.ids\n1002  Advanced Micro Devices, Inc. [AMD/ATI]\n\t73bf  Navi 21\n"
+        << "10de  NVIDIA Corporation\n\t2684  AD102 [GeForce RTX 4090]\n\t\t1043 88e2  ROG Strix\n"
+        << "\t22ba  AD102 High Definition Audio Controller\n10df  Emulex Corporation\n";
+    auto check = host.run({"check", "-"}, gpu_only);
+    BOOST_TEST(contains(check.out, "(VGA controller, NVIDIA Corporation AD102 [GeForce RTX 4090], group 14)"), check.out);
+    BOOST_TEST(contains(check.out, "(audio device, NVIDIA Corporation AD102 High Definition Audio Controller, group 14)"),
+               check.out);
+    auto status = host.run({"status"});
+    BOOST_TEST(contains(status.out, "0000:01:00.0  VGA controller [10de:2684]  NVIDIA Corporation AD102 [GeForce RTX 4090]"),
+               status.out);
+    // The NVIDIA driver's own name for the card comes first.
+    host.nvidia_minor("0000:01:00.0", 0);
+    auto named = host.run({"check", "--json", "-"}, gpu_only);
+    BOOST_TEST(contains(named.out, "\"name\":\"NVIDIA GeForce RTX 4090\""), named.out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
