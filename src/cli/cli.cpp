@@ -18,6 +18,7 @@
 #include "host/hook_slots.hpp"
 #include "host/log.hpp"
 #include "host/visibility.hpp"
+#include "host/pci_names.hpp"
 
 namespace vfio_hook {
 namespace {
@@ -26,6 +27,14 @@ constexpr std::size_t max_config_bytes = 1 << 20;
 
 std::filesystem::path default_config(const HostPaths& paths) {
     return paths.root / "etc/vfio-hook/vfio-hook.conf";
+}
+
+// What the command line says, over `settings`.
+Expected<Settings> with_overrides(Settings settings, const std::map<std::string, std::string>& overrides) {
+    for (const auto& [key, value] : overrides) {
+        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
+    }
+    return settings;
 }
 
 // Defaults, then the config file (if there is one), then what the command line says.
@@ -40,10 +49,7 @@ Expected<Settings> load_settings(const std::filesystem::path& config, bool confi
         if (!parsed) return Error{parsed.error()};
         settings = *parsed;
     }
-    for (const auto& [key, value] : overrides) {
-        if (auto problem = apply_setting(settings, key, value)) return Error{"--" + key + " " + value + ": " + problem.message()};
-    }
-    return settings;
+    return with_overrides(settings, overrides);
 }
 
 spdlog::level::level_enum log_level(const Settings& settings) {
@@ -267,6 +273,9 @@ struct Given {
     std::string domain, key, value;      // set, get, assign, unassign
     bool force = false, headless = false, dry_run = false, restore_display = false;
     std::string help_topic;  // for the help text: help_request() reads the topic before CLI11
+    // check: why the config file was not used (the defaults were), for the refusal the hook
+    // would give a VM with host devices; "" when it was fine.
+    std::string config_problem;
 };
 
 // The addresses the command was given, or its usage error (exit 2).
@@ -301,9 +310,11 @@ int check_command(Commands& commands, const Given& given, CliEnvironment& enviro
     }
     if (!xml) {
         environment.err << "vfio-hook check: " << xml.error() << "\n";
-        return 2;
+        // No libvirt is a failure of the host, as for every command that asks it; a file that
+        // cannot be read, or a VM libvirt does not know, is bad input.
+        return libvirt_unreachable(xml.error()) ? 1 : 2;
     }
-    return run_check(commands, *xml, source);
+    return run_check(commands, *xml, source, given.json, given.config_problem);
 }
 
 CLI::Option* address_option(CLI::App& command, Given& given, const char* meaning) {
@@ -331,6 +342,7 @@ void setup_check(CLI::App& command, Given& given) {
     command.add_option("file", given.file, "domain XML file (- for stdin)")->type_name("FILE");
     command.add_option("--domain", given.check_domain, "read the VM's definition from libvirt (virsh dumpxml)")
         ->type_name("NAME");
+    command.add_flag("--json", given.json, "machine-readable output (keys in vfio-hook(8))");
 }
 
 void setup_restore(CLI::App& command, Given& given) {
@@ -629,6 +641,14 @@ bool changes_host(const std::string& name, const Given& given) {
     return changing.count(name) > 0 && !given.dry_run;
 }
 
+// The commands that look and change nothing a VM start depends on, or that must work whatever
+// the config says: like the hook's release, they go on with the defaults when the config file
+// does not parse (and say so). check then reports what the hook would: a start it refuses only
+// for a VM with host devices.
+bool falls_back_to_defaults(std::string_view command) {
+    return command == "status" || command == "recover" || command == "check";
+}
+
 // An admin command: its settings, logging and kernel, then the command's own run.
 int admin_command(const Command& command, const Given& given, CliEnvironment& environment) {
     HostPaths paths{given.root};
@@ -639,15 +659,26 @@ int admin_command(const Command& command, const Given& given, CliEnvironment& en
         }
     }
     auto settings = load_settings(config_of(paths, given), !given.config_path.empty(), given.overrides);
+    Given with_defaults = given;
+    if (!settings && falls_back_to_defaults(command.name)) {
+        // The command line's options still count: only the file is left out.
+        auto defaults = with_overrides(Settings{}, given.overrides);
+        if (defaults) {
+            environment.err << "vfio-hook " << command.name << ": " << settings.error() << "; using the defaults\n";
+            with_defaults.config_problem = settings.error();
+            settings = defaults;
+        }
+    }
     if (!settings) {
         environment.err << "vfio-hook " << command.name << ": " << settings.error() << "\n";
         return 2;
     }
     setup_logging(paths, {false, log_level(*settings)});
+    use_pci_names_under(paths);
     auto kernel = environment.make_kernel(*settings);
     Host host{paths, *kernel, *settings};
     Commands commands{host, environment.out, environment.err, environment.virsh, given.uri};
-    return command.run(commands, given, environment);
+    return command.run(commands, with_defaults, environment);
 }
 
 }  // namespace

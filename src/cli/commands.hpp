@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "host/hand_over.hpp"
+#include "host/pci_names.hpp"
 #include "host/virsh.hpp"
 
 namespace vfio_hook {
@@ -49,7 +50,10 @@ struct Commands {
     std::string uri;
 };
 
-int run_check(Commands& commands, const std::string& domain_xml, const std::string& source);
+// `config_problem`: why the config file was left out for the defaults ("" when it was used); the
+// hook refuses to start a VM with host devices then, and so does check.
+int run_check(Commands& commands, const std::string& domain_xml, const std::string& source, bool json,
+              const std::string& config_problem = "");
 int run_status(Commands& commands, bool json);
 int run_bind(Commands& commands, const std::vector<PciAddress>& addresses);
 int run_restore(Commands& commands, const std::vector<PciAddress>& addresses, bool force);

@@ -234,7 +234,7 @@ std::string list_or_none(const std::set<std::string>& items) {
 }
 
 void render_device_row(const PciDevice& device, const std::string& indent, std::ostream& out) {
-    out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]"
+    out << indent << device.address.str() << "  " << device.kind() << " [" << device.vendor_device() << "]" << name_column(device)
         << "  driver " << device.driver.value_or("none")
         << (device.boot_vga ? "  boot_vga" : "")
         << (device.console.empty() ? "" : "  console: " + device.console)
@@ -320,7 +320,7 @@ void render_table(const StatusView& view, std::ostream& out) {
     std::string parameters;
     for (const auto& parameter : report.iommu_parameters) parameters += " " + parameter;
     out << (parameters.empty() ? "  (no IOMMU kernel parameters)" : "  (kernel:" + parameters + ")") << "\n";
-    out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : "not loaded (vfio-hook loads it on demand)") << "\n";
+    out << "vfio-pci:   " << (report.vfio_pci_present ? "loaded" : report.vfio_pci_loadable ? "not loaded (vfio-hook loads it on demand)" : "not loaded, and not installed") << "\n";
     render_chain(view, out);
     out << "blacklisted GPU drivers: " << list_or_none(report.holds.blacklisted)
         << "; vfio-pci.ids: " << list_or_none(report.holds.vfio_pci_ids) << "\n";

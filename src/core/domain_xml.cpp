@@ -59,7 +59,7 @@ Expected<DomainSettings> parse_settings(xmlNodePtr node) {
 
 class DomainReader {
 public:
-    enum class Scope { everything, identity };
+    enum class Scope { everything, identity, dry_run };
     DomainReader(std::string_view xml, Scope scope)
         : scope_(scope),
           reader_(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
@@ -147,6 +147,9 @@ private:
     Expected<Domain> finish() {
         if (!seen_root_) return Error{"domain XML is empty: expected a <domain> document"};
         auto uuid = DomainUuid::parse(uuid_text_);
+        // A hand-written definition before `virsh define` (libvirt adds the <uuid> then).
+        if (!uuid && scope_ == Scope::dry_run && uuid_text_.find_first_not_of(" \t\r\n") == std::string::npos)
+            uuid = DomainUuid::parse("00000000-0000-0000-0000-000000000000");
         if (!uuid) {
             return Error{"domain XML: <uuid> is missing or invalid ('" + uuid_text_.substr(0, 64) +
                          "')"};
@@ -280,6 +283,12 @@ bool surely_without_pci_hostdevs(std::string_view xml) {
 
 Expected<Domain> parse_domain_identity(std::string_view xml) {
     return parse_domain(xml, DomainReader::Scope::identity);
+}
+
+Expected<DryRunDomain> parse_domain_xml_for_dry_run(std::string_view xml) {
+    auto domain = parse_domain(xml, DomainReader::Scope::dry_run);
+    if (!domain) return Error{domain.error()};
+    return DryRunDomain{*domain, parse_domain_identity(xml).ok()};
 }
 
 }  // namespace vfio_hook

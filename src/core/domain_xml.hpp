@@ -72,6 +72,15 @@ Expected<Domain> parse_domain_xml(std::string_view xml);
 // --live`, a key from a newer version) would fail the full parse.
 Expected<Domain> parse_domain_identity(std::string_view xml);
 
+// For `check`, a dry run that may come before `virsh define`: a hand-written definition may
+// leave out <uuid> (libvirt adds one at define). Then the domain has the nil UUID and
+// `uuid_given` is false; an invalid <uuid> is still an error. The hook never takes this path.
+struct DryRunDomain {
+    Domain domain;
+    bool uuid_given = true;
+};
+Expected<DryRunDomain> parse_domain_xml_for_dry_run(std::string_view xml);
+
 // Without parsing: whether a whole domain document (ending in </domain>) can name no host PCI
 // device at all: no <interface type='hostdev'>, and every <hostdev> says a type other than pci
 // (a USB keyboard passed through is common). Anything it cannot tell counts as a PCI device.

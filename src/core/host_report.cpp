@@ -87,13 +87,13 @@ void assess_iommu_and_vfio(const HostFacts& facts, HostReport& report) {
     report.group_count = facts.bus.groups.size();
     report.iommu_parameters = iommu_parameters(facts.cmdline);
     report.vfio_pci_present = facts.vfio_pci_present;
+    report.vfio_pci_loadable = facts.vfio_pci_loadable;
     report.holds = facts.holds;
     std::erase_if(report.holds.blacklisted, [](const std::string& name) { return !gpu_modules().count(name); });
     if (!facts.bus.iommu_enabled) {
         report.problems.push_back(
             {std::nullopt, "the IOMMU is off: /sys/kernel/iommu_groups is empty",
-             "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
-             "amd_iommu=on (AMD), plus iommu=pt"});
+             std::string(iommu_fix)});
     }
     if (!facts.vfio_pci_present && !facts.vfio_pci_loadable) {
         report.problems.push_back({std::nullopt, "the vfio-pci driver is neither loaded nor installed",
@@ -132,9 +132,10 @@ std::vector<Holder> holders_of(const HostFacts& facts, const GpuReport& gpu) {
     return holders;
 }
 
-// The very checks a prepare would make, for a VM that asks for this GPU alone.
+// The very checks a prepare would make, for a VM that asks for this GPU alone (no name: the
+// fixes say `VM`).
 std::vector<Refusal> blockers_of(const HostFacts& facts, const PciAddress& address) {
-    Domain probe{"a VM", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
+    Domain probe{"", *DomainUuid::parse("00000000-0000-0000-0000-000000000000"),
                  {{address, false, "hostdev"}}, {}, {}};
     const std::string owner = "status";
     std::vector<KernelLogLine> no_log;  // log lines are reported on their own
@@ -156,7 +157,9 @@ void note_log_problems(const HostFacts& facts, GpuReport& gpu, HostReport& repor
 }
 
 GpuReport assess_gpu(const HostFacts& facts, const PciDevice& device, HostReport& report) {
-    GpuReport gpu{.gpu = device, .companions = companions_of(facts, device)};
+    GpuReport gpu;
+    gpu.gpu = device;
+    gpu.companions = companions_of(facts, device);
     for (const auto& record : facts.records) {
         if (record.find(device.address)) gpu.owner = record.owner_label();
     }

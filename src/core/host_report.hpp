@@ -50,6 +50,7 @@ struct HostReport {
     std::size_t group_count = 0;
     std::vector<std::string> iommu_parameters;
     bool vfio_pci_present = false;
+    bool vfio_pci_loadable = false;  // modprobe would find it: "loads it on demand" is true only then
     DriverHolds holds;
     std::vector<GpuReport> gpus;
     std::vector<std::string> consoles_given;  // "fbcon on vtcon1 is given to domain 'win11' (uuid …)"

@@ -41,6 +41,7 @@ struct PciDevice {
     std::map<std::string, std::uint64_t> node_numbers;
     std::string power_state;                // D0, D3hot, ... (empty when the kernel has no file)
     std::string reset_methods;              // "flr bus", empty when the device has no reset
+    std::string model;                      // the NVIDIA driver's "Model:" line ("" when it has none)
     std::vector<VirtualFunction> virtual_functions;  // SR-IOV VFs enabled on this function
     std::vector<std::string> unreadable;  // reads its driver did not answer in time ("FILE did not …")
     // `vfio-dev/vfioN` exists under it: any vfio_pci_core driver has it, vfio-pci or a variant

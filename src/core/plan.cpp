@@ -44,8 +44,7 @@ public:
                 {std::nullopt,
                  "the IOMMU is off: /sys/kernel/iommu_groups is empty, so no device can be given "
                  "to a VM",
-                 "enable VT-d/AMD-Vi in the firmware setup and boot with intel_iommu=on (Intel) or "
-                 "amd_iommu=on (AMD), plus iommu=pt"});
+                 std::string(iommu_fix)});
             // Every other problem too, so one fix-and-retry cycle shows them all.
             for (const auto& wanted : in_.domain.pci_devices) {
                 const PciDevice* device = in_.bus.find(wanted.address);
@@ -119,10 +118,13 @@ private:
                                                : "drives the host's console (" + device.console + ")";
             refuse(device.address,
                    via + what + ": giving it to the VM would take the host's console and screen",
-                   "give the VM the other GPU; for a single-GPU setup allow it for this VM with "
-                   "`vfio-hook set '" + in_.domain.name + "' allow-boot-vga yes` (that runs `virsh metadata '" +
-                       in_.domain.name + "' --uri " + std::string(metadata_namespace) +
-                       " --key vh --set '<vfio-hook><allow-boot-vga>yes</allow-boot-vga></vfio-hook>' --config`)");
+                   in_.owner == manual_owner
+                       ? "give it only if the host may lose its screen: `vfio-hook --allow-boot-vga bind " +
+                             device.address.str() + "`"
+                       : "give the VM the other GPU; for a single-GPU setup allow it for this VM with "
+                         "`vfio-hook set " + vm_word() + " allow-boot-vga yes` (that runs `virsh metadata " + vm_word() +
+                             " --uri " + std::string(metadata_namespace) +
+                             " --key vh --set '<vfio-hook><allow-boot-vga>yes</allow-boot-vga></vfio-hook>' --config`)");
             return;
         }
         const StateRecord* owner = owner_of(in_.records, device.address);
@@ -172,10 +174,10 @@ private:
                    "is the host's " + what + in_group +
                        ": the host needs it, and giving it to the VM would take it from the host",
                    in_.owner == manual_owner
-                       ? "`vfio-hook bind` never takes it; a VM may, with <allow-host-critical>" +
-                             device.address.str() + "</allow-host-critical> in its vfio-hook metadata"
+                       ? "`vfio-hook bind` never takes it; a VM may, once allowed with `vfio-hook set VM "
+                         "allow-host-critical " + device.address.str() + "` (VM: its name)"
                        : "move the card to a slot with its own IOMMU group; to give it away all the same, "
-                         "`vfio-hook set '" + in_.domain.name + "' allow-host-critical " + device.address.str() + "`");
+                         "`vfio-hook set " + vm_word() + " allow-host-critical " + device.address.str() + "`");
             return Verdict::refused;
         }
         if (!device.virtual_functions.empty()) {
@@ -197,8 +199,11 @@ private:
         refuse(device.address,
                "is " + a_what + in_group + (same_slot ? "" : " but in another slot") +
                    ", and the VM does not name it: passing the group would take it from the host",
-               "add it to the VM's definition if it should go too, or move the card to a slot with "
-               "its own IOMMU group");
+               in_.owner == manual_owner
+                   ? "bind it too if it should go (`vfio-hook bind " + device.address.str() +
+                         " ...`), or move the card to a slot with its own IOMMU group"
+                   : "if it should go too, add it to the VM: `vfio-hook assign " + vm_word() + " " +
+                         device.address.str() + "`; or move the card to a slot with its own IOMMU group");
         return Verdict::refused;
     }
 
@@ -284,6 +289,15 @@ private:
                         "the device may not come back after the VM stops; check the driver's "
                         "firmware package (dmesg | grep " + device.address.str() + ")"};
         (refuse_it ? plan_.refusals : plan_.warnings).push_back(problem);
+    }
+
+    // The VM as one shell word for a fix's command line: its name, quoted; `VM` for a plan made
+    // for no VM in particular (status asks what any VM would meet: an empty name).
+    std::string vm_word() const {
+        if (in_.domain.name.empty()) return "VM";
+        std::string quoted = "'";
+        for (char c : in_.domain.name) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return quoted + "'";
     }
 
     bool allow_boot_vga() const {

@@ -64,6 +64,14 @@ struct PrepareInput {
 
 PreparePlan plan_prepare(const PrepareInput& input);
 
+// The fix for an IOMMU that is off: the firmware, then the kernel parameter for each boot loader.
+// AMD's IOMMU is on by default once the firmware enables it (the kernel takes no amd_iommu=on).
+inline constexpr std::string_view iommu_fix =
+    "enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware setup; on Intel also boot with intel_iommu=on "
+    "(GRUB: add it to GRUB_CMDLINE_LINUX in /etc/default/grub, then `update-grub`; systemd-boot: add it to "
+    "/etc/kernel/cmdline, then `kernel-install add $(uname -r) /boot/vmlinuz-$(uname -r)`); AMD needs no "
+    "parameter; then reboot";
+
 struct Restore {
     PciAddress address;
     std::optional<DriverName> to;

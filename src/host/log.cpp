@@ -135,13 +135,17 @@ void setup_logging(const HostPaths& paths, const LogOptions& options) {
     std::error_code error;
     std::vector<spdlog::sink_ptr> sinks;
     journal.reset();
+    // Admin commands print their own results on stdout; their log would only repeat them, unless
+    // the person at the terminal asked for more (--log-level debug): then it is on stderr too,
+    // journal or not.
+    bool asked_for_more = !options.hook_mode && options.level <= spdlog::level::debug;
     if (std::filesystem::exists(paths.journald_socket(), error)) {
         journal = std::make_shared<JournaldSink>(paths.journald_socket().string());
         sinks.push_back(journal);
+        if (asked_for_more) sinks.push_back(std::make_shared<StderrSink>());
     } else {
         auto stderr_sink = std::make_shared<StderrSink>();
-        // Admin commands print their own results on stdout; their log would only repeat them.
-        if (!options.hook_mode) stderr_sink->set_level(spdlog::level::warn);
+        if (!options.hook_mode && !asked_for_more) stderr_sink->set_level(spdlog::level::warn);
         sinks.push_back(stderr_sink);
     }
     the_logger = std::make_shared<spdlog::logger>("vfio-hook", sinks.begin(), sinks.end());

@@ -65,6 +65,12 @@ std::optional<std::string> nvidia_node(const HostPaths& paths, KernelInterface& 
         device.unreadable.push_back(info_file.string() + " did not answer within " +
                                     std::to_string(kernel.deadline().count()) + " ms");
     const std::string& info = read.text;
+    // "Model:           NVIDIA GeForce RTX 4090": the name `status` and `check` show for it.
+    if (auto model = info.find("Model:"); model != std::string::npos) {
+        auto start = info.find_first_not_of(" \t", model + 6);
+        auto end = info.find('\n', model);
+        if (start != std::string::npos && start < end) device.model = info.substr(start, end == std::string::npos ? end : end - start);
+    }
     auto minor = info.find("Device Minor:");
     if (minor == std::string::npos) return std::nullopt;
     unsigned number = 0;

@@ -19,6 +19,14 @@ inline constexpr const char* default_libvirt_uri = "qemu:///system";
 // running, its stderr, or the deadline).
 Expected<std::string> run_virsh(const std::vector<std::string>& args, std::chrono::milliseconds deadline);
 
+// What every command says when no libvirt daemon answers on the URI, with one exit status (1)
+// wherever it happens: check --domain, assign, unassign, set, get, recover.
+inline constexpr std::string_view libvirt_unreachable_hint = "is libvirtd (or virtqemud) running?";
+// virsh's failure ("virsh failed: error: Failed to connect socket to …") in one line, with the
+// hint when libvirt could not be reached.
+std::string explain_virsh_failure(const std::string& why);
+bool libvirt_unreachable(const std::string& error);
+
 // How the commands reach virsh: run_virsh in production, a stand-in in tests.
 using Virsh = std::function<Expected<std::string>(const std::vector<std::string>& args)>;
 

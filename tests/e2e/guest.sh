@@ -1852,12 +1852,37 @@ single_gpu_cycle() { # DOMAIN RUNNING
     stop_dm_standin
 }
 
+# Issue 24: `check --domain` models the real start: with the display-manager stand-in holding
+# 00:02.0's card, the start is refused without a prepare script and possible with the script that
+# stops the display manager (its holder "cleared by hook.d script"), the console steps shown.
+single_gpu_check() { # DOMAIN SCRIPTS: "none" or "installed"
+    local out rc=0
+    start_dm_standin plain
+    out=$(timeout 60 vfio-hook check --domain "$1" 2>&1) || rc=$?
+    stop_dm_standin
+    echo "vfio-hook check --domain $1 ($2 hook.d scripts): exit $rc"
+    prefixed '  check | ' <<<"$out"
+    if [ "$2" = none ]; then
+        [ "$rc" = 1 ] && grep -q "would refuse to start" <<<"$out" && grep -q "is held open by pid" <<<"$out" ||
+            soft_fail "check --domain $1 without a prepare script did not refuse for the held card (exit $rc)"
+        return
+    fi
+    [ "$rc" = 0 ] && grep -qx "ready to start" <<<"$out" ||
+        soft_fail "check --domain $1 with its stop-display-manager script does not report the start as possible (exit $rc)"
+    grep -q "cleared by hook.d script $HOOKD/vm/$1/prepare/begin/10-stop-dm" <<<"$out" ||
+        soft_fail "check --domain $1 does not say the display manager's hold is cleared by its script"
+    grep -q "console $VGA: take fbcon on $VT" <<<"$out" ||
+        soft_fail "check --domain $1 does not show the console step (fbcon on $VT)"
+}
+
 sc_single_gpu() {
     expect_unchanged before
     single_gpu_premise
     fbcon_survives_fb0
     allow_boot_vga_with_set e2e-single
+    single_gpu_check e2e-single none
     install_dm_scripts e2e-single stops
+    single_gpu_check e2e-single installed
     single_gpu_cycle e2e-single "$VGA=vfio-pci $GPU=bochs-drm $AUD=snd_hda_intel $PB_HOME"
     rm -rf "$HOOKD/vm/e2e-single"
     boot_map

@@ -53,13 +53,96 @@ BOOST_AUTO_TEST_CASE(a_config_typo_never_blocks_a_vm_without_host_devices) {
     BOOST_TEST_REQUIRE(host.run({"restore", "0000:01:00.0"}).status == 0);
 }
 
+// Issue 24: status, recover and check go on with the defaults, as the hook's release does, and
+// say so; check refuses only what the hook would refuse: a VM with host devices.
+BOOST_AUTO_TEST_CASE(a_bad_config_never_blocks_status_recover_or_a_plain_vm_check) {
+    Desktop host;
+    fs::create_directories(host.root() / "etc/vfio-hook");
+    std::ofstream(host.root() / "etc/vfio-hook/vfio-hook.conf") << "write-deadline-ms = soon\n";
+    for (const char* command : {"status", "recover"}) {
+        auto run = host.run({command});
+        BOOST_TEST(run.status != 2, command << ": " << run.err);
+        BOOST_TEST(contains(run.err, "vfio-hook " + std::string(command) + ": "), run.err);
+        BOOST_TEST(contains(run.err, "vfio-hook.conf:1"), run.err);
+        BOOST_TEST(contains(run.err, "; using the defaults"), run.err);
+    }
+    auto plain = host.run({"check", "-"}, domain_xml("plain", uuid_b, {}));
+    BOOST_TEST(plain.status == 0, plain.out + plain.err);
+    BOOST_TEST(contains(plain.out, "a VM without host PCI devices starts all the same"), plain.out);
+    auto gpu = host.run({"check", "-"}, gpu_only);
+    BOOST_TEST(gpu.status == 1, gpu.out + gpu.err);
+    BOOST_TEST(contains(gpu.out, "refused: /"), gpu.out);
+    BOOST_TEST(contains(gpu.out, "vfio-hook.conf:1"), gpu.out);
+    // The commands that change the host stay strict.
+    BOOST_TEST(host.run({"bind", "0000:01:00.0"}).status == 2);
+}
+
+// Issue 24: no libvirt daemon gives every command that asks it the same exit status (1) and the
+// same question, whatever virsh command it ran.
+BOOST_AUTO_TEST_CASE(libvirt_unreachable_is_exit_1_with_the_same_question_everywhere) {
+    const std::string why = explain_virsh_failure(
+        "virsh failed: error: Failed to connect socket to '/var/run/libvirt/virtqemud-sock': No such file or directory");
+    BOOST_TEST(contains(why, "(is libvirtd (or virtqemud) running?)"), why);
+    BOOST_TEST(explain_virsh_failure("virsh failed: error: failed to get domain 'x'") ==
+               "virsh failed: error: failed to get domain 'x'");
+    Desktop host;
+    host.libvirt_active = Error{why};
+    for (const char* command : {"dumpxml", "dominfo", "metadata"}) host.virsh_answers[command] = {Error{why}, Error{why}};
+    BOOST_TEST_REQUIRE(host.run({"bind", "0000:01:00.0"}).status == 0);  // a record, so recover asks libvirt
+    for (const auto& args : std::vector<std::vector<std::string>>{{"check", "--domain", "win11"},
+                                                                   {"assign", "win11", "0000:01:00.0"},
+                                                                   {"unassign", "win11"},
+                                                                   {"set", "win11", "allow-boot-vga", "yes"},
+                                                                   {"get", "win11"}}) {
+        auto run = host.run(args);
+        BOOST_TEST(run.status == 1, args.front() << ": " << run.err);
+        BOOST_TEST(contains(run.err, "is libvirtd (or virtqemud) running?"), args.front() << ": " << run.err);
+    }
+    // A VM libvirt does not know is still bad input for check.
+    Desktop other;
+    BOOST_TEST(other.run({"check", "--domain", "nope"}).status == 2);
+}
+
+// Issue 24: --log-level debug shows on the terminal what the log says (here each move of a bind,
+// with its time), which an admin command otherwise leaves to the journal.
+BOOST_AUTO_TEST_CASE(log_level_debug_shows_more_on_the_terminal) {
+    Desktop quiet;
+    auto plain = quiet.run({"bind", "0000:01:00.0"});
+    BOOST_TEST(plain.status == 0, plain.err);
+    BOOST_TEST(!contains(plain.err, "→ vfio-pci in"), plain.err);
+    // (No journal here: the fake's journal socket is a plain file, whose failed sends reach
+    // stderr whatever the level says.)
+    Desktop verbose;
+    auto debug = verbose.run({"--log-level", "debug", "bind", "0000:01:00.0"});
+    BOOST_TEST(debug.status == 0, debug.err);
+    BOOST_TEST(contains(debug.err, "vfio-hook: 0000:01:00.0: nvidia → vfio-pci in"), debug.err);
+}
+
+// Issue 24: status says vfio-hook loads vfio-pci on demand only where modprobe would find it.
+BOOST_AUTO_TEST_CASE(status_says_loads_on_demand_only_when_vfio_pci_is_installed) {
+    Desktop host;
+    fs::remove_all(host.root() / "sys/bus/pci/drivers/vfio-pci");
+    auto missing = host.run({"status"});
+    BOOST_TEST(contains(missing.out, "the vfio-pci driver is neither loaded nor installed"), missing.out);
+    BOOST_TEST(!contains(missing.out, "loads it on demand"), missing.out);
+    fs::create_directories(host.root() / "proc/sys/kernel");
+    std::ofstream(host.root() / "proc/sys/kernel/osrelease") << "6.1.0-28-amd64\n";
+    fs::create_directories(host.root() / "lib/modules/6.1.0-28-amd64");
+    std::ofstream(host.root() / "lib/modules/6.1.0-28-amd64/modules.dep")
+        << "kernel/drivers/vfio/pci/vfio-pci.ko: kernel/drivers/vfio/pci/vfio-pci-core.ko\n";
+    auto installed = host.run({"status"});
+    BOOST_TEST(contains(installed.out, "not loaded (vfio-hook loads it on demand)"), installed.out);
+    BOOST_TEST(!contains(installed.out, "neither loaded nor installed"), installed.out);
+}
+
 // 2.
 BOOST_AUTO_TEST_CASE(a_directory_where_a_file_belongs_is_one_line_and_exit_2) {
     Desktop host;
     auto check = host.run({"check", host.root().string()});
     BOOST_TEST(check.status == 2);
     BOOST_TEST(contains(check.err, "vfio-hook check: cannot read " + host.root().string() + ": Is a directory"), check.err);
-    auto config = host.run({"--config", host.root().string(), "status"});
+    // (bind: status, recover and check go on with the defaults, a_bad_config_never_blocks_…)
+    auto config = host.run({"--config", host.root().string(), "bind", "0000:01:00.0"});
     BOOST_TEST(config.status == 2);
     BOOST_TEST(contains(config.err, "Is a directory"), config.err);
     every_line_is_ours(check.err + config.err);

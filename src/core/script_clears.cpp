@@ -1,0 +1,46 @@
+#include "core/script_clears.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+namespace vfio_hook {
+namespace {
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+bool mentions(std::string_view file_name, std::string_view text, std::initializer_list<std::string_view> words) {
+    std::string name = lower(file_name), body = lower(text);
+    return std::any_of(words.begin(), words.end(), [&](std::string_view word) {
+        return name.find(word) != std::string::npos || body.find(word) != std::string::npos;
+    });
+}
+
+}  // namespace
+
+std::vector<ScriptClears> what_script_clears(std::string_view file_name, std::string_view text) {
+    std::vector<ScriptClears> found;
+    // display-manager.service is the alias every display manager's unit installs (gdm, sddm,
+    // lightdm): what hook.d/stop-display-manager stops.
+    if (mentions(file_name, text, {"display-manager", "display manager", "display_manager"}))
+        found.push_back(ScriptClears::display_manager);
+    if (mentions(file_name, text, {"nvidia-persistenced"})) found.push_back(ScriptClears::nvidia_persistenced);
+    return found;
+}
+
+bool clears(ScriptClears what, const Holder& holder) {
+    switch (what) {
+        case ScriptClears::display_manager:
+            return holder.node.starts_with("/dev/dri/") || holder.node.starts_with("/dev/fb");
+        case ScriptClears::nvidia_persistenced:
+            // /proc/PID/comm keeps 15 characters: "nvidia-persiste".
+            return holder.command.starts_with("nvidia-persiste");
+    }
+    return false;
+}
+
+}  // namespace vfio_hook
