@@ -61,8 +61,11 @@ int run_set(Commands& commands, const std::string& domain, const std::string& ke
         commands.err << "vfio-hook set: " << settings.error() << "\n";
         return 1;
     }
-    // Checked on `probe` above, before anything was read: the same value cannot fail here.
-    (void)apply_domain_setting(*settings, key, value);
+    // Checked on `probe` above, before anything was read; said all the same should it ever differ.
+    if (auto problem = apply_domain_setting(*settings, key, value)) {
+        commands.err << "vfio-hook set: domain '" << domain << "': " << key << " " << value << ": " << problem.message() << "\n";
+        return 2;
+    }
     auto written = commands.virsh({"-c", commands.uri, "metadata", "--domain", domain, "--uri", std::string(metadata_namespace),
                                    "--key", "vh", "--set", serialize_settings(*settings), "--config"});
     if (!written) {
