@@ -88,12 +88,26 @@ std::string address_at(std::string_view message, std::size_t at) {
     return text;
 }
 
-// Every PCI address the message names, in lower case.
+// Every PCI address the message names, in lower case. The domain is every hex digit before the
+// bus's colon: the kernel prints it with %04x, so a VMD domain is 10000 and "0000:01:00.0" inside
+// "10000:01:00.0" is not named. A domain of more than four digits with a leading zero, or of more
+// than eight, is not one the kernel prints: nothing is named there.
 std::vector<std::string> named_addresses(std::string_view message) {
     std::vector<std::string> named;
     for (std::size_t at = 0; at < message.size(); ++at) {
         std::string address = address_at(message, at);
-        if (!address.empty()) named.push_back(address);
+        if (address.empty()) continue;
+        std::size_t start = at;
+        while (start > 0 && hex_digit(message[start - 1])) --start;
+        if (start == at) {
+            named.push_back(address);
+            continue;
+        }
+        std::size_t digits = at - start + 4;
+        if (digits > 8 || message[start] == '0') continue;
+        std::string longer;
+        for (std::size_t i = start; i < at; ++i) longer += folded(message[i]);
+        named.push_back(longer + address);
     }
     return named;
 }
@@ -126,14 +140,6 @@ struct Asked {
     PciAddress address;
     std::optional<DriverName> driver;
 };
-
-std::optional<PciAddress> first_full_address(std::string_view message) {
-    for (std::size_t i = 0; i + 12 <= message.size(); ++i) {
-        if (message[i + 4] != ':') continue;
-        if (auto address = PciAddress::parse(message.substr(i, 12))) return address;
-    }
-    return std::nullopt;
-}
 
 std::optional<DriverName> leading_word(std::string_view message) {
     auto colon = message.find(':');
@@ -224,7 +230,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t derived = 0;
     for (std::size_t i = 0; i < lines.size() && derived < 8; ++i) {
         const auto& line = lines[i];
-        auto address = first_full_address(line.message);
+        // The first address the rules say the line names (a longer domain included).
+        std::optional<PciAddress> address;
+        for (const auto& text : judged[i].named) {
+            if ((address = PciAddress::parse(text))) break;
+        }
         auto driver = leading_word(line.message);
         if (!address && !driver) continue;
         ++derived;
