@@ -13,8 +13,23 @@ std::string lower(std::string_view text) {
     return out;
 }
 
+// The script's text without its shell comments: a `#` that starts a word comments out the rest of
+// its line. A script that only speaks of the display manager ("# keeps running") stops nothing.
+std::string without_comments(std::string_view text) {
+    std::string out;
+    bool in_comment = false;
+    for (std::size_t at = 0; at < text.size(); ++at) {
+        char c = text[at];
+        if (c == '\n') in_comment = false;
+        else if (c == '#' && (at == 0 || std::isspace(static_cast<unsigned char>(text[at - 1])) || text[at - 1] == ';'))
+            in_comment = true;
+        if (!in_comment) out += c;
+    }
+    return out;
+}
+
 bool mentions(std::string_view file_name, std::string_view text, std::initializer_list<std::string_view> words) {
-    std::string name = lower(file_name), body = lower(text);
+    std::string name = lower(file_name), body = lower(without_comments(text));
     return std::any_of(words.begin(), words.end(), [&](std::string_view word) {
         return name.find(word) != std::string::npos || body.find(word) != std::string::npos;
     });
