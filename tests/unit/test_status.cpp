@@ -311,6 +311,19 @@ BOOST_AUTO_TEST_CASE(status_json_carries_resizable_bars_vfio_ownership_and_the_h
                run.out);
 }
 
+// Reading `resourceN_resize` resumes a device the kernel has in D3cold (pci-sysfs.c
+// __resource_resize_show -> pci_config_pm_runtime_get): status, which only looks, must not wake
+// a laptop's sleeping dGPU (nor hang on one that does not come back). Its BARs are listed, their
+// sizes_mb null: not read; the current size comes from `resource`, which wakes nothing.
+BOOST_AUTO_TEST_CASE(status_does_not_wake_a_gpu_asleep_in_d3cold_to_read_its_bar_sizes) {
+    StatusDesktop host;
+    install_hook(host);
+    host.resizable_bar("0000:01:00.0", 0, 0x3f00, 8);
+    std::ofstream(host.root() / "sys/bus/pci/devices/0000:01:00.0/power_state", std::ios::trunc) << "D3cold\n";
+    auto run = host.run({"status", "--json"});
+    BOOST_TEST(contains(run.out, "\"resizable_bars\":[{\"bar\":0,\"size_mb\":256,\"sizes_mb\":null}]"), run.out);
+}
+
 // /proc/PID/comm holds whatever bytes a process gave prctl(PR_SET_NAME): any user can name a
 // holder with bytes that are not UTF-8. JSON is UTF-8 (RFC 8259): a parser (python's json, jq)
 // rejects the whole document over one such byte, so status --json must stay valid.
