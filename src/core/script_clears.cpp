@@ -1,6 +1,7 @@
 #include "core/script_clears.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <string>
 
@@ -35,6 +36,15 @@ bool mentions(std::string_view file_name, std::string_view text, std::initialize
     });
 }
 
+// The units display-manager.service is an alias of (each display manager installs its own).
+bool is_display_manager(std::string_view unit) {
+    constexpr std::array<std::string_view, 13> units{
+        "display-manager.service", "gdm.service",  "gdm3.service",  "sddm.service", "lightdm.service",
+        "lxdm.service",            "xdm.service",  "slim.service",  "greetd.service", "ly.service",
+        "cosmic-greeter.service",  "entrance.service", "nodm.service"};
+    return std::find(units.begin(), units.end(), unit) != units.end();
+}
+
 }  // namespace
 
 std::vector<ScriptClears> what_script_clears(std::string_view file_name, std::string_view text) {
@@ -50,6 +60,10 @@ std::vector<ScriptClears> what_script_clears(std::string_view file_name, std::st
 bool clears(ScriptClears what, const Holder& holder) {
     switch (what) {
         case ScriptClears::display_manager:
+            // Its stop ends its own service and the sessions it started; another system
+            // service (ollama, a render daemon) keeps the node, and the start is refused.
+            if (holder.unit.kind == SystemdUnit::Kind::system_service && !is_display_manager(holder.unit.name))
+                return false;
             return holder.node.starts_with("/dev/dri/") || holder.node.starts_with("/dev/fb");
         case ScriptClears::nvidia_persistenced:
             // /proc/PID/comm keeps 15 characters: "nvidia-persiste".

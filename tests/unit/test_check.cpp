@@ -108,6 +108,20 @@ BOOST_AUTO_TEST_CASE(a_display_manager_named_only_in_a_comment_clears_nothing) {
     BOOST_TEST(contains(run.out, "refused: 0000:01:00.0: is held open by pid 1234 (Xorg)"), run.out);
 }
 
+// Stopping the display manager ends its X server and its sessions, not another system service:
+// ollama.service keeps the GPU's node open, stop-display-manager then waits and fails, and the
+// start is refused; check must say so rather than count it cleared.
+BOOST_AUTO_TEST_CASE(a_display_manager_stop_does_not_clear_another_services_holder) {
+    SingleGpu host;
+    host.stop_display_manager_script();
+    host.process(900, "ollama", {"/dev/dri/card0"}).cgroup(900, "0::/system.slice/ollama.service\n");
+    host.cgroup(1234, "0::/system.slice/gdm.service\n");  // the display manager's own X server
+    auto run = host.run({"--allow-boot-vga", "check", "-"}, gpu_only);
+    BOOST_TEST(run.status == 1, run.out);
+    BOOST_TEST(contains(run.out, "cleared 0000:01:00.0: pid 1234 (Xorg)"), run.out);
+    BOOST_TEST(contains(run.out, "refused: 0000:01:00.0: is held open by pid 900 (ollama)"), run.out);
+}
+
 BOOST_AUTO_TEST_CASE(the_console_steps_a_single_gpu_start_takes_are_shown) {
     SingleGpu host;
     host.stop_display_manager_script();
