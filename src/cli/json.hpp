@@ -7,7 +7,8 @@
 
 namespace vfio_hook {
 
-// A JSON string literal, quotes included, with control characters escaped.
+// A JSON string literal, quotes included, with control characters escaped and each byte that is
+// not UTF-8 as U+FFFD: the document stays valid JSON whatever bytes a name holds.
 std::string json_string(std::string_view text);
 
 template <typename Container, typename Render>

@@ -120,7 +120,7 @@ std::string json_resizable_bar(const ResizableBar& bar) {
     }
     return "{\"bar\":" + std::to_string(bar.bar) + ",\"size_mb\":" +
            (bar.current ? std::to_string(std::uint64_t{1} << *bar.current) : std::string("null")) +
-           ",\"sizes_mb\":" + json_array(sizes, [](const std::string& size) { return size; }) + "}";
+           ",\"sizes_mb\":" + (bar.sizes_read ? json_array(sizes, [](const std::string& size) { return size; }) : "null") + "}";
 }
 
 std::string json_unit_kind(SystemdUnit::Kind kind) {
@@ -405,9 +405,10 @@ int run_status(Commands& commands, bool json) {
     view.script_layouts = describe_script_layouts(read_main_hook(host.paths), installed_as(host.paths));
     view.bindings = read_boot_bindings(host.paths);
     for (const auto& gpu : view.report.gpus) {
-        view.resizable_bars[gpu.gpu.address.str()] = read_resizable_bars(host.paths, gpu.gpu.address);
+        // Only looking: a GPU asleep in D3cold stays asleep (its sizes unread).
+        view.resizable_bars[gpu.gpu.address.str()] = read_resizable_bars(host.paths, gpu.gpu.address, false);
         for (const auto& companion : gpu.companions)
-            view.resizable_bars[companion.address.str()] = read_resizable_bars(host.paths, companion.address);
+            view.resizable_bars[companion.address.str()] = read_resizable_bars(host.paths, companion.address, false);
     }
     add_chain_problems(view);
     if (json) {

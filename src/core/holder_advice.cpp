@@ -1,6 +1,8 @@
 #include "core/holder_advice.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <string_view>
 
 namespace vfio_hook {
@@ -8,6 +10,18 @@ namespace {
 
 // /proc/PID/comm is cut at 15 characters; these all fit.
 constexpr std::array<std::string_view, 7> wlroots_compositors{"sway", "labwc", "wayfire", "river", "cage", "dwl", "hikari"};
+
+// A unit name as one shell word: systemd keeps its escapes (`\x2d`) in the names a cgroup path
+// shows, and a shell would eat the backslash of a bare one. Plain names stay bare.
+std::string unit_word(const std::string& name) {
+    bool plain = std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' || c == '_' || c == '-' || c == ':';
+    });
+    if (plain && !name.empty()) return name;
+    std::string quoted = "'";
+    for (char c : name) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
 
 std::string by_path_card(const PciDevice& device) { return "/dev/dri/by-path/pci-" + device.address.str() + "-card"; }
 
@@ -63,13 +77,13 @@ std::string holder_fix(const Holder& holder, const PciDevice& device) {
     const SystemdUnit& unit = holder.unit;
     switch (unit.kind) {
         case SystemdUnit::Kind::system_service:
-            return "stop its service: `systemctl stop " + unit.name + "`, then start the VM again";
+            return "stop its service: `systemctl stop " + unit_word(unit.name) + "`, then start the VM again";
         case SystemdUnit::Kind::user_service:
             if (unit.user.empty())
                 return "stop its user service as uid " + std::to_string(unit.uid) + ": `systemctl --user stop " +
-                       unit.name + "`, then start the VM again";
+                       unit_word(unit.name) + "`, then start the VM again";
             return "stop its user service (user " + unit.user + ", uid " + std::to_string(unit.uid) +
-                   "): `systemctl --user -M " + unit.user + "@ stop " + unit.name + "`, then start the VM again";
+                   "): `systemctl --user -M " + unit_word(unit.user + "@") + " stop " + unit_word(unit.name) + "`, then start the VM again";
         case SystemdUnit::Kind::session:
             return "close that program, or log out of session " + unit.name + " (uid " + std::to_string(unit.uid) +
                    "; for the host's own display: stop the display manager), then start the VM again";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <set>
 #include <sstream>
 
@@ -86,6 +87,36 @@ bool MountTable::may_stat(std::string_view path) const {
         if (under) return mount.safe_to_stat;
     }
     return true;
+}
+
+std::optional<HiddenPids> proc_hides_pids(std::string_view mountinfo, std::string_view point) {
+    std::optional<HiddenPids> hidden;
+    std::istringstream lines{std::string(mountinfo)};
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::string id, parent, numbers, root, mount_point, options, word;
+        if (!(words >> id >> parent >> numbers >> root >> mount_point >> options)) continue;
+        while (words >> word && word != "-") {
+        }
+        std::string type, source, super_options;
+        if (word != "-" || !(words >> type >> source >> super_options)) continue;
+        if (type != "proc" || unescape(mount_point) != point) continue;
+        hidden.reset();  // the later line is the mount on top
+        HiddenPids found;
+        std::istringstream fields(super_options);
+        std::string option;
+        while (std::getline(fields, option, ',')) {
+            if (option.starts_with("hidepid=")) found.hidepid = option.substr(8);
+            unsigned gid = 0;
+            if (option.starts_with("gid=") &&
+                std::from_chars(option.data() + 4, option.data() + option.size(), gid).ec == std::errc{})
+                found.gid = gid;
+        }
+        const auto& value = found.hidepid;
+        if (value == "2" || value == "invisible" || value == "4" || value == "ptraceable") hidden = found;
+    }
+    return hidden;
 }
 
 }  // namespace vfio_hook

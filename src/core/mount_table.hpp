@@ -5,6 +5,7 @@
 // hang the hook, and libvirt with it. A character device can only have been opened on a mount
 // without nodev (fs/namei.c may_open_dev()), so such mounts need no stat at all.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,5 +28,15 @@ public:
 private:
     std::vector<Mount> mounts_;
 };
+
+// How the proc mount at `point` ("/proc") hides processes from a user without root: its
+// `hidepid=` when that lists only the processes one may ptrace or owns (2, invisible, 4,
+// ptraceable; fs/proc/root.c), with the `gid=` whose members still see all (nullopt if none).
+// nullopt when it hides none (no hidepid, 0, 1/noaccess: listed, their fds denied).
+struct HiddenPids {
+    std::string hidepid;            // as mountinfo shows it: "invisible", "2", "ptraceable"
+    std::optional<unsigned> gid;  // the proc mount's gid=, exempt from hidepid
+};
+std::optional<HiddenPids> proc_hides_pids(std::string_view mountinfo, std::string_view point);
 
 }  // namespace vfio_hook

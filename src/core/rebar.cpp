@@ -6,7 +6,9 @@
 namespace vfio_hook {
 namespace {
 
-constexpr unsigned max_bit = 47;  // 128 TB: the kernel's bitmap names sizes up to 2^47 MB
+// 128 TB = 2^27 MB: the capability's sizes are its bits 4 to 31 (PCI_REBAR_CAP_SIZES), the
+// kernel's bitmap those shifted down (bit 0 = 1 MB); no BAR can take a larger one.
+constexpr unsigned max_bit = 27;
 
 // "0x00000000e0000000" as the kernel prints `resource`; nullopt for anything else.
 std::optional<std::uint64_t> parse_hex(std::string_view text) {

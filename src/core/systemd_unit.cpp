@@ -1,5 +1,7 @@
 #include "core/systemd_unit.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 #include <vector>
@@ -57,6 +59,13 @@ SystemdUnit systemd_unit_of(std::string_view proc_cgroup) {
                 continue;
             }
         }
+        // systemd names units with these only (unit_name_is_valid()); a user may make a cgroup of
+        // another name in its delegated subtree, and that is no unit to name.
+        bool unit_like = std::all_of(part.begin(), part.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == ':' || c == '_' || c == '.' || c == '\\' ||
+                   c == '-' || c == '@';
+        });
+        if (!unit_like) return unit;
         if (part.ends_with(".service")) {
             unit.kind = in_user_manager ? SystemdUnit::Kind::user_service : SystemdUnit::Kind::system_service;
             unit.name = std::string(part);

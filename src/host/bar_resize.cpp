@@ -1,6 +1,7 @@
 #include "host/bar_resize.hpp"
 
 #include <charconv>
+#include <filesystem>
 
 namespace vfio_hook {
 namespace {
@@ -39,8 +40,17 @@ std::string describe(const PciAddress& address, const BarResize& resize) {
            rebar_size_text(resize.to);
 }
 
-std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address) {
+std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address, bool may_wake) {
     std::vector<ResizableBar> bars;
+    // `power_state` is the kernel's cached state, and a stat of the file wakes nothing.
+    if (!may_wake && read_small_file(paths.pci_device(address) / "power_state") == "D3cold") {
+        std::error_code error;
+        for (unsigned bar = 0; bar < bar_count; ++bar) {
+            if (std::filesystem::exists(resize_file(paths, address, bar), error))
+                bars.push_back({bar, 0, current_bit(paths, address, bar), false});
+        }
+        return bars;
+    }
     for (unsigned bar = 0; bar < bar_count; ++bar) {
         if (auto bitmap = supported_sizes(paths, address, bar)) bars.push_back({bar, *bitmap, current_bit(paths, address, bar)});
     }

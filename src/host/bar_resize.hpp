@@ -24,11 +24,14 @@ struct ResizableBar {
     unsigned bar = 0;
     std::uint64_t supported = 0;        // resourceN_resize's bitmap: bit n = 2^n MB
     std::optional<unsigned> current;    // its size now as a bit, from `resource`; nullopt: unreadable
+    bool sizes_read = true;             // false: `supported` not read, the device sleeps in D3cold
 };
 
 // Each BAR of the device with a `resourceN_resize` file (none: no ReBAR capability, or a kernel
-// before 6.1). For `status` as well as the plan below.
-std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address);
+// before 6.1). For `status` as well as the plan below. Reading that file resumes a device the
+// kernel has in D3cold (pci_config_pm_runtime_get): with `may_wake` false (status, which only
+// looks) such a device's bitmaps are left unread.
+std::vector<ResizableBar> read_resizable_bars(const HostPaths& paths, const PciAddress& address, bool may_wake = true);
 
 struct BarResize {
     unsigned bar = 0;

@@ -132,6 +132,11 @@ public:
     Holder operator()(int pid, const std::string& node) {
         const std::filesystem::path dir = paths_.proc() / std::to_string(pid);
         std::string command = read_small_file(dir / "comm");
+        // Any process names itself (prctl PR_SET_NAME): its control bytes, escapes included, as '?'
+        // (as ps shows them), never to root's terminal or the journal as they are.
+        for (char& c : command) {
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        }
         Holder holder{pid, command.empty() ? "?" : command, node, {}};
         holder.unit = systemd_unit_of(read_text_file(dir / "cgroup", 64 << 10));
         if (holder.unit.kind == SystemdUnit::Kind::user_service) {

@@ -4,10 +4,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
+
+#include "core/mount_table.hpp"
 
 namespace vfio_hook {
 namespace fs = std::filesystem;
@@ -53,6 +57,24 @@ void survey_processes(const HostPaths& paths, Visibility& visibility) {
                                  on_host(paths, paths.proc() / "PID/fd"), std::strerror(last_error)});
 }
 
+// Under hidepid=invisible (2) or ptraceable (4) /proc lists only what this user owns or may
+// ptrace: the others' processes are absent, not denied, so no open above fails for them. Root
+// and the mount's gid= see them all.
+void survey_hidden_processes(const HostPaths& paths, Visibility& visibility) {
+    if (::geteuid() == 0) return;
+    std::string proc = on_host(paths, paths.proc());
+    auto hidden = proc_hides_pids(read_text_file(paths.proc() / "self/mountinfo", 4 << 20), proc);
+    if (!hidden) return;
+    if (hidden->gid) {
+        std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+        int count = ::getgroups(static_cast<int>(groups.size()), groups.data());
+        groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+        groups.push_back(::getegid());
+        if (std::find(groups.begin(), groups.end(), *hidden->gid) != groups.end()) return;
+    }
+    visibility.unseen.push_back({"the processes of other users", proc, "mounted hidepid=" + hidden->hidepid});
+}
+
 // `what` at `path` when opening it is denied; absent is not a gap (nothing recorded, no log).
 void survey_file(const HostPaths& paths, const fs::path& path, int flags, const std::string& what,
                  Visibility& visibility) {
@@ -78,6 +100,7 @@ std::string Visibility::summary() const {
 Visibility survey_visibility(const HostPaths& paths) {
     Visibility visibility;
     survey_processes(paths, visibility);
+    survey_hidden_processes(paths, visibility);
     survey_file(paths, paths.kmsg(), 0, "the kernel log", visibility);
     survey_file(paths, paths.records_dir(), O_DIRECTORY, "vfio-hook's records", visibility);
     return visibility;

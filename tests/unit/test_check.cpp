@@ -95,6 +95,33 @@ BOOST_AUTO_TEST_CASE(what_the_script_does_not_stop_is_still_a_refusal) {
     BOOST_TEST(contains(run.out, "would refuse to start"), run.out);
 }
 
+// A script that only speaks of the display manager in a comment stops nothing: the real start
+// meets Xorg on the GPU and refuses, so check must not call the host ready.
+BOOST_AUTO_TEST_CASE(a_display_manager_named_only_in_a_comment_clears_nothing) {
+    SingleGpu host;
+    host.script("etc/vfio-hook/hook.d/vm/win11/prepare/begin", "10-hugepages",
+                "# the display manager keeps running: this host has a second GPU for it\n"
+                "echo 4096 > /proc/sys/vm/nr_hugepages  # not the display-manager's business");
+    auto run = host.run({"--allow-boot-vga", "check", "-"}, gpu_only);
+    BOOST_TEST(run.status == 1, run.out);
+    BOOST_TEST(!contains(run.out, "cleared 0000:01:00.0"), run.out);
+    BOOST_TEST(contains(run.out, "refused: 0000:01:00.0: is held open by pid 1234 (Xorg)"), run.out);
+}
+
+// Stopping the display manager ends its X server and its sessions, not another system service:
+// ollama.service keeps the GPU's node open, stop-display-manager then waits and fails, and the
+// start is refused; check must say so rather than count it cleared.
+BOOST_AUTO_TEST_CASE(a_display_manager_stop_does_not_clear_another_services_holder) {
+    SingleGpu host;
+    host.stop_display_manager_script();
+    host.process(900, "ollama", {"/dev/dri/card0"}).cgroup(900, "0::/system.slice/ollama.service\n");
+    host.cgroup(1234, "0::/system.slice/gdm.service\n");  // the display manager's own X server
+    auto run = host.run({"--allow-boot-vga", "check", "-"}, gpu_only);
+    BOOST_TEST(run.status == 1, run.out);
+    BOOST_TEST(contains(run.out, "cleared 0000:01:00.0: pid 1234 (Xorg)"), run.out);
+    BOOST_TEST(contains(run.out, "refused: 0000:01:00.0: is held open by pid 900 (ollama)"), run.out);
+}
+
 BOOST_AUTO_TEST_CASE(the_console_steps_a_single_gpu_start_takes_are_shown) {
     SingleGpu host;
     host.stop_display_manager_script();

@@ -72,6 +72,42 @@ BOOST_AUTO_TEST_CASE(a_user_service_is_stopped_in_its_users_manager_named_by_use
     BOOST_TEST(contains(run.err, "as uid 1000: `systemctl --user stop ddcutil-brightness.service`"), run.err);
 }
 
+// A unit name keeps systemd's escapes (`\x2d` for a dash inside an instance or a slice's own
+// name) in its cgroup directory: printed bare, a shell turns `ollama@gpu\x2d1.service` into
+// `ollama@gpux2d1.service`, a unit that does not exist. The command must run as printed.
+BOOST_AUTO_TEST_CASE(a_unit_name_with_systemd_escapes_is_printed_as_one_shell_word) {
+    TwoGpus host;
+    host.process(812, "ollama", {"/dev/nvidia0"})
+        .cgroup(812, "0::/system.slice/system-ollama.slice/ollama@gpu\\x2d1.service\n");
+    auto run = host.prepare();
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(contains(run.err, "stop its service: `systemctl stop 'ollama@gpu\\x2d1.service'`"), run.err);
+    host.user(1000, "alice");
+    host.process(1500, "ddcutil", {"/dev/dri/card1"})
+        .cgroup(1500, "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-ddc\\x2dtool@1.service\n");
+    BOOST_TEST(contains(host.check().out, "`systemctl --user -M alice@ stop 'app-ddc\\x2dtool@1.service'`"), host.check().out);
+}
+
+// Any user names its own processes (prctl PR_SET_NAME) and, in its delegated user@ subtree, its
+// own cgroups: a holder's name with terminal escapes must not reach root's terminal or the
+// journal as they are (ps shows such bytes as '?'), and a cgroup directory whose name systemd
+// never gives a unit is no unit to tell root to stop.
+BOOST_AUTO_TEST_CASE(a_holders_own_name_and_cgroup_cannot_write_escapes_to_roots_terminal) {
+    TwoGpus host;
+    host.user(1000, "alice");
+    host.process(1500, "x\x1b]2;pwned\x07", {"/dev/dri/card1"})
+        .cgroup(1500, "0::/user.slice/user-1000.slice/user@1000.service/app.slice/\x1b[2J.service\n");
+    auto run = host.prepare();
+    BOOST_TEST(run.status == 1);
+    BOOST_TEST(run.err.find('\x1b') == std::string::npos, run.err);
+    BOOST_TEST(contains(run.err, "held open by pid 1500 (x?]2;pwned?) on /dev/dri/card1"), run.err);
+    BOOST_TEST(!contains(run.err, "systemctl"), run.err);
+    auto check = host.check();
+    BOOST_TEST(check.out.find('\x1b') == std::string::npos, check.out);
+    auto status = host.run({"status"});
+    BOOST_TEST(status.out.find('\x1b') == std::string::npos, status.out);
+}
+
 // A login session's scope is no unit to stop (stopping it ends the whole session): name the
 // session, never a systemctl command.
 BOOST_AUTO_TEST_CASE(a_program_in_a_login_session_names_the_session_not_a_unit) {

@@ -159,6 +159,19 @@ BOOST_AUTO_TEST_CASE(set_rebar_writes_the_vm_s_metadata_and_get_shows_it) {
     BOOST_TEST(contains(host.run({"get", "win11"}).out, "rebar = smallest\n"));
 }
 
+// The Resizable BAR capability lists 1 MB to 128 TB (its bits 4 to 31; the kernel's bitmap bits
+// 0 to 27): a larger size no BAR can take is bad input, refused at `set` and never written.
+BOOST_AUTO_TEST_CASE(set_rebar_refuses_a_size_above_what_the_capability_can_name) {
+    FakeHost host;
+    host.virsh_answers["metadata"] = {std::string("")};
+    BOOST_TEST(host.run({"set", "win11", "rebar", "128T"}).status == 0);
+    auto calls = host.virsh_calls.size();
+    auto bad = host.run({"set", "win11", "rebar", "256T"});
+    BOOST_TEST(bad.status == 2, bad.err);
+    BOOST_TEST(contains(bad.err, "at most 128T"), bad.err);
+    BOOST_TEST(host.virsh_calls.size() == calls);
+}
+
 BOOST_AUTO_TEST_CASE(sizes_read_as_the_kernel_counts_them) {
     BOOST_TEST(parse_rebar_setting("256M")->bit == 8u);
     BOOST_TEST(parse_rebar_setting("16GiB")->bit == 14u);

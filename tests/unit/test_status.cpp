@@ -311,4 +311,43 @@ BOOST_AUTO_TEST_CASE(status_json_carries_resizable_bars_vfio_ownership_and_the_h
                run.out);
 }
 
+// Reading `resourceN_resize` resumes a device the kernel has in D3cold (pci-sysfs.c
+// __resource_resize_show -> pci_config_pm_runtime_get): status, which only looks, must not wake
+// a laptop's sleeping dGPU (nor hang on one that does not come back). Its BARs are listed, their
+// sizes_mb null: not read; the current size comes from `resource`, which wakes nothing.
+BOOST_AUTO_TEST_CASE(status_does_not_wake_a_gpu_asleep_in_d3cold_to_read_its_bar_sizes) {
+    StatusDesktop host;
+    install_hook(host);
+    host.resizable_bar("0000:01:00.0", 0, 0x3f00, 8);
+    std::ofstream(host.root() / "sys/bus/pci/devices/0000:01:00.0/power_state", std::ios::trunc) << "D3cold\n";
+    auto run = host.run({"status", "--json"});
+    BOOST_TEST(contains(run.out, "\"resizable_bars\":[{\"bar\":0,\"size_mb\":256,\"sizes_mb\":null}]"), run.out);
+}
+
+// /proc/PID/comm holds whatever bytes a process gave prctl(PR_SET_NAME): any user can name a
+// holder with bytes that are not UTF-8. JSON is UTF-8 (RFC 8259): a parser (python's json, jq)
+// rejects the whole document over one such byte, so status --json must stay valid.
+BOOST_AUTO_TEST_CASE(status_json_stays_valid_utf8_whatever_bytes_a_holders_name_holds) {
+    StatusDesktop host;
+    install_hook(host);
+    host.process(666, "gpu\xff\xfe" "burn\xc3", {"/dev/dri/card1"});
+    host.process(667, "caf\xc3\xa9", {"/dev/dri/card1"});  // UTF-8 itself stays as it is
+    auto run = host.run({"status", "--json"});
+    auto valid_utf8 = [](const std::string& text) {
+        for (std::size_t at = 0; at < text.size();) {
+            auto byte = static_cast<unsigned char>(text[at]);
+            std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xe ? 3 : (byte >> 3) == 0x1e ? 4 : 0;
+            if (length == 0 || at + length > text.size()) return false;
+            for (std::size_t next = 1; next < length; ++next) {
+                if ((static_cast<unsigned char>(text[at + next]) >> 6) != 0x2) return false;
+            }
+            at += length;
+        }
+        return true;
+    };
+    BOOST_TEST(valid_utf8(run.out));
+    BOOST_TEST(contains(run.out, "\"pid\":666,\"command\":\"gpu\\ufffd\\ufffdburn\\ufffd\""), run.out);
+    BOOST_TEST(contains(run.out, "\"pid\":667,\"command\":\"caf\xc3\xa9\""), run.out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -114,6 +114,20 @@ BOOST_AUTO_TEST_CASE(a_variant_from_modules_alias_that_will_not_load_falls_back_
     BOOST_TEST(host.driver_of(gh200) == "vfio-pci");
 }
 
+// A variant whose module loads but whose driver will not take the device (its probe fails): the
+// start is refused, and the device is back on its host driver with nothing recorded.
+BOOST_AUTO_TEST_CASE(a_variant_that_refuses_the_device_rolls_the_start_back) {
+    GraceHopper host;
+    host.kernel().refuse_probe("nvgrace-gpu-vfio-pci");
+    std::string vm = domain_xml("gh200", uuid_a, {gh200});
+    auto prepare = host.hook("gh200", "prepare", "begin", vm);
+    BOOST_TEST(prepare.status == 1, prepare.err);
+    BOOST_TEST(contains(prepare.err, "did not bind to nvgrace-gpu-vfio-pci"), prepare.err);
+    BOOST_TEST(host.driver_of(gh200) == "nvidia");
+    BOOST_TEST(host.override_of(gh200) == "");
+    BOOST_TEST(host.records().empty());
+}
+
 // A give-back that fails puts the device back on the driver it had with the VM, its variant.
 BOOST_AUTO_TEST_CASE(a_failed_give_back_leaves_it_on_its_variant) {
     GraceHopper host;

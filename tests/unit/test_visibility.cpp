@@ -140,6 +140,34 @@ BOOST_AUTO_TEST_CASE(without_root_status_says_first_what_it_could_not_see_and_ne
     BOOST_TEST(contains(json.out, "\"unseen\":[{\"what\":\"the open files of 1 process\",\"path\":\"/proc/PID/fd\",\"why\":\"Permission denied\"}"), json.out);
 }
 
+// /proc mounted with hidepid=invisible (hidepid=2) lists only a user's own processes: the
+// others' holders are not denied but absent, so no fd open fails. Where the kernel log and the
+// records are open (dmesg_restrict=0, no record yet), that view is still a partial one.
+BOOST_AUTO_TEST_CASE(without_root_a_proc_that_hides_other_users_processes_is_a_partial_view) {
+    if (!is_root()) {
+        BOOST_TEST_MESSAGE("needs root to drop to nobody; skipped");
+        return;
+    }
+    VisibilityDesktop host;
+    host.close_as_the_kernel_does();
+    ::chmod((host.root() / "dev/kmsg").c_str(), 0644);
+    fs::remove_all(host.root() / "run/vfio-hook");
+    fs::remove_all(host.root() / "proc/1234");  // root's Xorg: not listed for nobody
+    fs::create_directories(host.root() / "proc/self");
+    std::ofstream(host.root() / "proc/self/mountinfo")
+        << "22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw,hidepid=invisible\n";
+    auto status = as_nobody(host, {"status"});
+    BOOST_TEST(status.status == 1, status.out << status.err);
+    BOOST_TEST(first_line(status.out) ==
+                   "partial view, needs root: could not see the processes of other users (/proc: mounted "
+                   "hidepid=invisible); run it with sudo, or as root",
+               status.out);
+    BOOST_TEST(!contains(status.out, "\nready\n"), status.out);
+    // Root sees every process whatever the mount says.
+    auto as_root = host.run({"status"});
+    BOOST_TEST(!contains(as_root.out, "partial view"), as_root.out);
+}
+
 BOOST_AUTO_TEST_CASE(without_root_check_of_a_vm_says_first_what_it_could_not_see_and_never_ready) {
     if (!is_root()) {
         BOOST_TEST_MESSAGE("needs root to drop to nobody; skipped");
