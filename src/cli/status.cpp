@@ -252,8 +252,11 @@ std::string hook_line(const HookInstalled& hook) {
 
 std::string libvirt_line(const LibvirtView& libvirt) {
     std::string daemon = libvirt.daemon.empty() ? "libvirt" : libvirt.daemon;
-    if (libvirt.unreachable)
-        return "not answering (" + *libvirt.unreachable + "); is libvirtd (or virtqemud) running?";
+    if (libvirt.unreachable) {
+        // virsh's own error already asks the question when it is a connection failure.
+        bool asks = libvirt.unreachable->find(libvirt_unreachable_hint) != std::string::npos;
+        return "not answering (" + *libvirt.unreachable + ")" + (asks ? "" : "; " + std::string(libvirt_unreachable_hint));
+    }
     return daemon + " answers, " + std::to_string(libvirt.domains.size()) + " VM(s) defined";
 }
 

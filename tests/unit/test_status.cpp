@@ -190,6 +190,12 @@ BOOST_AUTO_TEST_CASE(status_says_when_libvirt_does_not_answer_and_goes_on) {
                                     "hypervisor); is libvirtd (or virtqemud) running?\n"),
                status.out);
     BOOST_TEST(contains(status.out, "a VM could take it now"), status.out);
+    // virsh's connection failure already asks (virsh.cpp): asked once, not twice.
+    host.libvirt_active = vfio_hook::Error{"virsh failed: error: Failed to connect socket (is libvirtd (or virtqemud) running?)"};
+    auto asked = host.run({"status"});
+    auto first = asked.out.find("is libvirtd (or virtqemud) running?");
+    BOOST_TEST((first != std::string::npos && asked.out.find("is libvirtd (or virtqemud) running?", first + 1) == std::string::npos),
+               asked.out);
 }
 
 // A single-GPU host: the only GPU is the boot display, Xorg holds it. Not "add a second GPU"
