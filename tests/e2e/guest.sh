@@ -1647,6 +1647,7 @@ sc_readme_path() {
     fi
     reason=$(timeout 20 virsh domstate --reason "$README_DOM" 2>&1 | head -n 1)
     echo "$README_DOM stopped in $(since "$t0") s: $reason"
+    [ "$reason" = "shut off (shutdown)" ] || readme_fail "libvirt says '$reason', expected 'shut off (shutdown)'"
     wait_home "after \`$README_CMD\`" 10
     no_records "after \`$README_CMD\`" "$README_DOM"
     README_CMD=${README_SPANS[at_journal]}
