@@ -42,6 +42,7 @@ install-beside-dispatcher 420
 deb-package 420
 deb-upgrade-while-running 240
 assign-headless 240
+readme-path 420
 single-gpu 150
 single-gpu-console-comes-back 90
 single-gpu-dm-does-not-stop 90
@@ -1513,6 +1514,196 @@ sc_assign_headless() {
     pass # (fails with the first soft failure, if any)
 }
 
+# ---------------------------------------------------------------- the README's path
+# Issue 24: the README's "From install to a VM with the GPU" followed in order, its commands read
+# from README.md's code spans at run time (a README edit that breaks a command breaks this), run
+# as written but for the leading `sudo ` (root here) and NAME (e2e-readme: headless.xml renamed,
+# a VNC display, VGA video and ich9 sound, no hostdevs). 01:00.0 is the guest's GPU as written.
+README_SECTION='## From install to a VM with the GPU'
+README_DOM=e2e-readme
+README_SPANS=() # the section's code spans, in order
+readme_spans() {
+    local md=$E2E_INSTALL_SRC/README.md
+    [ -r "$md" ] || fail "cannot read $md"
+    mapfile -t README_SPANS < <(awk -v h="$README_SECTION" '$0 == h { on = 1; next } on && /^## / { exit } on' "$md" |
+        tr '\n' ' ' | grep -o '`[^`]*`' | tr -d '`')
+    [ "${#README_SPANS[@]}" -gt 0 ] || fail "README.md has no section '$README_SECTION' with code spans"
+}
+# readme_find REGEX: the index of the one span matching REGEX (README_AT), its text (README_CMD)
+README_AT='' README_CMD=''
+readme_find() {
+    local i found=()
+    for i in "${!README_SPANS[@]}"; do [[ ${README_SPANS[i]} =~ $1 ]] && found+=("$i"); done
+    [ "${#found[@]}" = 1 ] ||
+        fail "README's '$README_SECTION' shows ${#found[@]} code spans matching /$1/, expected one: $(printf '`%s` ' "${README_SPANS[@]}")"
+    README_AT=${found[0]} README_CMD=${README_SPANS[${found[0]}]}
+}
+# readme_run EXTRA-WORD...: run $README_CMD as written (no shell: words split on blanks, `sudo `
+# dropped, NAME replaced), the extra words after it; exit status in RC, output in OUT
+RC='' OUT=''
+readme_run() {
+    local words=() w argv=()
+    [[ $README_CMD != *[\;\|\&\$\<\>\'\"\(\)\\]* ]] || fail "README line \`$README_CMD\` is not a plain command"
+    read -ra words <<<"$README_CMD"
+    [ "${words[0]}" != sudo ] || words=("${words[@]:1}")
+    for w in "${words[@]}" "$@"; do argv+=("${w//NAME/$README_DOM}"); done
+    echo "README: \`$README_CMD\`$([ $# = 0 ] || printf ' + %s' "$*") -> ${argv[*]}"
+    RC=0
+    OUT=$(timeout 300 "${argv[@]}" 2>&1) || RC=$?
+    echo "  exit $RC"
+    prefixed '  | ' <<<"$OUT"
+}
+readme_fail() { fail "README line \`$README_CMD\`: $*"; }
+readme_hostdevs() { timeout 30 virsh dumpxml --inactive "$README_DOM" 2>&1 | hostdevs_in | sort | tr '\n' ' '; }
+
+sc_readme_path() {
+    local orig xml hd at_install at_status at_assign at_check at_start at_journal at_shutdown flag
+    local headless dryrun unassign mark t0 reason out
+    [ -n "${E2E_INSTALL_BUILD:-}" ] || fail "no build directory for install.sh: ${E2E_INSTALL_PROBLEM:-?}"
+    umask 022
+    expect_unchanged before
+    readme_spans
+    echo "README spans: $(printf '`%s` ' "${README_SPANS[@]}")"
+    # The commands the path runs, found before anything runs (one missing fails with its pattern)
+    readme_find '^(sudo )?\./install\.sh$'; at_install=$README_AT
+    readme_find '^sudo vfio-hook status$'; at_status=$README_AT
+    readme_find '^(sudo )?vfio-hook assign '; at_assign=$README_AT
+    readme_find '^--dry-run$'; dryrun=$README_CMD
+    readme_find '^--headless$'; headless=$README_CMD
+    readme_find '^(sudo )?vfio-hook unassign '; unassign=$README_AT
+    readme_find '^(sudo )?vfio-hook check '; at_check=$README_AT
+    readme_find '^(sudo )?virsh start '; at_start=$README_AT
+    readme_find '^(sudo )?journalctl '; at_journal=$README_AT
+    readme_find '^(sudo )?virsh shutdown '; at_shutdown=$README_AT
+    [ "$at_install" -lt "$at_status" ] && [ "$at_status" -lt "$at_assign" ] && [ "$at_assign" -lt "$at_check" ] &&
+        [ "$at_check" -lt "$at_start" ] && [ "$at_start" -lt "$at_journal" ] && [ "$at_journal" -lt "$at_shutdown" ] ||
+        fail "README's section no longer gives install, status, assign, check, virsh start, journalctl, virsh shutdown in that order"
+
+    # A machine without vfio-hook (as install-and-hook-d starts), and a VM with a display
+    rm -rf /etc/libvirt/hooks /usr/local/sbin/vfio-hook "$HOOKD"
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd"
+    sed "s|<name>e2e-headless</name>|<name>$README_DOM</name>|" "$DOMS/headless.xml" >/tmp/e2e.readme.xml
+    xml=$(timeout 30 virsh define /tmp/e2e.readme.xml 2>&1) || fail "virsh define $README_DOM: $(oneline "$xml")"
+    orig=$(timeout 30 virsh dumpxml --inactive "$README_DOM" 2>&1) || fail "virsh dumpxml $README_DOM: $(oneline "$orig")"
+    mark=$(log_mark)
+
+    # 1. install.sh, from the clone (the guest cannot build under TCG, and has no network: the
+    # harness's build directory and --no-deps are added)
+    README_CMD=${README_SPANS[at_install]}
+    T0=$(now_ms)
+    (cd "$E2E_INSTALL_SRC" && readme_run --builddir "$E2E_INSTALL_BUILD" --no-deps) >/tmp/e2e.readme.install 2>&1
+    cat /tmp/e2e.readme.install
+    echo "install.sh took $(since "$T0") s"
+    grep -qx '  exit 0' /tmp/e2e.readme.install || readme_fail "install.sh did not exit 0"
+    grep -qF "hook:       /etc/libvirt/hooks/qemu -> this vfio-hook " /tmp/e2e.readme.install ||
+        readme_fail "install.sh's closing vfio-hook status does not name the hook"
+    [ "$(readlink /etc/libvirt/hooks/qemu)" = /usr/local/sbin/vfio-hook ] ||
+        readme_fail "no hook after install.sh: $(ls -l /etc/libvirt/hooks/qemu 2>&1)"
+    README_CMD=${README_SPANS[at_status]}
+    readme_run
+    [ "$RC" = 0 ] || [ "$RC" = 1 ] || readme_fail "exit $RC (0 ready, 1 not ready)"
+    grep -qF "hook:       /etc/libvirt/hooks/qemu -> this vfio-hook " <<<"$OUT" || readme_fail "does not name the hook"
+    grep -qE '^libvirt:    (libvirtd|virtqemud) answers' <<<"$OUT" || readme_fail "does not report libvirt reachable"
+
+    # 2. assign: --dry-run changes nothing; then --headless puts the group in and the display out
+    README_CMD=${README_SPANS[at_assign]}
+    readme_run "$dryrun"
+    [ "$RC" = 0 ] || readme_fail "with $dryrun: exit $RC"
+    grep -q '^+.*<hostdev ' <<<"$OUT" || readme_fail "with $dryrun: the diff adds no hostdev"
+    hd=$(readme_hostdevs)
+    [ -z "$hd" ] || readme_fail "with $dryrun changed the definition: hostdevs [$hd]"
+    readme_run "$headless"
+    [ "$RC" = 0 ] || readme_fail "with $headless: exit $RC"
+    hd=$(readme_hostdevs)
+    [ "$hd" = "no $GPU no $AUD " ] || readme_fail "with $headless: hostdevs [$hd], expected managed='no' $GPU and $AUD"
+    xml=$(timeout 30 virsh dumpxml --inactive "$README_DOM" 2>&1)
+    ! grep -qE '<(graphics|video|sound)[ >]' <<<"$xml" || readme_fail "with $headless: the display is still there"
+    README_CMD=${README_SPANS[at_check]}
+    readme_run
+    [ "$RC" = 0 ] || readme_fail "exit $RC"
+    tail -n 1 <<<"$OUT" | grep -qx 'ready to start' || readme_fail "does not end with 'ready to start'"
+    for flag in "$GPU" "$AUD"; do
+        grep -qE "^  move  $flag .* -> vfio-pci" <<<"$OUT" || readme_fail "does not say it would move $flag to vfio-pci"
+    done
+    expect_unchanged "after check"
+
+    # 3. virsh start
+    README_CMD=${README_SPANS[at_start]}
+    readme_run
+    [ "$RC" = 0 ] || readme_fail "exit $RC"
+    active "$README_DOM" || readme_fail "$README_DOM is not running"
+    expect_vfio "after \`$README_CMD\`"
+
+    # 4. the log, then virsh shutdown (nothing boots in the VM, so nothing answers ACPI: QMP quit,
+    # as gpu-only-shutdown does) and the way back in the log
+    README_CMD=${README_SPANS[at_journal]}
+    readme_journal "$mark" "$GPU: bochs-drm → vfio-pci" "$AUD: snd_hda_intel → vfio-pci"
+    README_CMD=${README_SPANS[at_shutdown]}
+    t0=$(now_ms)
+    readme_run
+    [ "$RC" = 0 ] || readme_fail "exit $RC"
+    if ! wait_inactive "$README_DOM" 2; then
+        echo "ACPI shutdown not honoured in 2 s (nothing booted); QMP quit"
+        timeout 20 virsh qemu-monitor-command "$README_DOM" '{"execute":"quit"}' >/dev/null 2>&1
+        wait_inactive "$README_DOM" 20 || readme_fail "$README_DOM still running 20 s after QMP quit"
+    fi
+    reason=$(timeout 20 virsh domstate --reason "$README_DOM" 2>&1 | head -n 1)
+    echo "$README_DOM stopped in $(since "$t0") s: $reason"
+    [ "$reason" = "shut off (shutdown)" ] || readme_fail "libvirt says '$reason', expected 'shut off (shutdown)'"
+    wait_home "after \`$README_CMD\`" 10
+    no_records "after \`$README_CMD\`" "$README_DOM"
+    README_CMD=${README_SPANS[at_journal]}
+    readme_journal "$mark" "$GPU: vfio-pci → bochs-drm" "$AUD: vfio-pci → snd_hda_intel"
+
+    # unassign --restore-display: no hostdev, and the display and sound as before assign
+    README_CMD=${README_SPANS[unassign]}
+    readme_run
+    [ "$RC" = 0 ] || readme_fail "exit $RC"
+    hd=$(readme_hostdevs)
+    [ -z "$hd" ] || readme_fail "hostdevs left: $hd"
+    xml=$(timeout 30 virsh dumpxml --inactive "$README_DOM" 2>&1)
+    [ "$(display_in <<<"$xml")" = "$(display_in <<<"$orig")" ] ||
+        readme_fail "display and sound [$(oneline "$(display_in <<<"$xml")")], before assign [$(oneline "$(display_in <<<"$orig")")]"
+    # (libvirt's own additions stay: the pcie-root-ports it made for the hostdevs, a new address
+    # for the video device; see README.md, "What assign-headless shows")
+    echo "definition now vs. before assign:"
+    diff <(devices_of <<<"$orig") <(devices_of <<<"$xml") | prefixed '  | '
+
+    # leave the guest as the other scenarios expect it (the reset does it too on a failure)
+    timeout 30 virsh undefine "$README_DOM" >/dev/null 2>&1
+    out=$(cd / && timeout 120 "$E2E_INSTALL_SRC/install.sh" --uninstall 2>&1) ||
+        fail "install.sh --uninstall: $(oneline "$(tail -n 3 <<<"$out")")"
+    harness_hook
+    reload_libvirtd || fail "cannot send SIGHUP to libvirtd to give it the harness's hook back"
+    pass
+}
+# readme_journal MARK LINE...: the README's journalctl command as written; where the guest has no
+# journal (no journald runs here: the hook logs to stderr), the same lines from the hook's log
+# libvirt keeps ($COMMAND_LOG, since MARK)
+readme_journal() {
+    local mark=$1 want from
+    shift
+    if command -v journalctl >/dev/null; then
+        readme_run
+    else
+        RC=127 OUT="journalctl: command not found"
+        echo "README: \`$README_CMD\`: no journalctl in this guest"
+    fi
+    if grep -qF "$1" <<<"$OUT"; then
+        from="journalctl"
+    else
+        [ "$RC" = 0 ] || [ "$RC" = 1 ] || [ "$RC" = 127 ] || readme_fail "exit $RC"
+        grep -qiE 'no journal files|no entries|not found' <<<"$OUT" || readme_fail "shows neither the moves nor an empty journal"
+        from="the hook's log in $COMMAND_LOG (no journald in the guest)"
+        OUT=$(hook_log_since "$mark" | sed 's/^vfio-hook: //')
+        prefixed '  log| ' <<<"$OUT"
+    fi
+    for want in "$@"; do
+        grep -qF "$want" <<<"$OUT" || readme_fail "$from has no '$want'"
+    done
+    echo "  $from shows: $*"
+}
+
 # ---------------------------------------------------------------- single GPU: the host's console
 # fbcon draws the VTs on framebuffers: fb0 is 00:02.0's (bochs-drm), fb1 01:00.0's. The kernel
 # moves VTs between them by itself: when a framebuffer goes away while fbcon is bound, its VTs
@@ -2717,7 +2908,7 @@ main() {
     selected=$(for n in $(awk 'NF { print $1 }' <<<"$SCENARIOS"); do
         tr ' ' '\n' <<<"$selected" | grep -qx -- "$n" && echo "$n"
     done)
-    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"* | *" power-guard"*) : >"$COMMAND_LOG_WANTED" ;; esac
+    case " $(tr '\n' ' ' <<<"$selected")" in *" single-gpu"* | *" standin-"* | *" shutoff-reason"* | *" power-guard"* | *" readme-path"*) : >"$COMMAND_LOG_WANTED" ;; esac
     [ "$(cat "$SYS/$VGA/driver_override" 2>/dev/null)" != e2e-none ] || : >"$FWFB_MODE"
     SETUP_ERROR=
     if ! setup; then
