@@ -1876,6 +1876,9 @@ held() { # is 00:02.0's DRM card open anywhere?
     return 1
 }
 echo "$EPOCHREALTIME start: $(console)" >>"$NOTE"
+# What a real one runs first (hook.d/stop-display-manager); this guest has no systemd, so the
+# stand-in display manager is sent SIGTERM as systemd would. `check` knows the script by this line.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl stop display-manager.service; fi
 read -r pid <"$PIDS"
 kill -TERM "$pid"
 echo "sent SIGTERM to $pid"
