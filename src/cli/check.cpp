@@ -189,11 +189,9 @@ void render_text(const CheckReport& report, std::ostream& out) {
     out << (report.ready() ? "ready to start\n" : "would refuse to start\n");
 }
 
-std::string json_or_null(const std::optional<std::string>& text) { return text ? json_string(*text) : "null"; }
 
 std::string json_strings(const std::vector<std::string>& items) { return json_array(items, json_string); }
 
-std::string json_bool(bool value) { return value ? "true" : "false"; }
 
 // The keys are documented in man/vfio-hook.8 (check --json) and kept by a test.
 void render_json(const CheckReport& report, std::ostream& out) {

@@ -96,8 +96,6 @@ struct StatusView {
 
 // ------------------------------------------------------------------------------------------ JSON
 
-std::string json_or_null(const std::string& text) { return text.empty() ? "null" : json_string(text); }
-std::string json_bool(bool value) { return value ? "true" : "false"; }
 std::string quoted(const std::string& text) { return json_string(text); }
 
 std::vector<std::string> words_of(const std::string& text) {
